@@ -1,0 +1,405 @@
+//! The typed view of one issue record.
+//!
+//! This is what the semantics (ready, blocked, tree, stats) read. It is *not* what gets
+//! written back: the lossless layer keeps every line's original bytes and edits them in
+//! place, so fields this struct does not know survive untouched. Deserialization is
+//! tolerant of every variant bd and its ports ever wrote (see `docs/architecture.md`).
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// An RFC3339 timestamp that remembers the exact string it was read from, so output and
+/// rewrites can reproduce it byte for byte (bd wrote every precision and zone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timestamp {
+    pub raw: String,
+    pub at: DateTime<FixedOffset>,
+}
+
+impl Timestamp {
+    pub fn parse(raw: &str) -> Option<Timestamp> {
+        DateTime::parse_from_rfc3339(raw)
+            .ok()
+            .map(|at| Timestamp { raw: raw.to_string(), at })
+    }
+
+    /// Formats like Go's RFC3339Nano (trailing fractional zeros trimmed), in UTC.
+    pub fn from_utc(at: DateTime<chrono::Utc>) -> Timestamp {
+        let raw = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        Timestamp { raw, at: at.fixed_offset() }
+    }
+
+    /// Unix nanoseconds, as bd feeds into its hash ids.
+    pub fn unix_nanos(&self) -> i64 {
+        self.at.timestamp_nanos_opt().unwrap_or(i64::MAX)
+    }
+}
+
+impl PartialOrd for Timestamp {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Timestamp {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at.cmp(&other.at).then_with(|| self.raw.cmp(&other.raw))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.raw)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Timestamp::parse(&raw)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid RFC3339 timestamp {raw:?}")))
+    }
+}
+
+/// How a status behaves, whatever its spelling. Custom statuses are kept verbatim in
+/// [`Issue::status`]; this is only the category the semantics need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusKind {
+    Open,
+    InProgress,
+    Blocked,
+    Deferred,
+    /// `closed`, and the spellings other writers used for it (`done`, `completed`).
+    Closed,
+    Pinned,
+    Hooked,
+    Tombstone,
+    Custom,
+}
+
+impl StatusKind {
+    pub fn of(status: &str) -> StatusKind {
+        match status {
+            "" | "open" => StatusKind::Open,
+            "in_progress" => StatusKind::InProgress,
+            "blocked" => StatusKind::Blocked,
+            "deferred" => StatusKind::Deferred,
+            "closed" | "done" | "completed" => StatusKind::Closed,
+            "pinned" => StatusKind::Pinned,
+            "hooked" => StatusKind::Hooked,
+            "tombstone" => StatusKind::Tombstone,
+            _ => StatusKind::Custom,
+        }
+    }
+}
+
+/// Dependency types with meaning for readiness. Everything else is a soft link, kept as
+/// written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DepKind {
+    Blocks,
+    /// The issue is a child of the target.
+    ParentChild,
+    ConditionalBlocks,
+    WaitsFor,
+    /// `related`, `discovered-from`, `relates-to`, `duplicates`, `supersedes`,
+    /// `replies-to`, and any custom string.
+    Soft,
+}
+
+impl DepKind {
+    pub fn of(dep_type: &str) -> DepKind {
+        match dep_type {
+            "" | "blocks" => DepKind::Blocks,
+            "parent-child" | "parent_child" => DepKind::ParentChild,
+            "conditional-blocks" => DepKind::ConditionalBlocks,
+            "waits-for" => DepKind::WaitsFor,
+            _ => DepKind::Soft,
+        }
+    }
+
+    pub fn affects_ready(self) -> bool {
+        !matches!(self, DepKind::Soft)
+    }
+}
+
+/// Canonical spelling of a dependency type as classic bd writes it.
+pub fn canonical_dep_type(dep_type: &str) -> &str {
+    match dep_type {
+        "" => "blocks",
+        "parent_child" => "parent-child",
+        other => other,
+    }
+}
+
+/// One outgoing edge: this issue depends on `depends_on_id`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Dependency {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub issue_id: String,
+    pub depends_on_id: String,
+    #[serde(rename = "type", default)]
+    pub dep_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// A JSON string in bd (`"{}"`), sometimes an object in other writers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}
+
+impl Dependency {
+    pub fn kind(&self) -> DepKind {
+        DepKind::of(&self.dep_type)
+    }
+
+    /// The `waits-for` gate: `true` for `any-children`, `false` for `all-children`
+    /// (the default).
+    pub fn waits_for_any(&self) -> bool {
+        let gate = match &self.metadata {
+            Some(serde_json::Value::String(s)) => serde_json::from_str::<serde_json::Value>(s)
+                .ok()
+                .and_then(|v| v.get("gate").and_then(|g| g.as_str()).map(str::to_string)),
+            Some(v) => v.get("gate").and_then(|g| g.as_str()).map(str::to_string),
+            None => None,
+        };
+        gate.as_deref() == Some("any-children")
+    }
+}
+
+/// A comment id: an integer in classic bd, a UUID string in bd v1. Output always renders
+/// it as a string (what bd's JSON consumers expect); rewrites keep the original form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CommentId {
+    Int(i64),
+    Str(String),
+}
+
+impl std::fmt::Display for CommentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommentId::Int(n) => write!(f, "{n}"),
+            CommentId::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CommentId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Str(String),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Int(n) => CommentId::Int(n),
+            Raw::Str(s) => CommentId::Str(s),
+        })
+    }
+}
+
+impl Serialize for CommentId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Comment {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<CommentId>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub issue_id: String,
+    #[serde(default)]
+    pub author: String,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+}
+
+/// Issue types that are infrastructure, never offered as ready work.
+pub const NON_WORK_TYPES: &[&str] = &[
+    "merge-request",
+    "gate",
+    "molecule",
+    "message",
+    "agent",
+    "role",
+    "rig",
+];
+
+/// The typed view of an issue line. Field names and meanings are bd's `types.Issue`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct Issue {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub design: String,
+    pub acceptance_criteria: String,
+    pub notes: String,
+    /// As written; empty means `open`. See [`Issue::status_kind`].
+    pub status: String,
+    /// 0 (critical) to 4 (backlog); bd's default 2 when absent.
+    #[serde(deserialize_with = "de_priority", default = "default_priority")]
+    pub priority: i64,
+    /// As written; empty means `task`. See [`Issue::issue_type`].
+    #[serde(rename = "issue_type")]
+    pub issue_type_raw: String,
+    pub assignee: String,
+    pub owner: String,
+    #[serde(alias = "created")]
+    pub created_at: Option<Timestamp>,
+    pub created_by: String,
+    #[serde(alias = "updated")]
+    pub updated_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub closed_at: Option<Timestamp>,
+    pub close_reason: String,
+    pub due_at: Option<Timestamp>,
+    pub defer_until: Option<Timestamp>,
+    pub external_ref: String,
+    pub estimated_minutes: Option<i64>,
+    pub labels: Vec<String>,
+    pub dependencies: Vec<Dependency>,
+    pub comments: Vec<Comment>,
+    pub pinned: bool,
+    #[serde(alias = "wisp")]
+    pub ephemeral: bool,
+    pub is_template: bool,
+    /// Arbitrary JSON, kept verbatim.
+    pub metadata: Option<serde_json::Value>,
+    /// Gate timeout: a Go duration, integer nanoseconds.
+    pub timeout: Option<i64>,
+    pub await_type: String,
+    pub await_id: String,
+    /// `_type` of bd v1 exports (`issue`); other record kinds never become an `Issue`.
+    #[serde(rename = "_type")]
+    pub record_type: Option<String>,
+}
+
+fn default_priority() -> i64 {
+    2
+}
+
+fn de_priority<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    // bd always writes an integer; tolerate a float with no fraction (JSON tools do that).
+    let v = serde_json::Value::deserialize(d)?;
+    match &v {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .ok_or_else(|| serde::de::Error::custom(format!("priority must be an integer, got {n}"))),
+        serde_json::Value::Null => Ok(default_priority()),
+        other => Err(serde::de::Error::custom(format!(
+            "priority must be an integer, got {other}"
+        ))),
+    }
+}
+
+impl Issue {
+    pub fn status_kind(&self) -> StatusKind {
+        StatusKind::of(&self.status)
+    }
+
+    /// The status with bd's default applied.
+    pub fn status(&self) -> &str {
+        if self.status.is_empty() {
+            "open"
+        } else {
+            &self.status
+        }
+    }
+
+    /// The type with bd's default applied.
+    pub fn issue_type(&self) -> &str {
+        if self.issue_type_raw.is_empty() {
+            "task"
+        } else {
+            &self.issue_type_raw
+        }
+    }
+
+    pub fn is_tombstone(&self) -> bool {
+        self.status_kind() == StatusKind::Tombstone
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.status_kind() == StatusKind::Closed
+    }
+
+    /// The parent id from this issue's `parent-child` edge, if any.
+    pub fn parent_id(&self) -> Option<&str> {
+        self.dependencies
+            .iter()
+            .find(|d| d.kind() == DepKind::ParentChild)
+            .map(|d| d.depends_on_id.as_str())
+    }
+
+    pub fn has_label(&self, label: &str) -> bool {
+        self.labels.iter().any(|l| l == label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_aliases() {
+        let i: Issue = serde_json::from_str(
+            r#"{"id":"x-1","title":"t","priority":1,"created":"2026-01-02T03:04:05Z","wisp":true,"dependencies":[{"issue_id":"x-1","depends_on_id":"x-0","type":"parent_child"}],"comments":[{"id":7,"text":"a"},{"id":"0190-uuid","text":"b"}]}"#,
+        )
+        .expect("parses");
+        assert_eq!(i.status(), "open");
+        assert_eq!(i.issue_type(), "task");
+        assert!(i.ephemeral);
+        assert_eq!(i.created_at.as_ref().map(|t| t.raw.as_str()), Some("2026-01-02T03:04:05Z"));
+        assert_eq!(i.parent_id(), Some("x-0"));
+        assert_eq!(i.comments[0].id.as_ref().map(|c| c.to_string()), Some("7".into()));
+        assert_eq!(i.comments[1].id.as_ref().map(|c| c.to_string()), Some("0190-uuid".into()));
+    }
+
+    #[test]
+    fn missing_or_null_priority_defaults_to_two() {
+        let i: Issue = serde_json::from_str(r#"{"id":"x-1","title":"t","priority":null}"#).expect("parses");
+        assert_eq!(i.priority, 2);
+        let i: Issue = serde_json::from_str(r#"{"id":"x-1","title":"t"}"#).expect("parses");
+        assert_eq!(i.priority, 2);
+        let bad = serde_json::from_str::<Issue>(r#"{"id":"x-1","title":"t","priority":"high"}"#);
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn statuses_and_dep_kinds() {
+        assert_eq!(StatusKind::of("done"), StatusKind::Closed);
+        assert_eq!(StatusKind::of("review"), StatusKind::Custom);
+        assert_eq!(DepKind::of("parent_child"), DepKind::ParentChild);
+        assert_eq!(DepKind::of("blocked-by"), DepKind::Soft);
+        assert!(!DepKind::of("related").affects_ready());
+    }
+
+    #[test]
+    fn waits_for_gate_from_string_or_object_metadata() {
+        let mut d = Dependency {
+            issue_id: "a".into(),
+            depends_on_id: "b".into(),
+            dep_type: "waits-for".into(),
+            created_at: None,
+            created_by: None,
+            metadata: Some(serde_json::Value::String(r#"{"gate":"any-children"}"#.into())),
+            thread_id: None,
+        };
+        assert!(d.waits_for_any());
+        d.metadata = Some(serde_json::json!({"gate": "all-children"}));
+        assert!(!d.waits_for_any());
+        d.metadata = None;
+        assert!(!d.waits_for_any());
+    }
+}

@@ -1,0 +1,6 @@
+//! spool's pure core.
+//!
+//! Architecture invariant: nothing in this crate does IO, reads the clock or draws
+//! randomness. Time, ids and random seeds are arguments. Parse problems are data
+//! (diagnostics), not panics.
+pub mod beads;
