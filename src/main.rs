@@ -1,4 +1,4 @@
-//! The `spool` binary.
+//! The `spool` binary: see `spool --help`.
 fn main() {
-    println!("spool {}", env!("CARGO_PKG_VERSION"));
+    std::process::exit(spool::cli::main());
 }
