@@ -135,7 +135,7 @@ async fn supervise(
     let mut stderr = child.stderr.take();
     let (mut out_buf, mut err_buf) = (vec![0u8; READ_CHUNK], vec![0u8; READ_CHUNK]);
     let timeouts = spec.timeouts;
-    let close_at = t0 + timeouts.start_to_close;
+    let close_at = after(t0, timeouts.start_to_close);
     let (mut last_beat, mut last_output) = (t0, t0);
     let mut stop: Option<Stopping> = None;
     let mut hb_error_reported = false;
@@ -143,14 +143,14 @@ async fn supervise(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
     let exit: Result<ExitStatus, String> = loop {
-        let beat_at = timeouts.heartbeat.map(|d| last_beat + d);
-        let idle_at = timeouts.idle.map(|d| last_output + d);
+        let beat_at = timeouts.heartbeat.map(|d| after(last_beat, d));
+        let idle_at = timeouts.idle.map(|d| after(last_output, d));
         let deadline = match &stop {
             None => [Some(close_at), beat_at, idle_at]
                 .into_iter()
                 .flatten()
                 .min(),
-            Some(s) => Some(s.killed_at.map_or(s.kill_at, |k| k + KILL_WAIT)),
+            Some(s) => Some(s.killed_at.map_or(s.kill_at, |k| after(k, KILL_WAIT))),
         };
         tokio::select! {
             status = child.wait() => {
@@ -236,7 +236,7 @@ fn begin_stop(group: &GroupGuard, reason: StopReason, grace: Duration) -> Stoppi
     group.signal(Signal::SIGTERM);
     Stopping {
         reason,
-        kill_at: Instant::now() + grace,
+        kill_at: after(Instant::now(), grace),
         killed_at: None,
     }
 }
@@ -316,6 +316,14 @@ async fn read_some<R: AsyncRead + Unpin>(r: &mut Option<R>, buf: &mut [u8]) -> i
         Some(r) => r.read(buf).await,
         None => std::future::pending().await,
     }
+}
+
+/// `t + d`, saturating at a far future instead of overflowing: durations come from
+/// configuration and may be absurdly large.
+fn after(t: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    t.checked_add(d.min(FAR))
+        .expect("an instant a century ahead is representable")
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
