@@ -595,6 +595,35 @@ async fn a_stale_result_file_is_not_reported_as_this_attempts_result() {
 }
 
 #[tokio::test]
+async fn fifos_in_place_of_attempt_files_cannot_block_spool() {
+    let dir = temp();
+    let att = attempt(&dir);
+    let spec = sh(
+        "rm \"$SPOOL_HEARTBEAT_FILE\" && mkfifo \"$SPOOL_HEARTBEAT_FILE\" \
+         && mkfifo \"$SPOOL_RESULT_FILE\" && sleep 0.5",
+        &[],
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        run_attempt(&spec, &att, &CancellationToken::new(), &mut ()),
+    )
+    .await
+    .expect("attempt ends despite the FIFOs");
+    assert_eq!(out.status, ActivityStatus::Succeeded, "{}", out.stderr_tail);
+    let err = out.result_error.expect("a FIFO is no result");
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(
+        out.warnings.iter().any(|w| w.contains("heartbeat file")),
+        "{:?}",
+        out.warnings
+    );
+    // The next attempt replaces the leftovers instead of blocking on them.
+    let out = run_attempt(&sh("true", &[]), &att, &CancellationToken::new(), &mut ()).await;
+    assert_eq!(out.status, ActivityStatus::Succeeded);
+    assert_eq!((out.result_error, out.warnings.len()), (None, 0));
+}
+
+#[tokio::test]
 async fn env_ids_additions_removals_and_cwd_reach_the_child() {
     let dir = temp();
     let work = dir.path().join("work");

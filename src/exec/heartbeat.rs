@@ -5,6 +5,7 @@
 //! to the file is one heartbeat; its trimmed text is the heartbeat's details.
 
 use super::buffers::LineSplitter;
+use super::files::open_regular;
 use super::outcome::Heartbeat;
 use std::io::SeekFrom;
 use std::path::PathBuf;
@@ -42,12 +43,9 @@ impl HeartbeatFile {
     /// Reads what was appended since the last poll and returns the new heartbeats in
     /// file order. A file that shrank was rewritten: reading restarts at its start.
     pub(crate) async fn poll(&mut self, elapsed: Duration) -> std::io::Result<Vec<Heartbeat>> {
-        let mut file = match tokio::fs::File::open(&self.path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+        let Some((mut file, len)) = open_regular(&self.path).await? else {
+            return Ok(Vec::new());
         };
-        let len = file.metadata().await?.len();
         if len < self.offset {
             self.offset = 0;
             self.lines.reset();

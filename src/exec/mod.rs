@@ -15,6 +15,7 @@
 //! and judge with an [`ActivityKind`] such as [`CommandKind`].
 
 mod buffers;
+mod files;
 mod group;
 mod heartbeat;
 mod kind;

@@ -6,6 +6,7 @@
 //! [`GroupGuard`], which SIGKILLs the whole process group, and tokio reaps the child.
 
 use super::buffers::{LineSplitter, TailBuffer};
+use super::files::{open_regular, remove_if_exists};
 use super::group::{signal_name, GroupGuard};
 use super::heartbeat::HeartbeatFile;
 use super::observer::AttemptObserver;
@@ -362,24 +363,32 @@ async fn start(
     }
     let heartbeat_file = absolute(&attempt.heartbeat_file);
     let result_file = absolute(&attempt.result_file);
+    // Replace rather than truncate: a previous attempt may have left anything there.
     create_parent(&heartbeat_file).await?;
-    fs::write(&heartbeat_file, b"").await.map_err(|e| {
+    remove_if_exists(&heartbeat_file).await.map_err(|e| {
         format!(
-            "cannot create heartbeat file {}: {e}",
+            "cannot remove old heartbeat file {}: {e}",
             heartbeat_file.display()
         )
     })?;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&heartbeat_file)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot create heartbeat file {}: {e}",
+                heartbeat_file.display()
+            )
+        })?;
     create_parent(&result_file).await?;
-    match fs::remove_file(&result_file).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(format!(
-                "cannot remove stale result file {}: {e}",
-                result_file.display()
-            ))
-        }
-    }
+    remove_if_exists(&result_file).await.map_err(|e| {
+        format!(
+            "cannot remove stale result file {}: {e}",
+            result_file.display()
+        )
+    })?;
     let log = match &spec.log_file {
         None => None,
         Some(path) => {
@@ -448,29 +457,29 @@ fn absolute(path: &Path) -> PathBuf {
 /// The result file's JSON, or why it could not be used. A missing file is neither.
 async fn read_result(path: &Path) -> (Option<Value>, Option<String>) {
     let shown = path.display();
-    match fs::metadata(path).await {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return (None, None),
+    let (file, len) = match open_regular(path).await {
+        Ok(None) => return (None, None),
+        Ok(Some(opened)) => opened,
         Err(e) => return (None, Some(format!("result file {shown}: {e}"))),
-        Ok(m) if m.len() > RESULT_FILE_LIMIT => {
-            return (
-                None,
-                Some(format!(
-                    "result file {shown} is {} bytes, over the {RESULT_FILE_LIMIT}-byte limit",
-                    m.len()
-                )),
-            )
-        }
-        Ok(_) => {}
+    };
+    if len > RESULT_FILE_LIMIT {
+        return (
+            None,
+            Some(format!(
+                "result file {shown} is {len} bytes, over the {RESULT_FILE_LIMIT}-byte limit"
+            )),
+        );
     }
-    match fs::read(path).await {
-        Err(e) => (None, Some(format!("result file {shown}: {e}"))),
-        Ok(bytes) => match serde_json::from_slice(&bytes) {
-            Ok(v) => (Some(v), None),
-            Err(e) => (
-                None,
-                Some(format!("result file {shown} is not valid JSON: {e}")),
-            ),
-        },
+    let mut bytes = Vec::new();
+    if let Err(e) = file.take(RESULT_FILE_LIMIT).read_to_end(&mut bytes).await {
+        return (None, Some(format!("result file {shown}: {e}")));
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => (Some(v), None),
+        Err(e) => (
+            None,
+            Some(format!("result file {shown} is not valid JSON: {e}")),
+        ),
     }
 }
 
