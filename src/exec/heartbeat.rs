@@ -19,6 +19,8 @@ const READ_PER_POLL: u64 = 1024 * 1024;
 /// Lines longer than this are cut; only the first `HEARTBEAT_DETAILS_LIMIT` bytes of a
 /// line are kept anyway.
 const MAX_LINE: usize = 64 * 1024;
+/// Reads of `READ_PER_POLL` bytes at most when collecting the last heartbeats.
+const FINAL_POLLS: usize = 16;
 
 #[derive(Debug)]
 pub(crate) struct HeartbeatFile {
@@ -68,11 +70,12 @@ impl HeartbeatFile {
         Ok(beats)
     }
 
-    /// Polls a last time and counts an unterminated final line as a heartbeat too:
-    /// the writer has exited, so the line is complete.
+    /// Reads the rest of the file (at most `FINAL_POLLS` reads, in case an escaped
+    /// process keeps writing) and counts an unterminated final line as a heartbeat
+    /// too: the writer has exited, so the line is complete.
     pub(crate) async fn finish(&mut self, elapsed: Duration) -> std::io::Result<Vec<Heartbeat>> {
         let mut beats = Vec::new();
-        loop {
+        for _ in 0..FINAL_POLLS {
             let before = self.offset;
             beats.extend(self.poll(elapsed).await?);
             if self.offset == before {
