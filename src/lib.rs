@@ -1,8 +1,9 @@
-//! spool, the application: the backlog on disk, the command line, and (in time) the
-//! engine, process execution, git integration and the daemon. Pure logic lives in
-//! `spool-core`.
+//! spool, the application: the IO-performing modules around `spool-core` — the backlog
+//! on disk, process execution, the command line. The `spool` binary is a thin shell over
+//! this crate.
 pub mod atomic;
 pub mod cli;
+pub mod exec;
 pub mod gitconfig;
+pub mod synth;
 pub mod workspace;
-

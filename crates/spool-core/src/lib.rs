@@ -4,3 +4,4 @@
 //! randomness. Time, ids and random seeds are arguments. Parse problems are data
 //! (diagnostics), not panics.
 pub mod beads;
+pub mod template_vars;
