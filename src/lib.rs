@@ -7,3 +7,4 @@ pub mod exec;
 pub mod gitconfig;
 pub mod synth;
 pub mod workspace;
+pub mod backlog;

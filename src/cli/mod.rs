@@ -3,6 +3,13 @@
 //! stdout carries data (exactly one JSON document with `--json`), stderr carries messages.
 
 pub mod args;
+mod common;
+mod doctor;
+mod edit;
+mod init;
+pub mod output;
+mod query;
+mod transfer;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -124,19 +131,91 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    use args::{DepCommand, LabelCommand};
     let ctx = Ctx::from_env(cli.global)?;
-    match cli.command {
+    match &cli.command {
         Command::Version => {
-            println!(
-                "spool version {BD_COMPAT_VERSION} (bd-compatible; spool {})",
-                env!("CARGO_PKG_VERSION")
-            );
+            if ctx.global.json {
+                output::print_json(&serde_json::json!({
+                    "version": BD_COMPAT_VERSION,
+                    "spool_version": env!("CARGO_PKG_VERSION"),
+                }))?;
+            } else {
+                println!(
+                    "spool version {BD_COMPAT_VERSION} (bd-compatible; spool {})",
+                    env!("CARGO_PKG_VERSION")
+                );
+            }
             Ok(0)
         }
-        _ => unreachable_command(),
+        Command::Init(a) => init::run(&ctx, a),
+        Command::Create(a) => edit::create_cmd(&ctx, a, false),
+        Command::Q(a) => edit::create_cmd(&ctx, a, true),
+        Command::Show(a) => query::show_cmd(&ctx, &a.ids),
+        Command::List(a) => query::list_cmd(&ctx, a),
+        Command::Ready(a) => query::ready_cmd(&ctx, a),
+        Command::Blocked(a) => query::blocked_cmd(&ctx, a),
+        Command::Update(a) => edit::update_cmd(&ctx, a),
+        Command::Close(a) => edit::close_cmd(&ctx, a),
+        Command::Reopen(a) => edit::reopen_cmd(&ctx, a),
+        Command::Dep(d) => match d {
+            DepCommand::Add { issue, depends_on, dep_type } => {
+                edit::dep_add(&ctx, issue, depends_on, dep_type)
+            }
+            DepCommand::Remove { issue, depends_on } => edit::dep_remove(&ctx, issue, depends_on),
+            DepCommand::List { issue, direction } => query::dep_list(&ctx, issue, direction),
+            DepCommand::Tree { issue, direction, max_depth } => {
+                query::dep_tree(&ctx, issue, direction, *max_depth)
+            }
+            DepCommand::Cycles => query::dep_cycles(&ctx),
+        },
+        Command::Label(l) => match l {
+            LabelCommand::Add { args } => edit::label_change(&ctx, args, true),
+            LabelCommand::Remove { args } => edit::label_change(&ctx, args, false),
+            LabelCommand::List { id } => query::label_list(&ctx, id),
+            LabelCommand::ListAll => query::label_list_all(&ctx),
+        },
+        Command::Comments(a) => match (a.first.as_str(), a.rest.as_slice()) {
+            ("add", [id, text @ ..]) if !text.is_empty() => {
+                edit::comment_add(&ctx, id, &text.join(" "))
+            }
+            ("add", _) => anyhow::bail!("usage: spool comments add ID TEXT"),
+            (id, []) => query::comments_list(&ctx, id),
+            (_, _) => anyhow::bail!("usage: spool comments ID  |  spool comments add ID TEXT"),
+        },
+        Command::Comment(a) => edit::comment_add(&ctx, &a.id, &a.text),
+        Command::Note(a) => edit::note_add(&ctx, &a.id, &a.text),
+        Command::Stats => query::stats_cmd(&ctx),
+        Command::Doctor(a) => doctor::run(&ctx, a),
+        Command::Export(a) => transfer::export(&ctx, a),
+        Command::Import(a) => transfer::import(&ctx, a),
+        Command::Quickstart => {
+            print!("{}", QUICKSTART);
+            Ok(0)
+        }
     }
 }
 
-fn unreachable_command() -> Result<i32> {
-    anyhow::bail!("command not available")
-}
+const QUICKSTART: &str = "\
+spool keeps the backlog in .beads/issues.jsonl (the Beads format) and answers bd's commands.
+
+Find work:
+  spool ready                      open issues with no open blockers, most urgent first
+  spool ready --explain            why each issue is or isn't ready
+  spool blocked                    what is waiting, and on what
+  spool show ID                    everything about one issue (ids may be shortened)
+
+Take and finish work:
+  spool update ID --claim          claim it (fails if someone else holds it)
+  spool comment ID \"what I found\"
+  spool close ID --reason \"done: ...\"
+
+Plan work:
+  spool create \"Title\" -t bug -p 1 -d \"details\" -l backend
+  spool create \"Step\" --parent EPIC_ID       child issue EPIC_ID.N
+  spool create \"Follow-up\" --deps discovered-from:ID
+  spool dep add A B                A depends on B (B blocks A)
+  spool dep tree ID | spool dep cycles
+
+Every command takes --json for tools (one JSON document on stdout).
+";
