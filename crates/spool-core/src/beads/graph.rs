@@ -925,3 +925,273 @@ impl<'a> Graph<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issues from compact `id status deps` specs; deps are `target:type` (type defaults
+    /// to blocks).
+    fn backlog(specs: &[&str]) -> Vec<Issue> {
+        specs
+            .iter()
+            .map(|spec| {
+                let mut words = spec.split_whitespace();
+                let id = words.next().expect("id");
+                let status = words.next().expect("status");
+                let deps: Vec<serde_json::Value> = words
+                    .map(|w| {
+                        let (to, ty) = w.split_once(':').unwrap_or((w, "blocks"));
+                        serde_json::json!({"issue_id": id, "depends_on_id": to, "type": ty})
+                    })
+                    .collect();
+                serde_json::from_value(serde_json::json!({
+                    "id": id, "title": format!("T {id}"), "status": status,
+                    "issue_type": if id.starts_with('E') { "epic" } else { "task" },
+                    "dependencies": deps,
+                    "comments": [{"id": 1, "text": "c"}],
+                }))
+                .expect("valid issue")
+            })
+            .collect()
+    }
+
+    fn tree_lines(g: &Graph<'_>, root: &str, dir: Direction, depth: usize) -> Vec<String> {
+        let root = g.lookup(root).expect("root exists");
+        g.tree(root, dir, depth)
+            .iter()
+            .map(|n| {
+                format!(
+                    "{}{}{}{}{}",
+                    "  ".repeat(n.depth),
+                    n.id,
+                    n.dep_type.map(|t| format!(" ({t})")).unwrap_or_default(),
+                    if n.blocked { " [blocked]" } else { "" },
+                    if n.truncated {
+                        " …"
+                    } else if n.title.is_none() {
+                        " ?"
+                    } else {
+                        ""
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tree_walks_down_up_and_both_without_repeating_nodes() {
+        let issues = backlog(&[
+            "r open a b:parent-child m",
+            "a open c",
+            "b open c:related",
+            "c open r",
+        ]);
+        let g = Graph::new(&issues);
+        assert_eq!(
+            tree_lines(&g, "r", Direction::Down, DEFAULT_TREE_DEPTH),
+            [
+                "r [blocked]",
+                "  a (blocks) [blocked]",
+                "    c (blocks) [blocked]",
+                "      r (blocks) [blocked] …",
+                "  b (parent-child)",
+                "    c (related) [blocked] …",
+                "  m (blocks) ?",
+            ]
+        );
+        assert_eq!(
+            tree_lines(&g, "c", Direction::Up, DEFAULT_TREE_DEPTH),
+            [
+                "c [blocked]",
+                "  a (blocks) [blocked]",
+                "    r (blocks) [blocked]",
+                "      c (blocks) [blocked] …",
+                "  b (related)",
+                "    r (parent-child) [blocked] …",
+            ]
+        );
+        assert_eq!(
+            tree_lines(&g, "r", Direction::Down, 1),
+            [
+                "r [blocked]",
+                "  a (blocks) [blocked] …",
+                "  b (parent-child) …",
+                "  m (blocks) ?"
+            ]
+        );
+        let both = g.tree(g.lookup("b").expect("b"), Direction::Both, 5);
+        let walk: Vec<(&str, Direction, bool)> = both
+            .iter()
+            .map(|n| (n.id, n.direction, n.truncated))
+            .collect();
+        // Nodes already shown come back once more as truncated leaves, so cycles end.
+        assert_eq!(
+            walk,
+            [
+                ("b", Direction::Down, false),
+                ("c", Direction::Down, false),
+                ("r", Direction::Down, false),
+                ("a", Direction::Down, false),
+                ("c", Direction::Down, true),
+                ("b", Direction::Down, true),
+                ("m", Direction::Down, false),
+                ("r", Direction::Up, false),
+                ("c", Direction::Up, false),
+                ("a", Direction::Up, false),
+                ("r", Direction::Up, true),
+                ("b", Direction::Up, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn edge_checks_for_dep_add() {
+        let issues = backlog(&[
+            "x open y",
+            "y open z",
+            "z open",
+            "ch open par:parent-child",
+            "par open",
+        ]);
+        let g = Graph::new(&issues);
+        assert_eq!(
+            g.would_create_cycle("x", "x", "related"),
+            Err(EdgeRefusal::SelfEdge)
+        );
+        assert_eq!(
+            g.would_create_cycle("z", "x", "blocks"),
+            Err(EdgeRefusal::Cycle(vec!["z".into(), "x".into(), "y".into()]))
+        );
+        assert_eq!(
+            g.would_create_cycle("z", "x", "conditional-blocks"),
+            Err(EdgeRefusal::Cycle(vec!["z".into(), "x".into(), "y".into()]))
+        );
+        assert_eq!(
+            g.would_create_cycle("y", "x", "blocks"),
+            Err(EdgeRefusal::Cycle(vec!["y".into(), "x".into()]))
+        );
+        assert_eq!(g.would_create_cycle("z", "x", "related"), Ok(()));
+        assert_eq!(g.would_create_cycle("z", "x", "parent-child"), Ok(()));
+        assert_eq!(g.would_create_cycle("x", "z", "blocks"), Ok(()));
+        assert_eq!(g.would_create_cycle("z", "nowhere", "blocks"), Ok(()));
+        assert_eq!(
+            g.would_create_cycle("ch", "par", "blocks"),
+            Err(EdgeRefusal::ChildOfParent)
+        );
+        assert!(g.edge_between("x", "y").is_some());
+        assert!(g.edge_between("y", "x").is_none());
+        assert!(g
+            .edge_between("ch", "par")
+            .is_some_and(|d| d.kind() == DepKind::ParentChild));
+        let msg = g
+            .would_create_cycle("z", "x", "blocks")
+            .expect_err("cycle")
+            .to_string();
+        assert!(msg.contains("z → x → y → z"), "{msg}");
+    }
+
+    #[test]
+    fn counts_children_progress_and_closable_epics() {
+        let issues = backlog(&[
+            "E1 open",
+            "E1.1 closed E1:parent-child",
+            "E1.2 done E1:parent-child x",
+            "E2 open",
+            "E2.1 open E2:parent-child",
+            "E3 open",
+            "E4 closed",
+            "E4.1 closed E4:parent-child",
+            "x open gone",
+            "t tombstone x",
+        ]);
+        let g = Graph::new(&issues);
+        let e1 = g.lookup("E1").expect("E1");
+        assert_eq!(
+            g.progress(e1),
+            Progress {
+                total: 2,
+                closed: 2
+            }
+        );
+        let eligible: Vec<&str> = g
+            .epics_eligible_for_closure()
+            .iter()
+            .map(|&i| g.issue(i).id.as_str())
+            .collect();
+        assert_eq!(eligible, ["E1"]);
+        let kids: Vec<&str> = g.children(e1).map(|i| g.issue(i).id.as_str()).collect();
+        assert_eq!(kids, ["E1.1", "E1.2"]);
+
+        let counts = g.counts();
+        let x = g.lookup("x").expect("x");
+        let e12 = g.lookup("E1.2").expect("E1.2");
+        // The tombstone's edge to x is not counted; x's dangling edge is.
+        assert_eq!(
+            counts[x],
+            IssueCounts {
+                dependency_count: 1,
+                dependent_count: 1,
+                comment_count: 1,
+                parent: None
+            }
+        );
+        assert_eq!(
+            counts[e12],
+            IssueCounts {
+                dependency_count: 2,
+                dependent_count: 0,
+                comment_count: 1,
+                parent: Some("E1")
+            }
+        );
+        assert_eq!(counts[e1].dependent_count, 2);
+        assert!(g.lookup("t").is_none());
+        let deps: Vec<(&str, bool)> = g
+            .dependencies(x)
+            .iter()
+            .map(|e| (e.other_id, e.other.is_some()))
+            .collect();
+        assert_eq!(deps, [("gone", false)]);
+        let up: Vec<(&str, &str)> = g
+            .dependents(x)
+            .iter()
+            .map(|e| (e.other_id, e.dep.dep_type.as_str()))
+            .collect();
+        assert_eq!(up, [("E1.2", "blocks")]);
+    }
+
+    #[test]
+    fn deep_chains_do_not_overflow_the_stack() {
+        let n = 200_000;
+        let issues: Vec<Issue> = (0..n)
+            .map(|k| {
+                let mut i = Issue {
+                    id: format!("c-{k}"),
+                    status: "open".into(),
+                    ..Issue::default()
+                };
+                if k + 1 < n {
+                    i.dependencies.push(Dependency {
+                        issue_id: i.id.clone(),
+                        depends_on_id: format!("c-{}", k + 1),
+                        dep_type: if k % 2 == 0 { "blocks" } else { "parent-child" }.into(),
+                        created_at: None,
+                        created_by: None,
+                        metadata: None,
+                        thread_id: None,
+                    });
+                }
+                i
+            })
+            .collect();
+        let g = Graph::new(&issues);
+        assert!(g.cycles().is_empty());
+        assert!(g.is_blocked(0));
+        assert!(!g.is_blocked(n - 1));
+        assert_eq!(
+            g.tree(0, Direction::Down, DEFAULT_TREE_DEPTH).len(),
+            DEFAULT_TREE_DEPTH + 1
+        );
+    }
+}

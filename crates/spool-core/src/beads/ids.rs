@@ -378,4 +378,191 @@ mod tests {
         assert_eq!(choose_prefix(None, ids, "dir"), "x-y");
         assert_eq!(choose_prefix(None, [], "dir"), "dir");
     }
+
+    /// Reference values computed once by an independent implementation, Python's
+    /// `hashlib`: `sha256(f"{title}|{desc}|{creator}|{nanos}|{nonce}")`, first N bytes as
+    /// a big-endian int, base36, zero-padded, last `length` chars.
+    #[test]
+    fn hash_matches_an_independent_implementation() {
+        let (t, d, c, ns) = (
+            "Fix login bug",
+            "Users cannot log in",
+            "alice",
+            1_767_225_600_123_456_789,
+        );
+        let cases = [
+            (3, 0, "0e0"),
+            (3, 1, "1r8"),
+            (3, 9, "ebq"),
+            (4, 0, "2rln"),
+            (4, 1, "gho0"),
+            (5, 0, "joa24"),
+            (6, 0, "0joa24"),
+            (6, 1, "h19mro"),
+            (7, 0, "3vwnj6c"),
+            (8, 0, "03vwnj6c"),
+            (8, 1, "ah50hwrc"),
+        ];
+        for (len, nonce, want) in cases {
+            assert_eq!(
+                hash_part(t, d, c, ns, nonce, len),
+                want,
+                "length {len} nonce {nonce}"
+            );
+        }
+        assert_eq!(hash_id("p", t, d, c, ns, 0, 4), "p-2rln");
+    }
+
+    /// Ids that real bd wrote (steveyegge/beads at v0.47.0), reproduced from their own
+    /// title, description, created_by and created_at.
+    #[test]
+    fn hash_reproduces_real_bd_ids() {
+        let nanos = |raw: &str| {
+            crate::beads::Timestamp::parse(raw)
+                .expect("timestamp")
+                .unix_nanos()
+        };
+        assert_eq!(
+            hash_id(
+                "bd",
+                "Session ended: gt-beads-witness",
+                "",
+                "beads/witness",
+                nanos("2026-01-08T18:49:54.861354-08:00"),
+                0,
+                5
+            ),
+            "bd-xotxp"
+        );
+        assert_eq!(
+            hash_id(
+                "bd",
+                "Fix sync.remote config not being respected (GH#872)",
+                "bd config set sync.remote <name> sets the value but bd sync still tries to use 'origin'. Need to check where the sync code reads the remote name and ensure it uses the configured value.",
+                "beads/crew/grip",
+                nanos("2026-01-03T13:12:50.777534-08:00"),
+                0,
+                4
+            ),
+            "bd-ypvj"
+        );
+    }
+
+    #[test]
+    fn generation_skips_used_ids_then_grows() {
+        let seed = IdSeed {
+            title: "Fix login bug",
+            description: "Users cannot log in",
+            creator: "alice",
+            created_at_unix_nanos: 1_767_225_600_123_456_789,
+        };
+        let mut existing: HashSet<&str> = HashSet::new();
+        assert_eq!(generate_id("p", seed, &existing).as_deref(), Ok("p-0e0"));
+        existing.insert("p-0e0");
+        assert_eq!(generate_id("p", seed, &existing).as_deref(), Ok("p-1r8"));
+        let taken: Vec<String> = (0..NONCES_PER_LENGTH)
+            .map(|n| {
+                hash_id(
+                    "p",
+                    seed.title,
+                    seed.description,
+                    seed.creator,
+                    seed.created_at_unix_nanos,
+                    n,
+                    3,
+                )
+            })
+            .collect();
+        existing.extend(taken.iter().map(String::as_str));
+        assert_eq!(generate_id("p", seed, &existing).as_deref(), Ok("p-2rln"));
+
+        // 164 top-level ids push the base length to 4; child ids and other prefixes don't count.
+        let many: Vec<String> = (0..164).map(|k| format!("p-t{k}")).collect();
+        let mut crowd: HashSet<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(count_top_level(crowd.iter().copied(), "p"), 164);
+        assert_eq!(generate_id("p", seed, &crowd).as_deref(), Ok("p-2rln"));
+        crowd.remove("p-t0");
+        crowd.insert("p-t1.1");
+        crowd.insert("q-abc");
+        assert_eq!(count_top_level(crowd.iter().copied(), "p"), 163);
+        assert_eq!(generate_id("p", seed, &crowd).as_deref(), Ok("p-0e0"));
+    }
+
+    #[test]
+    fn generated_ids_have_the_right_shape() {
+        for k in 0..200i64 {
+            let id = hash_id(
+                "spool",
+                "t",
+                "d",
+                "me",
+                k * 1_000_003,
+                0,
+                3 + (k as usize % 6),
+            );
+            let hash = id.strip_prefix("spool-").expect("prefix");
+            assert_eq!(hash.len(), 3 + (k as usize % 6));
+            assert!(
+                hash.bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn partial_ids_resolve_or_explain_why_not() {
+        let issues: Vec<Issue> = [
+            ("bd-abc", "open"),
+            ("bd-abd", "open"),
+            ("bd-abc.1", "open"),
+            ("bd-xyz", "tombstone"),
+            ("other-abc9", "closed"),
+        ]
+        .iter()
+        .map(|(id, status)| Issue {
+            id: (*id).into(),
+            status: (*status).into(),
+            ..Issue::default()
+        })
+        .collect();
+        assert_eq!(resolve_id(&issues, "bd-abc", false), Ok("bd-abc"));
+        assert_eq!(resolve_id(&issues, "abc", false), Ok("bd-abc"));
+        assert_eq!(resolve_id(&issues, "c.1", false), Ok("bd-abc.1"));
+        assert_eq!(resolve_id(&issues, "bc9", false), Ok("other-abc9"));
+        assert_eq!(resolve_id(&issues, "r-ab", false), Ok("other-abc9"));
+        assert_eq!(
+            resolve_id(&issues, "ab", false),
+            Err(IdError::Ambiguous {
+                query: "ab".into(),
+                candidates: vec![
+                    "bd-abc".into(),
+                    "bd-abc.1".into(),
+                    "bd-abd".into(),
+                    "other-abc9".into()
+                ],
+            })
+        );
+        assert_eq!(
+            resolve_id(&issues, "xyz", false),
+            Err(IdError::NotFound {
+                query: "xyz".into()
+            })
+        );
+        assert_eq!(
+            resolve_id(&issues, "bd-xyz", false),
+            Err(IdError::NotFound {
+                query: "bd-xyz".into()
+            })
+        );
+        assert_eq!(resolve_id(&issues, "xyz", true), Ok("bd-xyz"));
+        assert!(resolve_id(&issues, " ", false).is_err());
+        let msg = resolve_id(&issues, "ab", false)
+            .expect_err("ambiguous")
+            .to_string();
+        assert!(
+            msg.contains("bd-abc, bd-abc.1, bd-abd, other-abc9"),
+            "{msg}"
+        );
+    }
 }
