@@ -19,7 +19,9 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
-use super::issue::{canonical_dep_type, DepKind, Dependency, Issue, StatusKind};
+use chrono::{DateTime, FixedOffset};
+
+use super::issue::{canonical_dep_type, DepKind, Dependency, Issue, StatusKind, NON_WORK_TYPES};
 
 /// Index of an issue in the slice the graph was built from.
 pub type Ix = usize;
@@ -187,34 +189,40 @@ impl std::fmt::Display for EdgeRefusal {
 
 impl std::error::Error for EdgeRefusal {}
 
-/// Whether a status keeps a `blocks` target live: everything except closed-category and
-/// pinned (and tombstones, which are not in the graph at all).
-fn is_live_blocker(issue: &Issue) -> bool {
+/// Whether a `blocks` target still blocks: every status except closed-category and
+/// pinned (tombstones are not in the graph at all), and not pinned by flag.
+fn is_live_blocker(kind: StatusKind, issue: &Issue) -> bool {
     !matches!(
-        issue.status_kind(),
+        kind,
         StatusKind::Closed | StatusKind::Pinned | StatusKind::Tombstone
     ) && !issue.pinned
 }
 
-/// The id a `waits-for` gate watches: `metadata.spawner_id` when given, else the target.
-fn gate_target(dep: &Dependency) -> String {
+/// `metadata.spawner_id` of a `waits-for` edge: the issue whose children the gate
+/// watches instead of the target's. bd writes metadata as a JSON string, other writers as
+/// an object.
+fn spawner_id(dep: &Dependency) -> Option<String> {
+    let parsed;
     let meta = match &dep.metadata {
-        Some(serde_json::Value::String(raw)) => serde_json::from_str(raw).ok(),
-        Some(v) => Some(v.clone()),
-        None => None,
+        Some(serde_json::Value::String(raw)) => {
+            parsed = serde_json::from_str::<serde_json::Value>(raw).ok()?;
+            &parsed
+        }
+        Some(v) => v,
+        None => return None,
     };
-    meta.as_ref()
-        .and_then(|m: &serde_json::Value| m.get("spawner_id"))
-        .and_then(|v| v.as_str())
+    meta.get("spawner_id")?
+        .as_str()
         .filter(|s| !s.is_empty())
-        .unwrap_or(&dep.depends_on_id)
-        .to_string()
+        .map(str::to_string)
 }
 
 /// The dependency graph over one backlog snapshot.
 #[derive(Debug)]
 pub struct Graph<'a> {
     issues: &'a [Issue],
+    /// Status categories, classified once (string matching is the hot spot otherwise).
+    kinds: Vec<StatusKind>,
     index: HashMap<&'a str, u32>,
     /// In the graph: the last line of its id and not a tombstone.
     live: Vec<bool>,
@@ -227,6 +235,23 @@ pub struct Graph<'a> {
     children_closed: Vec<u32>,
     direct_blocked: Vec<bool>,
     blocked: Vec<bool>,
+    /// Live, status open, not pinned, not ephemeral, not blocked: the part of readiness
+    /// that depends neither on the clock nor on the query, so `ready` scans a bitmap.
+    workable: Vec<bool>,
+    /// Compact copies of what `ready` reads for every candidate, so a scan over 100k
+    /// issues stays in cache instead of visiting each large `Issue`.
+    infra_type: Vec<bool>,
+    created: Vec<Option<i64>>,
+    defer_until: Vec<Option<i64>>,
+}
+
+/// Unix nanoseconds, saturating outside i64's range (years before 1677 or after 2262).
+pub fn instant_nanos(at: &DateTime<FixedOffset>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 impl<'a> Graph<'a> {
@@ -234,19 +259,17 @@ impl<'a> Graph<'a> {
     pub fn new(issues: &'a [Issue]) -> Graph<'a> {
         let n = issues.len();
         assert!(n < u32::MAX as usize, "backlog larger than u32 indexes");
+        let kinds: Vec<StatusKind> = issues.iter().map(Issue::status_kind).collect();
         let mut index: HashMap<&'a str, u32> = HashMap::with_capacity(n);
+        let mut live: Vec<bool> = kinds.iter().map(|&k| k != StatusKind::Tombstone).collect();
         for (i, issue) in issues.iter().enumerate() {
-            if !issue.id.is_empty() {
-                index.insert(issue.id.as_str(), i as u32);
+            if issue.id.is_empty() {
+                live[i] = false;
+            } else if let Some(earlier) = index.insert(issue.id.as_str(), i as u32) {
+                // A later line of the same id replaces the earlier one.
+                live[earlier as usize] = false;
             }
         }
-        let live: Vec<bool> = issues
-            .iter()
-            .enumerate()
-            .map(|(i, issue)| {
-                !issue.is_tombstone() && index.get(issue.id.as_str()) == Some(&(i as u32))
-            })
-            .collect();
 
         // Outgoing edges, in file order per issue.
         let mut edges = Vec::new();
@@ -263,10 +286,10 @@ impl<'a> Graph<'a> {
                     .filter(|&t| live[t as usize]);
                 let kind = dep.kind();
                 let (gate, any_children) = if kind == DepKind::WaitsFor {
-                    let gate = index
-                        .get(gate_target(dep).as_str())
-                        .copied()
-                        .filter(|&t| live[t as usize]);
+                    let gate = match spawner_id(dep) {
+                        Some(s) => index.get(s.as_str()).copied().filter(|&t| live[t as usize]),
+                        None => to,
+                    };
                     (gate, dep.waits_for_any())
                 } else {
                     (None, false)
@@ -315,7 +338,7 @@ impl<'a> Graph<'a> {
         for e in &edges {
             if let (DepKind::ParentChild, Some(t)) = (e.kind, e.to) {
                 children_total[t as usize] += 1;
-                if issues[e.from as usize].is_closed() {
+                if kinds[e.from as usize] == StatusKind::Closed {
                     children_closed[t as usize] += 1;
                 }
             }
@@ -323,6 +346,7 @@ impl<'a> Graph<'a> {
 
         let mut g = Graph {
             issues,
+            kinds,
             index,
             live,
             edges,
@@ -332,8 +356,30 @@ impl<'a> Graph<'a> {
             children_closed,
             direct_blocked: vec![false; n],
             blocked: vec![false; n],
+            workable: Vec::new(),
+            infra_type: issues
+                .iter()
+                .map(|i| NON_WORK_TYPES.contains(&i.issue_type()))
+                .collect(),
+            created: issues
+                .iter()
+                .map(|i| i.created_at.as_ref().map(|t| instant_nanos(&t.at)))
+                .collect(),
+            defer_until: issues
+                .iter()
+                .map(|i| i.defer_until.as_ref().map(|t| instant_nanos(&t.at)))
+                .collect(),
         };
         g.compute_blocked();
+        g.workable = (0..n)
+            .map(|i| {
+                g.live[i]
+                    && g.kinds[i] == StatusKind::Open
+                    && !g.blocked[i]
+                    && !issues[i].pinned
+                    && !issues[i].ephemeral
+            })
+            .collect();
         g
     }
 
@@ -385,7 +431,7 @@ impl<'a> Graph<'a> {
             match e.kind {
                 DepKind::Blocks | DepKind::ConditionalBlocks => {
                     let t = e.to? as usize;
-                    is_live_blocker(&self.issues[t]).then_some(Blocker {
+                    is_live_blocker(self.kinds[t], &self.issues[t]).then_some(Blocker {
                         blocker: t,
                         dep,
                         why: DirectBlock::Blocks,
@@ -436,6 +482,38 @@ impl<'a> Graph<'a> {
         (0..self.issues.len()).filter(|&i| self.live[i])
     }
 
+    /// The status category of the issue at `i`, classified once at construction.
+    pub fn status_kind(&self, i: Ix) -> StatusKind {
+        self.kinds[i]
+    }
+
+    /// Live, open, not pinned, not ephemeral and not blocked: ready unless its type,
+    /// a deferral or a query filter says otherwise.
+    pub fn is_workable(&self, i: Ix) -> bool {
+        self.workable[i]
+    }
+
+    /// The type is infrastructure ([`NON_WORK_TYPES`]), never offered as ready work
+    /// unless asked for by type.
+    pub fn is_infra_type(&self, i: Ix) -> bool {
+        self.infra_type[i]
+    }
+
+    /// `created_at` in unix nanoseconds.
+    pub fn created_nanos(&self, i: Ix) -> Option<i64> {
+        self.created[i]
+    }
+
+    /// `defer_until` in unix nanoseconds.
+    pub fn defer_until_nanos(&self, i: Ix) -> Option<i64> {
+        self.defer_until[i]
+    }
+
+    /// Indexes of the workable issues, in file order.
+    pub fn workable_indexes(&self) -> impl Iterator<Item = Ix> + '_ {
+        (0..self.issues.len()).filter(|&i| self.workable[i])
+    }
+
     /// Blocked by its own edges or through any ancestor.
     pub fn is_blocked(&self, i: Ix) -> bool {
         self.blocked[i]
@@ -476,17 +554,18 @@ impl<'a> Graph<'a> {
     /// The nearest directly blocked proper ancestor, breadth-first over parents (ties by
     /// edge order); `None` when no ancestor is blocked.
     pub fn blocked_ancestor(&self, i: Ix) -> Option<Ix> {
-        let mut seen = vec![i];
-        let mut queue: VecDeque<Ix> = self.parents(i).collect();
+        // Only blocked parents can lead to a directly blocked ancestor, so the walk stays
+        // inside the blocked region and stops at the first directly blocked issue.
+        let mut seen = std::collections::HashSet::from([i]);
+        let mut queue: VecDeque<Ix> = self.parents(i).filter(|&p| self.blocked[p]).collect();
         while let Some(p) = queue.pop_front() {
-            if seen.contains(&p) {
+            if !seen.insert(p) {
                 continue;
             }
-            seen.push(p);
             if self.direct_blocked[p] {
                 return Some(p);
             }
-            queue.extend(self.parents(p));
+            queue.extend(self.parents(p).filter(|&q| self.blocked[q]));
         }
         None
     }
@@ -524,7 +603,7 @@ impl<'a> Graph<'a> {
             .filter(|&i| {
                 let issue = &self.issues[i];
                 issue.issue_type() == "epic"
-                    && !issue.is_closed()
+                    && self.kinds[i] != StatusKind::Closed
                     && self.children_total[i] > 0
                     && self.children_closed[i] == self.children_total[i]
             })

@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::graph::{DirectBlock, Graph, Ix};
+use super::graph::{instant_nanos, DirectBlock, Graph, Ix};
 use super::issue::{canonical_dep_type, DepKind, Issue, StatusKind, NON_WORK_TYPES};
 
 /// bd's default `ready --limit` (v1.0.4+).
@@ -155,22 +155,14 @@ impl<'q> Filter<'q> {
     }
 }
 
-fn deferred_past(issue: &Issue, now: DateTime<Utc>) -> bool {
-    issue.defer_until.as_ref().is_some_and(|t| t.at > now)
-}
-
 /// The readiness rules, without filters. `explicit_type` turns off the exclusion of
-/// infrastructure types.
-fn is_ready(graph: &Graph<'_>, i: Ix, now: DateTime<Utc>, explicit_type: bool) -> bool {
-    let issue = graph.issue(i);
-    graph.is_live(i)
-        && issue.status_kind() == StatusKind::Open
-        && !issue.pinned
-        && !issue.ephemeral
-        && (explicit_type || !NON_WORK_TYPES.contains(&issue.issue_type()))
-        && !deferred_past(issue, now)
-        && !graph.parents(i).any(|p| deferred_past(graph.issue(p), now))
-        && !graph.is_blocked(i)
+/// infrastructure types. Reads only the graph's compact per-issue arrays.
+fn is_ready(graph: &Graph<'_>, i: Ix, now_nanos: i64, explicit_type: bool) -> bool {
+    let deferred = |j: Ix| graph.defer_until_nanos(j).is_some_and(|t| t > now_nanos);
+    graph.is_workable(i)
+        && (explicit_type || !graph.is_infra_type(i))
+        && !deferred(i)
+        && !graph.parents(i).any(deferred)
 }
 
 /// Sorts `ix` by `policy`, fully or — when `limit` cuts the list — only the first
@@ -182,17 +174,16 @@ fn sort_issues(
     now: DateTime<Utc>,
     limit: usize,
 ) {
-    let recent_since = now - Duration::hours(HYBRID_RECENT_HOURS);
+    let recent_since = instant_nanos(&(now - Duration::hours(HYBRID_RECENT_HOURS)).fixed_offset());
     let keys: Vec<(i64, Option<i64>, bool)> = ix
         .iter()
         .map(|&i| {
-            let issue = graph.issue(i);
-            let created = issue.created_at.as_ref().map(|t| t.unix_nanos());
-            let recent = issue
-                .created_at
-                .as_ref()
-                .is_some_and(|t| t.at >= recent_since);
-            (issue.priority, created, recent)
+            let created = graph.created_nanos(i);
+            (
+                graph.issue(i).priority,
+                created,
+                created.is_some_and(|c| c >= recent_since),
+            )
         })
         .collect();
     let mut order: Vec<usize> = (0..ix.len()).collect();
@@ -230,11 +221,14 @@ fn sort_issues(
 /// `bd ready`: the ready issues that pass the query's filters, sorted and limited, with
 /// the total before the limit. `now` decides deferrals and the hybrid sort's window.
 pub fn ready(graph: &Graph<'_>, query: &ReadyQuery, now: DateTime<Utc>) -> ReadyList {
+    let now_nanos = instant_nanos(&now.fixed_offset());
     let filter = Filter::new(graph, query);
     let explicit_type = query.issue_type.is_some();
     let mut ix: Vec<Ix> = graph
-        .live_indexes()
-        .filter(|&i| is_ready(graph, i, now, explicit_type) && filter.admits(i, graph.issue(i)))
+        .workable_indexes()
+        .filter(|&i| {
+            is_ready(graph, i, now_nanos, explicit_type) && filter.admits(i, graph.issue(i))
+        })
         .collect();
     let total = ix.len();
     sort_issues(graph, &mut ix, query.sort, now, query.limit);
@@ -456,16 +450,17 @@ pub struct Explanation<'a> {
 }
 
 pub fn explain<'a>(graph: &Graph<'a>, query: &ReadyQuery, now: DateTime<Utc>) -> Explanation<'a> {
+    let now_nanos = instant_nanos(&now.fixed_offset());
     let filter = Filter::new(graph, query);
     let explicit_type = query.issue_type.is_some();
     let mut ready_ix = Vec::new();
     let mut not_ready_ix = Vec::new();
     for i in graph.live_indexes() {
         let issue = graph.issue(i);
-        if issue.is_closed() || !filter.admits(i, issue) {
+        if graph.status_kind(i) == StatusKind::Closed || !filter.admits(i, issue) {
             continue;
         }
-        if is_ready(graph, i, now, explicit_type) {
+        if is_ready(graph, i, now_nanos, explicit_type) {
             ready_ix.push(i);
         } else {
             not_ready_ix.push(i);
@@ -532,9 +527,11 @@ pub fn blocked<'a>(graph: &Graph<'a>, parent: Option<&str>) -> Vec<BlockedEntry<
         .filter(|&i| {
             let issue = graph.issue(i);
             graph.is_blocked(i)
-                && !issue.is_closed()
+                && !matches!(
+                    graph.status_kind(i),
+                    StatusKind::Closed | StatusKind::Pinned
+                )
                 && !issue.pinned
-                && issue.status_kind() != StatusKind::Pinned
                 && filter.admits(i, issue)
         })
         .collect();

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::graph::Graph;
 use super::issue::StatusKind;
-use super::ready::{blocked, ready, ReadyQuery};
+use super::ready::{ready, ReadyQuery};
 
 /// bd's `stats --json` fields.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,7 +35,7 @@ pub fn stats(graph: &Graph<'_>, now: DateTime<Utc>) -> Stats {
         open_issues: 0,
         in_progress_issues: 0,
         closed_issues: 0,
-        blocked_issues: blocked(graph, None).len(),
+        blocked_issues: 0,
         deferred_issues: 0,
         ready_issues: ready(
             graph,
@@ -54,17 +54,23 @@ pub fn stats(graph: &Graph<'_>, now: DateTime<Utc>) -> Stats {
     for i in graph.live_indexes() {
         let issue = graph.issue(i);
         s.total_issues += 1;
-        match issue.status_kind() {
+        let kind = graph.status_kind(i);
+        match kind {
             StatusKind::Open => s.open_issues += 1,
             StatusKind::InProgress => s.in_progress_issues += 1,
             StatusKind::Closed => s.closed_issues += 1,
             StatusKind::Deferred => s.deferred_issues += 1,
             _ => {}
         }
-        if issue.pinned || issue.status_kind() == StatusKind::Pinned {
+        let pinned = issue.pinned || kind == StatusKind::Pinned;
+        if pinned {
             s.pinned_issues += 1;
         }
-        if issue.is_closed() {
+        // The same rule as `blocked`, counted without building its entries.
+        if graph.is_blocked(i) && !pinned && kind != StatusKind::Closed {
+            s.blocked_issues += 1;
+        }
+        if kind == StatusKind::Closed {
             if let (Some(c), Some(d)) = (&issue.created_at, &issue.closed_at) {
                 lead_secs += (d.at - c.at).num_milliseconds() as f64 / 1000.0;
                 lead_n += 1;
