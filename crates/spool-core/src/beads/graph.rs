@@ -1,7 +1,7 @@
 //! The dependency graph of a backlog: indexes built once, blocked state, cycles, trees,
 //! per-issue counts.
 //!
-//! Semantics are bd v1's (see `docs/architecture.md`, "Readiness"):
+//! Semantics are bd v1's:
 //! - An issue is *directly blocked* by a `blocks`/`conditional-blocks` target that exists
 //!   and is still live (not closed-category, not pinned, not a tombstone), or by a
 //!   `waits-for` gate that is not yet satisfied.

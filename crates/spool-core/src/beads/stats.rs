@@ -82,3 +82,57 @@ pub fn stats(graph: &Graph<'_>, now: DateTime<Utc>) -> Stats {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::beads::Issue;
+
+    fn parse(lines: &[&str]) -> Vec<Issue> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("valid issue"))
+            .collect()
+    }
+
+    #[test]
+    fn counts_by_category_without_tombstones() {
+        let issues = parse(&[
+            r#"{"id":"s-1","title":"a","status":"open","created_at":"2026-03-01T00:00:00Z"}"#,
+            r#"{"id":"s-2","title":"b","status":"open","dependencies":[{"depends_on_id":"s-1"}]}"#,
+            r#"{"id":"s-3","title":"c","status":"in_progress"}"#,
+            r#"{"id":"s-4","title":"d","status":"closed","created_at":"2026-03-01T00:00:00Z","closed_at":"2026-03-01T10:00:00Z"}"#,
+            r#"{"id":"s-5","title":"e","status":"done","created_at":"2026-03-01T00:00:00-02:00","closed_at":"2026-03-01T04:00:00Z"}"#,
+            r#"{"id":"s-6","title":"f","status":"closed"}"#,
+            r#"{"id":"s-7","title":"g","status":"deferred"}"#,
+            r#"{"id":"s-8","title":"h","status":"pinned","dependencies":[{"depends_on_id":"s-1"}]}"#,
+            r#"{"id":"s-9","title":"i","status":"open","pinned":true}"#,
+            r#"{"id":"s-10","title":"j","status":"tombstone"}"#,
+            r#"{"id":"s-11","title":"k","status":"open","issue_type":"epic"}"#,
+            r#"{"id":"s-11.1","title":"l","status":"closed","dependencies":[{"depends_on_id":"s-11","type":"parent-child"}]}"#,
+            r#"{"id":"s-12","title":"m","status":"open","issue_type":"epic"}"#,
+            r#"{"id":"s-13","title":"n","status":"closed","dependencies":[{"depends_on_id":"s-1"}]}"#,
+        ]);
+        let g = Graph::new(&issues);
+        let now = "2026-03-10T00:00:00Z".parse().expect("valid");
+        let s = stats(&g, now);
+        assert_eq!(
+            s,
+            Stats {
+                total_issues: 13,
+                open_issues: 5,
+                in_progress_issues: 1,
+                closed_issues: 5,
+                // s-2 only: s-8 is pinned, s-13 closed.
+                blocked_issues: 1,
+                deferred_issues: 1,
+                // s-1, s-11, s-12 (s-2 blocked, s-9 pinned).
+                ready_issues: 3,
+                pinned_issues: 2,
+                epics_eligible_for_closure: 1,
+                // s-4: 10 h; s-5: 2 h (created 02:00Z); s-6 and s-11.1 have no times.
+                average_lead_time_hours: 6.0,
+            }
+        );
+    }
+}
