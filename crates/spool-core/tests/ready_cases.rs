@@ -12,6 +12,7 @@
 //!   `blocked-ancestor <id>: <id>`.
 //! - `explain <id>: <reason codes>` — `explain_issue` with the default query.
 //! - `cycles: <ids> | <ids>` — `cycles()`, each cycle from its smallest id.
+//! - `components: <ids> | <ids>` — `cyclic_components()`, every id on a cycle.
 //! - `dangling: <from>><to> ...`.
 
 use std::path::{Path, PathBuf};
@@ -154,6 +155,14 @@ fn run_case(jsonl: &Path) -> usize {
                     value.split('|').map(words).collect()
                 };
                 assert_eq!(graph.cycles(), want, "{ctx}: cycles");
+            }
+            ["components"] => {
+                let want: Vec<Vec<String>> = value
+                    .split('|')
+                    .map(words)
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                assert_eq!(graph.cyclic_components(), want, "{ctx}: components");
             }
             ["dangling"] => {
                 let got: Vec<String> = graph

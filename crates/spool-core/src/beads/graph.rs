@@ -750,6 +750,24 @@ impl<'a> Graph<'a> {
         out
     }
 
+    /// The ids of every issue that lies on some blocking cycle, grouped by strongly
+    /// connected component (members sorted, groups sorted) — for reports that need every
+    /// id involved rather than one cycle per group.
+    pub fn cyclic_components(&self) -> Vec<Vec<&'a str>> {
+        let mut out: Vec<Vec<&'a str>> = self
+            .strongly_connected()
+            .into_iter()
+            .filter(|c| c.len() > 1 || self.blocks_successors(c[0]).any(|s| s == c[0]))
+            .map(|c| {
+                let mut ids: Vec<&'a str> = c.iter().map(|&i| self.issues[i].id.as_str()).collect();
+                ids.sort_unstable();
+                ids
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Shortest path `from → … → to` along blocks edges whose every node satisfies
     /// `allowed`; `from == to` finds a shortest cycle. The returned path starts with `from`
     /// and leaves out the final `to` when it closes a cycle.
@@ -1158,6 +1176,7 @@ mod tests {
             g.would_create_cycle("ch", "par", "blocks"),
             Err(EdgeRefusal::ChildOfParent)
         );
+        assert!(g.cyclic_components().is_empty());
         assert!(g.edge_between("x", "y").is_some());
         assert!(g.edge_between("y", "x").is_none());
         assert!(g
