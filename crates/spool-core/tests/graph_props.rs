@@ -172,45 +172,56 @@ fn children<'a>(issues: &'a [Issue], id: &str) -> Vec<&'a Issue> {
         .collect()
 }
 
+/// Closed-category, pinned (status) and tombstoned issues neither block nor are blocked.
+fn active(i: &Issue) -> bool {
+    !closed(i) && i.status != "pinned" && i.status != "tombstone"
+}
+
 fn oracle_direct(issues: &[Issue], i: &Issue) -> bool {
     i.dependencies.iter().any(|d| match d.dep_type.as_str() {
-        "" | "blocks" | "conditional-blocks" => find(issues, &d.depends_on_id)
-            .is_some_and(|t| !closed(t) && t.status != "pinned" && !t.pinned),
+        "" | "blocks" | "conditional-blocks" => find(issues, &d.depends_on_id).is_some_and(active),
         "waits-for" => {
             if find(issues, &d.depends_on_id).is_none() {
                 return false;
             }
             let kids = children(issues, &d.depends_on_id);
+            let pending = kids.iter().any(|k| !closed(k) && k.status != "pinned");
             let any = d
                 .metadata
                 .as_ref()
                 .is_some_and(|m| m.to_string().contains("any-children"));
-            if any {
-                !kids.iter().any(|k| closed(k))
-            } else {
-                kids.iter().any(|k| !closed(k))
-            }
+            pending && !(any && kids.iter().any(|k| closed(k)))
         }
         _ => false,
     })
 }
 
-fn oracle_blocked(issues: &[Issue], i: &Issue, path: &mut Vec<String>) -> bool {
-    if path.contains(&i.id) {
+/// Blocked: active, and some issue reachable upward through active parents (itself
+/// included) is directly blocked. Plain breadth-first search, no memoization.
+fn oracle_blocked(issues: &[Issue], i: &Issue) -> bool {
+    if !active(i) {
         return false;
     }
-    if oracle_direct(issues, i) {
-        return true;
+    let mut seen: Vec<&str> = vec![i.id.as_str()];
+    let mut queue: Vec<&Issue> = vec![i];
+    while let Some(cur) = queue.pop() {
+        if oracle_direct(issues, cur) {
+            return true;
+        }
+        for d in cur
+            .dependencies
+            .iter()
+            .filter(|d| is_parent_edge(&d.dep_type))
+        {
+            if let Some(p) = find(issues, &d.depends_on_id) {
+                if active(p) && !seen.contains(&p.id.as_str()) {
+                    seen.push(p.id.as_str());
+                    queue.push(p);
+                }
+            }
+        }
     }
-    path.push(i.id.clone());
-    let hit = i
-        .dependencies
-        .iter()
-        .filter(|d| is_parent_edge(&d.dep_type))
-        .filter_map(|d| find(issues, &d.depends_on_id))
-        .any(|p| oracle_blocked(issues, p, path));
-    path.pop();
-    hit
+    false
 }
 
 fn deferred(i: &Issue) -> bool {
@@ -232,7 +243,7 @@ fn oracle_ready(issues: &[Issue]) -> BTreeSet<String> {
                 .filter_map(|d| find(issues, &d.depends_on_id))
                 .any(deferred)
         })
-        .filter(|i| !oracle_blocked(issues, i, &mut Vec::new()))
+        .filter(|i| !oracle_blocked(issues, i))
         .map(|i| i.id.clone())
         .collect()
 }
@@ -322,7 +333,8 @@ proptest! {
                     }
                     prop_assert!(!oracle_direct(&issues, cur), "{} has blocked ancestor {}", issue.id, cur.id);
                     for d in cur.dependencies.iter().filter(|d| is_parent_edge(&d.dep_type)) {
-                        if let Some(p) = find(&issues, &d.depends_on_id) {
+                        // Blockage does not flow through closed or pinned parents.
+                        if let Some(p) = find(&issues, &d.depends_on_id).filter(|p| active(p)) {
                             stack.push(p);
                         }
                     }
@@ -337,8 +349,8 @@ proptest! {
         let got: BTreeSet<String> = blocked(&g, None).iter().map(|b| g.issue(b.issue).id.clone()).collect();
         let want: BTreeSet<String> = issues
             .iter()
-            .filter(|i| i.status != "tombstone" && !closed(i) && i.status != "pinned" && !i.pinned)
-            .filter(|i| oracle_blocked(&issues, i, &mut Vec::new()))
+            .filter(|i| i.status != "tombstone")
+            .filter(|i| oracle_blocked(&issues, i))
             .map(|i| i.id.clone())
             .collect();
         prop_assert_eq!(got, want);

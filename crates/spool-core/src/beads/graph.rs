@@ -1,12 +1,16 @@
 //! The dependency graph of a backlog: indexes built once, blocked state, cycles, trees,
 //! per-issue counts.
 //!
-//! Semantics are bd v1's:
-//! - An issue is *directly blocked* by a `blocks`/`conditional-blocks` target that exists
-//!   and is still live (not closed-category, not pinned, not a tombstone), or by a
-//!   `waits-for` gate that is not yet satisfied.
-//! - An issue is *blocked* when it or any ancestor (via `parent-child`, any depth) is
-//!   directly blocked.
+//! Semantics are bd v1's (its `is_blocked` rules):
+//! - Only issues that are not closed-category and not `pinned` (status) can be blocked.
+//! - Such an issue is *directly blocked* by a `blocks`/`conditional-blocks` target that
+//!   exists and whose status is not closed-category or `pinned`, or by a `waits-for`
+//!   gate that is not yet satisfied: with `all-children` (the default) while a child of
+//!   the target is pending (neither closed nor pinned); with `any-children` while a child
+//!   is pending and none is closed yet. A target without pending children holds nothing.
+//! - It is *blocked* when directly blocked or when a parent (via `parent-child`) is
+//!   blocked — so blockage flows down through any depth, but not through closed or
+//!   pinned issues.
 //! - Tombstones are invisible: never shown, never blocking, their own edges ignored.
 //!   Edges to ids that do not exist block nothing ([`Graph::dangling`] lists them).
 //! - When an id occurs on several lines, the last line is the issue (later lines win, as
@@ -35,8 +39,6 @@ struct Edge {
     /// The live target, if the target exists and is not a tombstone.
     to: Option<u32>,
     kind: DepKind,
-    /// For `waits-for`: the live issue whose children the gate watches.
-    gate: Option<u32>,
     /// For `waits-for`: the `any-children` gate (else `all-children`).
     any_children: bool,
 }
@@ -189,32 +191,13 @@ impl std::fmt::Display for EdgeRefusal {
 
 impl std::error::Error for EdgeRefusal {}
 
-/// Whether a `blocks` target still blocks: every status except closed-category and
-/// pinned (tombstones are not in the graph at all), and not pinned by flag.
-fn is_live_blocker(kind: StatusKind, issue: &Issue) -> bool {
+/// Whether an issue can block others or be blocked itself: bd compares the status only
+/// (closed-category and `pinned` are out; the `pinned` flag does not count here).
+fn is_active(kind: StatusKind) -> bool {
     !matches!(
         kind,
         StatusKind::Closed | StatusKind::Pinned | StatusKind::Tombstone
-    ) && !issue.pinned
-}
-
-/// `metadata.spawner_id` of a `waits-for` edge: the issue whose children the gate
-/// watches instead of the target's. bd writes metadata as a JSON string, other writers as
-/// an object.
-fn spawner_id(dep: &Dependency) -> Option<String> {
-    let parsed;
-    let meta = match &dep.metadata {
-        Some(serde_json::Value::String(raw)) => {
-            parsed = serde_json::from_str::<serde_json::Value>(raw).ok()?;
-            &parsed
-        }
-        Some(v) => v,
-        None => return None,
-    };
-    meta.get("spawner_id")?
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    )
 }
 
 /// The dependency graph over one backlog snapshot.
@@ -233,6 +216,8 @@ pub struct Graph<'a> {
     inc: Adjacency,
     children_total: Vec<u32>,
     children_closed: Vec<u32>,
+    /// Children neither closed nor pinned: what a `waits-for` gate waits on.
+    children_pending: Vec<u32>,
     direct_blocked: Vec<bool>,
     blocked: Vec<bool>,
     /// Live, status open, not pinned, not ephemeral, not blocked: the part of readiness
@@ -285,21 +270,12 @@ impl<'a> Graph<'a> {
                     .copied()
                     .filter(|&t| live[t as usize]);
                 let kind = dep.kind();
-                let (gate, any_children) = if kind == DepKind::WaitsFor {
-                    let gate = match spawner_id(dep) {
-                        Some(s) => index.get(s.as_str()).copied().filter(|&t| live[t as usize]),
-                        None => to,
-                    };
-                    (gate, dep.waits_for_any())
-                } else {
-                    (None, false)
-                };
+                let any_children = kind == DepKind::WaitsFor && dep.waits_for_any();
                 edges.push(Edge {
                     from: i as u32,
                     dep: d as u32,
                     to,
                     kind,
-                    gate,
                     any_children,
                 });
             }
@@ -335,11 +311,14 @@ impl<'a> Graph<'a> {
 
         let mut children_total = vec![0u32; n];
         let mut children_closed = vec![0u32; n];
+        let mut children_pending = vec![0u32; n];
         for e in &edges {
             if let (DepKind::ParentChild, Some(t)) = (e.kind, e.to) {
                 children_total[t as usize] += 1;
-                if kinds[e.from as usize] == StatusKind::Closed {
-                    children_closed[t as usize] += 1;
+                match kinds[e.from as usize] {
+                    StatusKind::Closed => children_closed[t as usize] += 1,
+                    StatusKind::Pinned => {}
+                    _ => children_pending[t as usize] += 1,
                 }
             }
         }
@@ -354,6 +333,7 @@ impl<'a> Graph<'a> {
             inc,
             children_total,
             children_closed,
+            children_pending,
             direct_blocked: vec![false; n],
             blocked: vec![false; n],
             workable: Vec::new(),
@@ -387,40 +367,36 @@ impl<'a> Graph<'a> {
         let n = self.issues.len();
         let mut queue = VecDeque::new();
         for i in 0..n {
-            if self.live[i] && self.direct_blockers_iter(i).next().is_some() {
+            if self.live[i]
+                && is_active(self.kinds[i])
+                && self.direct_blockers_iter(i).next().is_some()
+            {
                 self.direct_blocked[i] = true;
                 self.blocked[i] = true;
                 queue.push_back(i);
             }
         }
-        // Blockage flows from a parent to its children, to any depth; each issue is
-        // enqueued at most once, so parent-child cycles terminate.
+        // Blockage flows from a parent to its active children, to any depth; each issue
+        // is enqueued at most once, so parent-child cycles terminate.
         while let Some(p) = queue.pop_front() {
             for &k in self.inc.of(p) {
                 let e = self.edges[k as usize];
-                if e.kind == DepKind::ParentChild && !self.blocked[e.from as usize] {
-                    self.blocked[e.from as usize] = true;
-                    queue.push_back(e.from as usize);
+                let c = e.from as usize;
+                if e.kind == DepKind::ParentChild && !self.blocked[c] && is_active(self.kinds[c]) {
+                    self.blocked[c] = true;
+                    queue.push_back(c);
                 }
             }
         }
     }
 
-    /// Whether the gate of a `waits-for` edge still holds its issue back: `all-children`
-    /// while some child is not closed, `any-children` until one child is closed.
+    /// Whether the gate of a `waits-for` edge still holds its issue back.
     fn waits_for_pending(&self, e: &Edge) -> bool {
-        let Some(t) = e.gate else {
+        let Some(t) = e.to else {
             return false;
         };
-        let (total, closed) = (
-            self.children_total[t as usize],
-            self.children_closed[t as usize],
-        );
-        if e.any_children {
-            closed == 0
-        } else {
-            closed < total
-        }
+        let t = t as usize;
+        self.children_pending[t] > 0 && !(e.any_children && self.children_closed[t] > 0)
     }
 
     fn direct_blockers_iter(&self, i: Ix) -> impl Iterator<Item = Blocker<'a>> + '_ {
@@ -431,14 +407,14 @@ impl<'a> Graph<'a> {
             match e.kind {
                 DepKind::Blocks | DepKind::ConditionalBlocks => {
                     let t = e.to? as usize;
-                    is_live_blocker(self.kinds[t], &self.issues[t]).then_some(Blocker {
+                    is_active(self.kinds[t]).then_some(Blocker {
                         blocker: t,
                         dep,
                         why: DirectBlock::Blocks,
                     })
                 }
                 DepKind::WaitsFor => {
-                    let t = e.gate? as usize;
+                    let t = e.to? as usize;
                     self.waits_for_pending(&e).then_some(Blocker {
                         blocker: t,
                         dep,

@@ -55,7 +55,7 @@ pub struct ReadyQuery {
     pub limit: usize,
     /// Only issues assigned to this actor.
     pub assignee: Option<String>,
-    /// Only issues with no assignee.
+    /// Only issues with no assignee (takes precedence over `assignee`).
     pub unassigned: bool,
     /// Only issues carrying all of these labels.
     pub labels: Vec<String>,
@@ -64,8 +64,8 @@ pub struct ReadyQuery {
     /// Only issues of this type; replaces the exclusion of infrastructure types.
     pub issue_type: Option<String>,
     pub priority: Option<i64>,
-    /// Only transitive descendants of this issue (by `parent-child` edges, or by an id
-    /// starting with `<parent>.`).
+    /// Only transitive descendants of this issue: by `parent-child` edges, or by an id
+    /// starting with `<parent>.` when the issue has no `parent-child` edge at all.
     pub parent: Option<String>,
 }
 
@@ -116,9 +116,16 @@ impl<'q> Filter<'q> {
                     scope[d] = true;
                 }
             }
+            // Ids under `<parent>.` count too, unless a parent-child edge puts them
+            // somewhere else.
             let dotted = format!("{parent}.");
             for (i, issue) in graph.issues().iter().enumerate() {
-                if issue.id.starts_with(&dotted) {
+                if issue.id.starts_with(&dotted)
+                    && !issue
+                        .dependencies
+                        .iter()
+                        .any(|d| d.kind() == DepKind::ParentChild)
+                {
                     scope[i] = true;
                 }
             }
@@ -129,12 +136,11 @@ impl<'q> Filter<'q> {
 
     fn admits(&self, i: Ix, issue: &Issue) -> bool {
         let q = self.query;
-        if let Some(a) = &q.assignee {
-            if &issue.assignee != a {
+        if q.unassigned {
+            if !issue.assignee.is_empty() {
                 return false;
             }
-        }
-        if q.unassigned && !issue.assignee.is_empty() {
+        } else if q.assignee.as_ref().is_some_and(|a| &issue.assignee != a) {
             return false;
         }
         if !q.labels.iter().all(|l| issue.has_label(l)) {
@@ -390,6 +396,9 @@ pub fn explain_issue<'a>(
             });
         }
     }
+    if !graph.is_blocked(i) {
+        return reasons;
+    }
     for b in graph.direct_blockers(i) {
         let target = graph.issue(b.blocker);
         reasons.push(match b.why {
@@ -506,16 +515,17 @@ pub fn explain<'a>(graph: &Graph<'a>, query: &ReadyQuery, now: DateTime<Utc>) ->
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockedEntry<'a> {
     pub issue: Ix,
-    /// Ids of the direct blockers (live `blocks` targets, unsatisfied `waits-for` gates),
-    /// each once, in dependency order.
+    /// What bd lists as `blocked_by`: the direct blockers (live `blocks` targets,
+    /// unsatisfied `waits-for` gates), each once in dependency order; for an issue blocked
+    /// only through its parent chain, that blocked parent.
     pub blocked_by: Vec<&'a str>,
-    /// The nearest blocked ancestor, when the block comes (also) through the parent chain.
+    /// The nearest directly blocked ancestor, when there is a blocked parent.
     pub blocked_ancestor: Option<&'a str>,
 }
 
-/// `bd blocked`: live issues that are not closed and not pinned and are blocked —
-/// directly or through an ancestor — optionally only under `parent` (same scope rule as
-/// the ready filter). Priority order, then oldest first, then id.
+/// `bd blocked`: every blocked issue (only issues that are neither closed nor `pinned`
+/// can be blocked), optionally only under `parent` (same scope rule as the ready filter).
+/// Priority order, then newest first, then id — bd's order.
 pub fn blocked<'a>(graph: &Graph<'a>, parent: Option<&str>) -> Vec<BlockedEntry<'a>> {
     let query = ReadyQuery {
         parent: parent.map(str::to_string),
@@ -524,25 +534,16 @@ pub fn blocked<'a>(graph: &Graph<'a>, parent: Option<&str>) -> Vec<BlockedEntry<
     let filter = Filter::new(graph, &query);
     let mut ix: Vec<Ix> = graph
         .live_indexes()
-        .filter(|&i| {
-            let issue = graph.issue(i);
-            graph.is_blocked(i)
-                && !matches!(
-                    graph.status_kind(i),
-                    StatusKind::Closed | StatusKind::Pinned
-                )
-                && !issue.pinned
-                && filter.admits(i, issue)
-        })
+        .filter(|&i| graph.is_blocked(i) && filter.admits(i, graph.issue(i)))
         .collect();
-    // Longest-blocked first within a priority (missing creation time counts as oldest).
-    ix.sort_by(|&a, &b| {
-        let (x, y) = (graph.issue(a), graph.issue(b));
-        x.priority
-            .cmp(&y.priority)
-            .then_with(|| x.created_at.cmp(&y.created_at))
-            .then_with(|| x.id.cmp(&y.id))
-    });
+    // The priority order does not look at the clock.
+    sort_issues(
+        graph,
+        &mut ix,
+        SortPolicy::Priority,
+        DateTime::<Utc>::UNIX_EPOCH,
+        0,
+    );
     ix.into_iter()
         .map(|i| {
             let mut blocked_by: Vec<&'a str> = Vec::new();
@@ -551,6 +552,14 @@ pub fn blocked<'a>(graph: &Graph<'a>, parent: Option<&str>) -> Vec<BlockedEntry<
                 if !blocked_by.contains(&id) {
                     blocked_by.push(id);
                 }
+            }
+            if blocked_by.is_empty() {
+                blocked_by.extend(
+                    graph
+                        .parents(i)
+                        .find(|&p| graph.is_blocked(p))
+                        .map(|p| graph.issue(p).id.as_str()),
+                );
             }
             BlockedEntry {
                 issue: i,

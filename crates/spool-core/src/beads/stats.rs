@@ -15,7 +15,8 @@ pub struct Stats {
     pub in_progress_issues: usize,
     /// Closed-category statuses (`closed`, `done`, `completed`).
     pub closed_issues: usize,
-    /// Issues `blocked` lists (blocked by a dependency, not the `blocked` status).
+    /// Issues `blocked` lists (blocked by a dependency, not the `blocked` status; closed
+    /// and pinned issues are never blocked).
     pub blocked_issues: usize,
     /// Status `deferred`.
     pub deferred_issues: usize,
@@ -66,8 +67,8 @@ pub fn stats(graph: &Graph<'_>, now: DateTime<Utc>) -> Stats {
         if pinned {
             s.pinned_issues += 1;
         }
-        // The same rule as `blocked`, counted without building its entries.
-        if graph.is_blocked(i) && !pinned && kind != StatusKind::Closed {
+        // What `blocked` lists, counted without building its entries.
+        if graph.is_blocked(i) {
             s.blocked_issues += 1;
         }
         if kind == StatusKind::Closed {
