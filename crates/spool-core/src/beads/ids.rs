@@ -272,9 +272,12 @@ pub fn choose_prefix<'a>(
         .unwrap_or_else(|| dir_name.to_string())
 }
 
-/// Resolves what a user typed to one issue id: the exact id; else the unique id whose
-/// hash part equals the query; else the unique id whose hash part ends with it; else the
-/// unique id containing it. Tombstones take part only when `include_tombstones`.
+/// Resolves what a user typed to one issue id: the exact id; else the id whose hash part
+/// equals the query (the query without its prefix); else the unique id whose hash part
+/// starts with it (bd's abbreviation, `a3f8` → `bd-a3f8e9`); else the unique id whose hash
+/// part ends with it; else the unique id containing it. The first stage with any match
+/// decides: one match resolves, several are an error listing them. Tombstones take part
+/// only when `include_tombstones`.
 pub fn resolve_id<'a>(
     issues: &'a [Issue],
     query: &str,
@@ -297,8 +300,9 @@ pub fn resolve_id<'a>(
     if let Some(id) = ids.iter().find(|id| **id == query) {
         return Ok(id);
     }
-    let stages: [&dyn Fn(&str) -> bool; 3] = [
+    let stages: [&dyn Fn(&str) -> bool; 4] = [
         &|id| hash_of(id) == query,
+        &|id| hash_of(id).starts_with(query),
         &|id| hash_of(id).ends_with(query),
         &|id| id.contains(query),
     ];
@@ -529,6 +533,12 @@ mod tests {
         assert_eq!(resolve_id(&issues, "bd-abc", false), Ok("bd-abc"));
         assert_eq!(resolve_id(&issues, "abc", false), Ok("bd-abc"));
         assert_eq!(resolve_id(&issues, "c.1", false), Ok("bd-abc.1"));
+        assert_eq!(resolve_id(&issues, "abc9", false), Ok("other-abc9"));
+        assert_eq!(
+            resolve_id(&issues, "abc.", false),
+            Ok("bd-abc.1"),
+            "starts-with before substring"
+        );
         assert_eq!(resolve_id(&issues, "bc9", false), Ok("other-abc9"));
         assert_eq!(resolve_id(&issues, "r-ab", false), Ok("other-abc9"));
         assert_eq!(
@@ -557,6 +567,17 @@ mod tests {
         );
         assert_eq!(resolve_id(&issues, "xyz", true), Ok("bd-xyz"));
         assert!(resolve_id(&issues, " ", false).is_err());
+        // A leading abbreviation wins over a match at the end, which wins over one inside.
+        let more: Vec<Issue> = ["bd-xyzq", "bd-qxyz", "bd-mnopq"]
+            .iter()
+            .map(|id| Issue {
+                id: (*id).into(),
+                ..Issue::default()
+            })
+            .collect();
+        assert_eq!(resolve_id(&more, "xyz", false), Ok("bd-xyzq"));
+        assert_eq!(resolve_id(&more, "yz", false), Ok("bd-qxyz"));
+        assert_eq!(resolve_id(&more, "nop", false), Ok("bd-mnopq"));
         let msg = resolve_id(&issues, "ab", false)
             .expect_err("ambiguous")
             .to_string();
