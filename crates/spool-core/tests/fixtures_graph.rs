@@ -201,6 +201,69 @@ fn real_hash_ids_are_reproduced() {
     }
 }
 
+/// bd v1 exports carry `dependency_count`, `dependent_count`, `comment_count` (and
+/// some builds `parent`); `Graph::counts` must reproduce them from the edges.
+#[test]
+fn counts_match_what_bd_exported() {
+    let files = [
+        "maphew__mybd__dolt-counts-no-type.jsonl",
+        "maphew__mybd__v1-type-memory-uuid-comments.jsonl",
+        "Nenos-Hu__beads-manager__v1-tiny.jsonl",
+    ];
+    let dir = fixtures_dir();
+    for file in files {
+        let path = dir.join(file);
+        let issues = load(&path);
+        let raw: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .expect("fixture readable")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("valid JSON"))
+            .filter(|v: &serde_json::Value| v.get("_type").is_none_or(|t| t == "issue"))
+            .collect();
+        assert_eq!(raw.len(), issues.len());
+        let g = Graph::new(&issues);
+        let counts = g.counts();
+        for (k, v) in raw.iter().enumerate() {
+            let want = |key: &str| v[key].as_u64().expect("count present") as usize;
+            let id = &issues[k].id;
+            assert_eq!(
+                counts[k].dependency_count,
+                want("dependency_count"),
+                "{file} {id}"
+            );
+            assert_eq!(
+                counts[k].dependent_count,
+                want("dependent_count"),
+                "{file} {id}"
+            );
+            assert_eq!(
+                counts[k].comment_count,
+                want("comment_count"),
+                "{file} {id}"
+            );
+        }
+    }
+    // The Dolt-era export also wrote `parent`: the target of the parent-child edge.
+    let path = dir.join("steveyegge__beads__385c0c03-dolt-export-spaced-counts.jsonl");
+    let issues = load(&path);
+    let g = Graph::new(&issues);
+    let counts = g.counts();
+    let mut checked = 0;
+    for (k, line) in std::fs::read_to_string(&path)
+        .expect("fixture readable")
+        .lines()
+        .enumerate()
+    {
+        let v: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+        if let Some(parent) = v.get("parent").and_then(|p| p.as_str()) {
+            assert_eq!(counts[k].parent, Some(parent), "{}", issues[k].id);
+            checked += 1;
+        }
+    }
+    assert!(checked > 300, "only {checked} parents checked");
+}
+
 #[test]
 fn prefixes_of_real_backlogs() {
     let expect = [

@@ -145,7 +145,9 @@ pub struct EdgeView<'a> {
 /// Per-issue counts that bd v1 puts on every exported/listed issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct IssueCounts<'a> {
+    /// Outgoing `blocks` edges only (bd v1 counts no other type; real v1 exports agree).
     pub dependency_count: usize,
+    /// Incoming `blocks` edges from live issues.
     pub dependent_count: usize,
     pub comment_count: usize,
     pub parent: Option<&'a str>,
@@ -664,8 +666,17 @@ impl<'a> Graph<'a> {
                     };
                 }
                 IssueCounts {
-                    dependency_count: issue.dependencies.len(),
-                    dependent_count: self.inc.of(i).len(),
+                    dependency_count: issue
+                        .dependencies
+                        .iter()
+                        .filter(|d| d.kind() == DepKind::Blocks)
+                        .count(),
+                    dependent_count: self
+                        .inc
+                        .of(i)
+                        .iter()
+                        .filter(|&&k| self.edges[k as usize].kind == DepKind::Blocks)
+                        .count(),
                     comment_count: issue.comments.len(),
                     parent: issue.parent_id(),
                 }
@@ -1210,16 +1221,17 @@ mod tests {
                 parent: None
             }
         );
+        // Only `blocks` edges count, as in bd v1: E1.2's parent-child edge does not.
         assert_eq!(
             counts[e12],
             IssueCounts {
-                dependency_count: 2,
+                dependency_count: 1,
                 dependent_count: 0,
                 comment_count: 1,
                 parent: Some("E1")
             }
         );
-        assert_eq!(counts[e1].dependent_count, 2);
+        assert_eq!(counts[e1].dependent_count, 0);
         assert!(g.lookup("t").is_none());
         let deps: Vec<(&str, bool)> = g
             .dependencies(x)

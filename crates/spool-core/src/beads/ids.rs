@@ -120,6 +120,8 @@ pub fn hash_id(
     nonce: u32,
     length: usize,
 ) -> String {
+    // bd drops one trailing hyphen from the prefix before adding its own.
+    let prefix = prefix.strip_suffix('-').unwrap_or(prefix);
     format!(
         "{prefix}-{}",
         hash_part(
@@ -415,6 +417,7 @@ mod tests {
             );
         }
         assert_eq!(hash_id("p", t, d, c, ns, 0, 4), "p-2rln");
+        assert_eq!(hash_id("p-", t, d, c, ns, 0, 4), "p-2rln");
     }
 
     /// Ids that real bd wrote (steveyegge/beads at v0.47.0), reproduced from their own
