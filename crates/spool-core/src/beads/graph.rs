@@ -574,17 +574,26 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// Open epics whose children are all closed (at least one child) — `bd epic
-    /// close-eligible`.
-    pub fn epics_eligible_for_closure(&self) -> Vec<Ix> {
+    /// Every epic that is not closed and has children, with its progress, in file order
+    /// — `bd epic status`. An epic is eligible for closure when all children are closed.
+    pub fn epic_statuses(&self) -> Vec<(Ix, Progress)> {
         self.live_indexes()
             .filter(|&i| {
-                let issue = &self.issues[i];
-                issue.issue_type() == "epic"
+                self.issues[i].issue_type() == "epic"
                     && self.kinds[i] != StatusKind::Closed
                     && self.children_total[i] > 0
-                    && self.children_closed[i] == self.children_total[i]
             })
+            .map(|i| (i, self.progress(i)))
+            .collect()
+    }
+
+    /// Epics not closed whose children (at least one) are all closed — `bd epic
+    /// close-eligible`.
+    pub fn epics_eligible_for_closure(&self) -> Vec<Ix> {
+        self.epic_statuses()
+            .into_iter()
+            .filter(|(_, p)| p.closed == p.total)
+            .map(|(i, _)| i)
             .collect()
     }
 
@@ -1205,6 +1214,30 @@ mod tests {
             .map(|&i| g.issue(i).id.as_str())
             .collect();
         assert_eq!(eligible, ["E1"]);
+        let statuses: Vec<(&str, Progress)> = g
+            .epic_statuses()
+            .iter()
+            .map(|&(i, p)| (g.issue(i).id.as_str(), p))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                (
+                    "E1",
+                    Progress {
+                        total: 2,
+                        closed: 2
+                    }
+                ),
+                (
+                    "E2",
+                    Progress {
+                        total: 1,
+                        closed: 0
+                    }
+                )
+            ]
+        );
         let kids: Vec<&str> = g.children(e1).map(|i| g.issue(i).id.as_str()).collect();
         assert_eq!(kids, ["E1.1", "E1.2"]);
 
