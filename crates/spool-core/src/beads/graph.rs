@@ -675,10 +675,11 @@ impl<'a> Graph<'a> {
                     };
                 }
                 IssueCounts {
-                    dependency_count: issue
-                        .dependencies
+                    dependency_count: self
+                        .out
+                        .of(i)
                         .iter()
-                        .filter(|d| d.kind() == DepKind::Blocks)
+                        .filter(|&&k| self.edges[k as usize].kind == DepKind::Blocks)
                         .count(),
                     dependent_count: self
                         .inc
