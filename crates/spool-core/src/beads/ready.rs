@@ -180,7 +180,9 @@ fn sort_issues(
     now: DateTime<Utc>,
     limit: usize,
 ) {
-    let recent_since = instant_nanos(&(now - Duration::hours(HYBRID_RECENT_HOURS)).fixed_offset());
+    let recent_since = now
+        .checked_sub_signed(Duration::hours(HYBRID_RECENT_HOURS))
+        .map_or(i64::MIN, |t| instant_nanos(&t.fixed_offset()));
     let keys: Vec<(i64, Option<i64>, bool)> = ix
         .iter()
         .map(|&i| {
