@@ -36,7 +36,7 @@ impl Snapshot {
 
 /// Resolves a full id, a unique hash suffix or a unique substring to an issue id.
 pub fn resolve<'a>(issues: &[&'a Issue], query: &str) -> Result<&'a str> {
-    resolve_id(issues, query, false).map_err(id_error)
+    resolve_id(issues.iter().copied(), query, false).map_err(id_error)
 }
 
 pub fn id_error(e: IdError) -> anyhow::Error {

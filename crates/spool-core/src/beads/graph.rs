@@ -205,7 +205,7 @@ fn is_active(kind: StatusKind) -> bool {
 /// The dependency graph over one backlog snapshot.
 #[derive(Debug)]
 pub struct Graph<'a> {
-    issues: &'a [Issue],
+    issues: Vec<&'a Issue>,
     /// Status categories, classified once (string matching is the hot spot otherwise).
     kinds: Vec<StatusKind>,
     index: HashMap<&'a str, u32>,
@@ -243,10 +243,11 @@ pub fn instant_nanos(at: &DateTime<FixedOffset>) -> i64 {
 
 impl<'a> Graph<'a> {
     /// Builds all indexes and the blocked state in O(issues + edges).
-    pub fn new(issues: &'a [Issue]) -> Graph<'a> {
+    pub fn new(issues: impl IntoIterator<Item = &'a Issue>) -> Graph<'a> {
+        let issues: Vec<&'a Issue> = issues.into_iter().collect();
         let n = issues.len();
         assert!(n < u32::MAX as usize, "backlog larger than u32 indexes");
-        let kinds: Vec<StatusKind> = issues.iter().map(Issue::status_kind).collect();
+        let kinds: Vec<StatusKind> = issues.iter().map(|i| i.status_kind()).collect();
         let mut index: HashMap<&'a str, u32> = HashMap::with_capacity(n);
         let mut live: Vec<bool> = kinds.iter().map(|&k| k != StatusKind::Tombstone).collect();
         for (i, issue) in issues.iter().enumerate() {
@@ -325,6 +326,18 @@ impl<'a> Graph<'a> {
             }
         }
 
+        let infra_type = issues
+            .iter()
+            .map(|i| NON_WORK_TYPES.contains(&i.issue_type()))
+            .collect();
+        let created = issues
+            .iter()
+            .map(|i| i.created_at.as_ref().map(|t| instant_nanos(&t.at)))
+            .collect();
+        let defer_until = issues
+            .iter()
+            .map(|i| i.defer_until.as_ref().map(|t| instant_nanos(&t.at)))
+            .collect();
         let mut g = Graph {
             issues,
             kinds,
@@ -339,18 +352,9 @@ impl<'a> Graph<'a> {
             direct_blocked: vec![false; n],
             blocked: vec![false; n],
             workable: Vec::new(),
-            infra_type: issues
-                .iter()
-                .map(|i| NON_WORK_TYPES.contains(&i.issue_type()))
-                .collect(),
-            created: issues
-                .iter()
-                .map(|i| i.created_at.as_ref().map(|t| instant_nanos(&t.at)))
-                .collect(),
-            defer_until: issues
-                .iter()
-                .map(|i| i.defer_until.as_ref().map(|t| instant_nanos(&t.at)))
-                .collect(),
+            infra_type,
+            created,
+            defer_until,
         };
         g.compute_blocked();
         g.workable = (0..n)
@@ -358,8 +362,8 @@ impl<'a> Graph<'a> {
                 g.live[i]
                     && g.kinds[i] == StatusKind::Open
                     && !g.blocked[i]
-                    && !issues[i].pinned
-                    && !issues[i].ephemeral
+                    && !g.issues[i].pinned
+                    && !g.issues[i].ephemeral
             })
             .collect();
         g
@@ -402,7 +406,7 @@ impl<'a> Graph<'a> {
     }
 
     fn direct_blockers_iter(&self, i: Ix) -> impl Iterator<Item = Blocker<'a>> + '_ {
-        let issue = &self.issues[i];
+        let issue = self.issues[i];
         self.out.of(i).iter().filter_map(move |&k| {
             let e = self.edges[k as usize];
             let dep = &issue.dependencies[e.dep as usize];
@@ -429,12 +433,12 @@ impl<'a> Graph<'a> {
     }
 
     /// The slice the graph was built from.
-    pub fn issues(&self) -> &'a [Issue] {
-        self.issues
+    pub fn issues(&self) -> &[&'a Issue] {
+        &self.issues
     }
 
     pub fn issue(&self, i: Ix) -> &'a Issue {
-        &self.issues[i]
+        self.issues[i]
     }
 
     /// The index of a live (non-tombstone) issue by exact id.
@@ -446,7 +450,7 @@ impl<'a> Graph<'a> {
     }
 
     pub fn get(&self, id: &str) -> Option<&'a Issue> {
-        self.lookup(id).map(|i| &self.issues[i])
+        self.lookup(id).map(|i| self.issues[i])
     }
 
     /// Whether the issue at `i` takes part in the graph (last line of its id, not a
@@ -622,7 +626,7 @@ impl<'a> Graph<'a> {
             .iter()
             .map(|&k| {
                 let e = self.edges[k as usize];
-                let from = &self.issues[e.from as usize];
+                let from = self.issues[e.from as usize];
                 EdgeView {
                     other: Some(e.from as usize),
                     other_id: from.id.as_str(),
@@ -649,7 +653,7 @@ impl<'a> Graph<'a> {
             .iter()
             .filter(|e| e.to.is_none())
             .filter_map(|e| {
-                let issue = &self.issues[e.from as usize];
+                let issue = self.issues[e.from as usize];
                 let dep = &issue.dependencies[e.dep as usize];
                 (!self.index.contains_key(dep.depends_on_id.as_str())).then_some(DanglingDep {
                     issue_id: issue.id.as_str(),
@@ -665,7 +669,7 @@ impl<'a> Graph<'a> {
     pub fn counts(&self) -> Vec<IssueCounts<'a>> {
         (0..self.issues.len())
             .map(|i| {
-                let issue = &self.issues[i];
+                let issue = self.issues[i];
                 if !self.live[i] {
                     return IssueCounts {
                         dependency_count: 0,

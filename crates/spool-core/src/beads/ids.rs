@@ -281,7 +281,7 @@ pub fn choose_prefix<'a>(
 /// decides: one match resolves, several are an error listing them. Tombstones take part
 /// only when `include_tombstones`.
 pub fn resolve_id<'a>(
-    issues: &'a [Issue],
+    issues: impl IntoIterator<Item = &'a Issue>,
     query: &str,
     include_tombstones: bool,
 ) -> Result<&'a str, IdError> {
@@ -294,7 +294,7 @@ pub fn resolve_id<'a>(
     }
     let mut seen = HashSet::new();
     let ids: Vec<&'a str> = issues
-        .iter()
+        .into_iter()
         .filter(|i| include_tombstones || !i.is_tombstone())
         .map(|i| i.id.as_str())
         .filter(|id| !id.is_empty() && seen.insert(*id))
