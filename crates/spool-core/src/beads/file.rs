@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -52,23 +54,57 @@ pub enum RecordKind {
 pub enum LineKind {
     /// Empty or only whitespace.
     Blank,
-    Issue(Issue),
+    /// Boxed so lines stay small to move around.
+    Issue(Box<Issue>),
     Record(RecordKind),
     /// Kept verbatim; its diagnostic says why.
     Invalid(DiagnosticKind),
 }
 
+/// A line's bytes: a range of the buffer the file was read from (no copy per line), or
+/// its own bytes once edited or inserted.
+#[derive(Clone)]
+enum Bytes {
+    Shared {
+        buf: Arc<Vec<u8>>,
+        start: usize,
+        end: usize,
+    },
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Shared { buf, start, end } => &buf[*start..*end],
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+impl PartialEq for Bytes {
+    fn eq(&self, other: &Bytes) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
+    }
+}
+
 /// One line of the file: its bytes without terminator, the terminator, and what it holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {
-    bytes: Vec<u8>,
+    bytes: Bytes,
     ending: LineEnding,
     kind: LineKind,
 }
 
 impl Line {
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.bytes.as_slice()
     }
 
     pub fn ending(&self) -> LineEnding {
@@ -225,7 +261,7 @@ pub struct BeadsFile {
 
 enum Parsed {
     Blank,
-    Issue(Issue),
+    Issue(Box<Issue>),
     Record(RecordKind),
     Invalid(DiagnosticKind, String),
 }
@@ -280,7 +316,7 @@ fn parse_line(text: &str) -> Parsed {
     // issues.
     if trimmed.starts_with('{') {
         match serde_json::from_str::<Issue>(text) {
-            Ok(issue) => return classify_object(text, issue),
+            Ok(issue) => return classify_object(text, Box::new(issue)),
             Err(e) => return classify_failure(text, trimmed, &e),
         }
     }
@@ -296,7 +332,7 @@ fn parse_line(text: &str) -> Parsed {
     }
 }
 
-fn classify_object(text: &str, issue: Issue) -> Parsed {
+fn classify_object(text: &str, issue: Box<Issue>) -> Parsed {
     if let Some(t) = issue.record_type.as_deref().filter(|t| *t != "issue") {
         return Parsed::Record(match t {
             "memory" => RecordKind::Memory,
@@ -372,53 +408,122 @@ fn parse_bytes(content: &[u8], text: Option<&str>) -> Parsed {
 
 const BOM: &str = "\u{feff}";
 
+/// Splits `buf` into up to `n` byte ranges that each start at a line start.
+fn chunk_bounds(buf: &[u8], n: usize) -> Vec<std::ops::Range<usize>> {
+    let mut bounds = vec![0];
+    for k in 1..n {
+        let target = buf.len() * k / n;
+        let prev = bounds[bounds.len() - 1];
+        if target <= prev {
+            continue;
+        }
+        match memchr::memchr(b'\n', &buf[target..]) {
+            Some(off) => bounds.push(target + off + 1),
+            None => break,
+        }
+    }
+    bounds.push(buf.len());
+    bounds.dedup();
+    bounds.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+/// Parses the lines of `buf[range]` (which starts at a line start). Diagnostic line
+/// numbers are relative to the chunk.
+fn parse_chunk(
+    buf: &Arc<Vec<u8>>,
+    whole: Option<&str>,
+    range: std::ops::Range<usize>,
+) -> (Vec<Line>, Vec<Diagnostic>) {
+    let mut lines = Vec::with_capacity((range.end - range.start) / 256 + 1);
+    let mut diagnostics = Vec::new();
+    let mut start = range.start;
+    while start < range.end {
+        let (end, next, ending) = match memchr::memchr(b'\n', &buf[start..range.end]) {
+            Some(off) => {
+                let nl = start + off;
+                if nl > start && buf[nl - 1] == b'\r' {
+                    (nl - 1, nl + 1, LineEnding::CrLf)
+                } else {
+                    (nl, nl + 1, LineEnding::Lf)
+                }
+            }
+            None => (range.end, range.end, LineEnding::None),
+        };
+        // Slicing at '\n' / '\r' positions always lands on char boundaries.
+        let mut text = whole.map(|w| &w[start..end]);
+        let mut content = &buf[start..end];
+        if start == 0 {
+            text = text.map(|t| t.strip_prefix(BOM).unwrap_or(t));
+            content = content.strip_prefix(BOM.as_bytes()).unwrap_or(content);
+        }
+        let kind = match parse_bytes(content, text) {
+            Parsed::Blank => LineKind::Blank,
+            Parsed::Issue(i) => LineKind::Issue(i),
+            Parsed::Record(r) => LineKind::Record(r),
+            Parsed::Invalid(k, message) => {
+                diagnostics.push(Diagnostic::new(lines.len() + 1, k, message));
+                LineKind::Invalid(k)
+            }
+        };
+        lines.push(Line {
+            bytes: Bytes::Shared {
+                buf: Arc::clone(buf),
+                start,
+                end,
+            },
+            ending,
+            kind,
+        });
+        start = next;
+    }
+    (lines, diagnostics)
+}
+
 impl BeadsFile {
-    /// Parses a whole file. Never fails: bad lines are kept verbatim and reported.
+    /// Parses a whole file on one thread. Never fails: bad lines are kept verbatim and
+    /// reported.
     pub fn parse(bytes: &[u8]) -> (BeadsFile, Vec<Diagnostic>) {
+        BeadsFile::parse_owned(bytes.to_vec(), NonZeroUsize::MIN)
+    }
+
+    /// [`BeadsFile::parse`] without copying the input, and with the lines split over
+    /// `threads` threads (the caller knows the machine; this crate does not ask it). The
+    /// result does not depend on `threads`.
+    pub fn parse_owned(bytes: Vec<u8>, threads: NonZeroUsize) -> (BeadsFile, Vec<Diagnostic>) {
+        let buf = Arc::new(bytes);
         // One validation of the whole buffer lets every line be parsed as `&str` without
         // re-validating; only files with bad bytes are checked line by line.
-        let whole = std::str::from_utf8(bytes).ok();
-        let mut lines = Vec::with_capacity(bytes.len() / 512 + 1);
+        let whole = std::str::from_utf8(&buf).ok();
+        let chunks = chunk_bounds(&buf, threads.get());
+        let parts: Vec<(Vec<Line>, Vec<Diagnostic>)> = if chunks.len() == 1 {
+            vec![parse_chunk(&buf, whole, 0..buf.len())]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = chunks
+                    .iter()
+                    .map(|r| {
+                        let (buf, r) = (&buf, r.clone());
+                        scope.spawn(move || parse_chunk(buf, whole, r))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| match h.join() {
+                        Ok(part) => part,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    })
+                    .collect()
+            })
+        };
+        let mut lines = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
         let mut diagnostics = Vec::new();
-        let mut start = 0;
-        while start < bytes.len() {
-            let (end, next, ending) = match memchr::memchr(b'\n', &bytes[start..]) {
-                Some(off) => {
-                    let nl = start + off;
-                    if nl > start && bytes[nl - 1] == b'\r' {
-                        (nl - 1, nl + 1, LineEnding::CrLf)
-                    } else {
-                        (nl, nl + 1, LineEnding::Lf)
-                    }
-                }
-                None => (bytes.len(), bytes.len(), LineEnding::None),
-            };
-            let content = &bytes[start..end];
-            // Slicing at '\n' / '\r' positions always lands on char boundaries.
-            let mut text = whole.map(|w| &w[start..end]);
-            if start == 0 {
-                text = text.map(|t| t.strip_prefix(BOM).unwrap_or(t));
-            }
-            let content_for_utf8 = if start == 0 {
-                content.strip_prefix(BOM.as_bytes()).unwrap_or(content)
-            } else {
-                content
-            };
-            let kind = match parse_bytes(content_for_utf8, text) {
-                Parsed::Blank => LineKind::Blank,
-                Parsed::Issue(i) => LineKind::Issue(i),
-                Parsed::Record(r) => LineKind::Record(r),
-                Parsed::Invalid(k, message) => {
-                    diagnostics.push(Diagnostic::new(lines.len() + 1, k, message));
-                    LineKind::Invalid(k)
-                }
-            };
-            lines.push(Line {
-                bytes: content.to_vec(),
-                ending,
-                kind,
-            });
-            start = next;
+        for (part_lines, part_diags) in parts {
+            let offset = lines.len();
+            diagnostics.extend(part_diags.into_iter().map(|mut d| {
+                d.line += offset;
+                d
+            }));
+            lines.extend(part_lines);
         }
         let mut file = BeadsFile {
             lines,
@@ -463,10 +568,10 @@ impl BeadsFile {
 
     /// The file's bytes: every line and terminator as read or edited.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let len = self.lines.iter().map(|l| l.bytes.len() + 2).sum();
+        let len = self.lines.iter().map(|l| l.bytes().len() + 2).sum();
         let mut out = Vec::with_capacity(len);
         for l in &self.lines {
-            out.extend_from_slice(&l.bytes);
+            out.extend_from_slice(l.bytes());
             out.extend_from_slice(l.ending.as_bytes());
         }
         out
@@ -487,7 +592,7 @@ impl BeadsFile {
                 LineKind::Issue(issue)
                     if self.duplicates.is_empty() || self.index.get(&issue.id) == Some(&i) =>
                 {
-                    Some(issue)
+                    Some(&**issue)
                 }
                 _ => None,
             })
@@ -515,7 +620,7 @@ impl BeadsFile {
         let &i = self.index.get(id)?;
         let line = &self.lines[i];
         line.issue()
-            .map(|issue| render_issue_with_line(issue, &line.bytes))
+            .map(|issue| render_issue_with_line(issue, line.bytes()))
     }
 
     /// The index of the single line holding `id`, or why there is none.
@@ -537,7 +642,7 @@ impl BeadsFile {
             let mut ev = [Evidence::default(); 2];
             for l in &self.lines {
                 if matches!(l.kind, LineKind::Issue(_) | LineKind::Record(_)) {
-                    ev[usize::from(line::starts_spaced(&l.bytes))].add(&Evidence::scan(&l.bytes));
+                    ev[usize::from(line::starts_spaced(l.bytes()))].add(&Evidence::scan(l.bytes()));
                 }
             }
             ev
@@ -548,7 +653,7 @@ impl BeadsFile {
     /// separator style filling in what the line itself does not show.
     fn style_of(&mut self, i: usize) -> Result<LineStyle, LineError> {
         let ev = self.evidence();
-        let bytes = &self.lines[i].bytes;
+        let bytes = self.lines[i].bytes();
         let layout = line::scan_object(bytes)?;
         Ok(LineStyle::detect(bytes, &layout, |spaced| {
             ev[usize::from(spaced)]
@@ -569,10 +674,10 @@ impl BeadsFile {
             source,
         };
         let style = self.style_of(i).map_err(line_err)?;
-        let mut editor = LineEditor::new(self.lines[i].bytes.clone(), style);
+        let mut editor = LineEditor::new(self.lines[i].bytes().to_vec(), style);
         f(&mut editor).map_err(line_err)?;
         let bytes = editor.into_bytes();
-        if bytes == self.lines[i].bytes {
+        if bytes == self.lines[i].bytes() {
             return Ok(Edited {
                 line: i + 1,
                 changed: false,
@@ -599,7 +704,7 @@ impl BeadsFile {
             }
         }
         let renamed = issue.id != id;
-        self.lines[i].bytes = bytes;
+        self.lines[i].bytes = Bytes::Owned(bytes);
         self.lines[i].kind = LineKind::Issue(issue);
         if renamed {
             self.rebuild_index();
@@ -665,7 +770,7 @@ impl BeadsFile {
             (None, None) => self.lines.len(),
         };
         let mut new_line = Line {
-            bytes,
+            bytes: Bytes::Owned(bytes),
             ending,
             kind: LineKind::Issue(issue),
         };
