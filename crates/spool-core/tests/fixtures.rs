@@ -5,7 +5,8 @@ mod common;
 use common::{assert_only_key_changed, changed_lines, jsonl_fixtures, split_lines};
 use serde_json::Value;
 use spool_core::beads::{
-    BeadsFile, CommentId, DiagnosticKind, EditError, LineKind, NewComment, NewIssue, RecordKind, Severity, Timestamp,
+    BeadsFile, CommentId, DiagnosticKind, EditError, LineKind, NewComment, NewIssue, RecordKind,
+    Severity, Timestamp,
 };
 
 const DELETIONS: &str = "deletions";
@@ -23,16 +24,30 @@ fn fixture(name: &str) -> Vec<u8> {
 fn every_fixture_loads_without_errors_and_round_trips_byte_for_byte() {
     for (name, bytes) in jsonl_fixtures() {
         let (file, diags) = BeadsFile::parse(&bytes);
-        assert_eq!(file.to_bytes(), bytes, "{name}: to_bytes differs from the input");
-        assert_eq!(file.lines().len(), split_lines(&bytes).len(), "{name}: line count");
-        let errors: Vec<_> = diags.iter().filter(|d| d.severity == Severity::Error).collect();
+        assert_eq!(
+            file.to_bytes(),
+            bytes,
+            "{name}: to_bytes differs from the input"
+        );
+        assert_eq!(
+            file.lines().len(),
+            split_lines(&bytes).len(),
+            "{name}: line count"
+        );
+        let errors: Vec<_> = diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect();
         if name.contains(DELETIONS) {
             // Not an issues file; it must only load.
             continue;
         }
         assert!(errors.is_empty(), "{name}: {errors:?}");
         assert!(file.issues().count() > 0, "{name}: no issues");
-        let warnings: Vec<_> = diags.iter().filter(|d| d.severity == Severity::Warning).collect();
+        let warnings: Vec<_> = diags
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .collect();
         if name != ODD {
             assert!(warnings.is_empty(), "{name}: {warnings:?}");
         }
@@ -61,7 +76,10 @@ fn memory_lines_and_tombstones_are_kept_in_their_roles() {
 fn duplicate_id_is_reported_and_edits_to_it_refuse() {
     let bytes = fixture(ODD);
     let (mut file, diags) = BeadsFile::parse(&bytes);
-    let dup: Vec<_> = diags.iter().filter(|d| d.kind == DiagnosticKind::DuplicateId).collect();
+    let dup: Vec<_> = diags
+        .iter()
+        .filter(|d| d.kind == DiagnosticKind::DuplicateId)
+        .collect();
     assert_eq!(dup.len(), 1, "{dup:?}");
     assert_eq!(dup[0].line, 1143);
     assert_eq!(dup[0].severity, Severity::Warning);
@@ -85,8 +103,15 @@ fn duplicate_id_is_reported_and_edits_to_it_refuse() {
     assert_eq!(file.to_bytes(), bytes);
 
     // Writes to another id leave both duplicate lines alone.
-    let other = file.issues().find(|i| i.id != "frankenredis-ehnk").expect("another issue").id.clone();
-    let edited = file.edit(&other, |e| e.set("status", "in_progress")).expect("edit");
+    let other = file
+        .issues()
+        .find(|i| i.id != "frankenredis-ehnk")
+        .expect("another issue")
+        .id
+        .clone();
+    let edited = file
+        .edit(&other, |e| e.set("status", "in_progress"))
+        .expect("edit");
     let after = file.to_bytes();
     assert_eq!(changed_lines(&bytes, &after), vec![edited.line]);
     assert!(edited.line != 442 && edited.line != 1143);
@@ -126,10 +151,16 @@ fn check_edit(
 ) {
     let before = file.to_bytes();
     let old_line = line_bytes(file, id);
-    let edited = file.edit(id, edit).unwrap_or_else(|e| panic!("{name}: {id}: {e}"));
+    let edited = file
+        .edit(id, edit)
+        .unwrap_or_else(|e| panic!("{name}: {id}: {e}"));
     assert!(edited.changed, "{name}: {id}: nothing changed");
     let after = file.to_bytes();
-    assert_eq!(changed_lines(&before, &after), vec![edited.line], "{name}: {id}");
+    assert_eq!(
+        changed_lines(&before, &after),
+        vec![edited.line],
+        "{name}: {id}"
+    );
     let new_line = line_bytes(file, id);
     assert_only_key_changed(&old_line, &new_line, keys);
     // The new line alone parses as the same issue the file now holds.
@@ -148,12 +179,20 @@ fn one_field_edits_change_exactly_one_line_in_every_fixture() {
         for id in sample_ids(&file, 6) {
             let old = file.get(&id).expect("present").clone();
 
-            let status = if old.status == "in_progress" { "open" } else { "in_progress" };
-            check_edit(&mut file, &name, &id, &["status"], |e| e.set("status", status));
+            let status = if old.status == "in_progress" {
+                "open"
+            } else {
+                "in_progress"
+            };
+            check_edit(&mut file, &name, &id, &["status"], |e| {
+                e.set("status", status)
+            });
             assert_eq!(file.get(&id).expect("present").status, status);
 
             let label = "spool-edit-test";
-            check_edit(&mut file, &name, &id, &["labels"], |e| e.add_label(label).map(|_| ()));
+            check_edit(&mut file, &name, &id, &["labels"], |e| {
+                e.add_label(label).map(|_| ())
+            });
             let labels = &file.get(&id).expect("present").labels;
             let mut without: Vec<String> = labels.clone();
             without.retain(|l| l != label);
@@ -171,13 +210,21 @@ fn one_field_edits_change_exactly_one_line_in_every_fixture() {
                 text: "a <comment>".into(),
                 created_at: Timestamp::parse("2026-11-30T01:02:03Z").expect("timestamp"),
             };
-            check_edit(&mut file, &name, &id, &["comments"], |e| e.add_comment(&comment));
+            check_edit(&mut file, &name, &id, &["comments"], |e| {
+                e.add_comment(&comment)
+            });
             let comments = &file.get(&id).expect("present").comments;
             assert_eq!(comments.len(), old.comments.len() + 1);
-            assert_eq!(comments[..old.comments.len()], old.comments[..], "{name}: {id}");
+            assert_eq!(
+                comments[..old.comments.len()],
+                old.comments[..],
+                "{name}: {id}"
+            );
 
             if !old.title.is_empty() {
-                check_edit(&mut file, &name, &id, &["title"], |e| e.remove("title").map(|_| ()));
+                check_edit(&mut file, &name, &id, &["title"], |e| {
+                    e.remove("title").map(|_| ())
+                });
                 assert_eq!(file.get(&id).expect("present").title, "");
             }
         }
@@ -207,7 +254,9 @@ fn edits_keep_each_lines_escaping_and_separators() {
     let spaced_ascii = file
         .lines()
         .iter()
-        .find(|l| l.bytes().starts_with(b"{\"id\": ") && l.bytes().windows(6).any(|w| w == b"\\u2208"))
+        .find(|l| {
+            l.bytes().starts_with(b"{\"id\": ") && l.bytes().windows(6).any(|w| w == b"\\u2208")
+        })
         .and_then(|l| l.issue())
         .expect("a spaced ensure_ascii line")
         .id
@@ -218,7 +267,10 @@ fn edits_keep_each_lines_escaping_and_separators() {
     })
     .expect("edit");
     let line = line_bytes(&file, &spaced_ascii);
-    assert_eq!(value_bytes(&line, "notes"), br#""x \u2208 y <z> & \ud83d\ude00""#);
+    assert_eq!(
+        value_bytes(&line, "notes"),
+        br#""x \u2208 y <z> & \ud83d\ude00""#
+    );
     let text = String::from_utf8(line).expect("utf8");
     assert!(text.contains(r#", "notes": "x \u2208"#), "{text}");
     assert!(text.contains(r#""assignee": "\u00fc""#), "{text}");
@@ -234,14 +286,19 @@ fn edits_keep_each_lines_escaping_and_separators() {
         .expect("a compact raw UTF-8 line")
         .id
         .clone();
-    file.edit(&compact, |e| e.set("notes", "x ∈ y <z>")).expect("edit");
-    assert_eq!(value_bytes(&line_bytes(&file, &compact), "notes"), "\"x ∈ y <z>\"".as_bytes());
+    file.edit(&compact, |e| e.set("notes", "x ∈ y <z>"))
+        .expect("edit");
+    assert_eq!(
+        value_bytes(&line_bytes(&file, &compact), "notes"),
+        "\"x ∈ y <z>\"".as_bytes()
+    );
 
     // Classic bd lines escape like Go.
     let bytes = fixture("steveyegge__beads__v0.47.0-classic-large-tombstones-gates.jsonl");
     let (mut file, _) = BeadsFile::parse(&bytes);
     let id = file.issues().next().expect("issue").id.clone();
-    file.edit(&id, |e| e.set("notes", "a <b> & c é \u{2028}")).expect("edit");
+    file.edit(&id, |e| e.set("notes", "a <b> & c é \u{2028}"))
+        .expect("edit");
     assert_eq!(
         value_bytes(&line_bytes(&file, &id), "notes"),
         br#""a \u003cb\u003e \u0026 c "#.iter().chain("é \\u2028\"".as_bytes()).copied().collect::<Vec<u8>>()
@@ -263,8 +320,15 @@ fn new_keys_go_where_classic_bd_puts_them() {
         e.set("close_reason", "done")
     })
     .expect("edit");
-    let keys: Vec<String> = common::member_bytes(&line_bytes(&file, &id)).into_iter().map(|(k, _, _)| k).collect();
-    let pos = |k: &str| keys.iter().position(|x| x == k).unwrap_or_else(|| panic!("{k} missing in {keys:?}"));
+    let keys: Vec<String> = common::member_bytes(&line_bytes(&file, &id))
+        .into_iter()
+        .map(|(k, _, _)| k)
+        .collect();
+    let pos = |k: &str| {
+        keys.iter()
+            .position(|x| x == k)
+            .unwrap_or_else(|| panic!("{k} missing in {keys:?}"))
+    };
     assert_eq!(pos("assignee"), pos("issue_type") + 1);
     assert_eq!(pos("close_reason"), pos("closed_at") + 1);
 }
@@ -293,11 +357,22 @@ fn insert_goes_to_the_id_sorted_position() {
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted, "still sorted");
-    assert_eq!(reparsed.get(&new_id).expect("inserted").title, "Inserted <x>");
+    assert_eq!(
+        reparsed.get(&new_id).expect("inserted").title,
+        "Inserted <x>"
+    );
     assert!(String::from_utf8_lossy(b[n - 1]).contains(r#""title":"Inserted \u003cx\u003e""#));
     assert_eq!(
-        file.insert(&NewIssue::new(new_id.clone(), "again", Timestamp::parse("2026-11-30T01:02:03Z").expect("ts"), "")),
-        Err(EditError::AlreadyExists { id: new_id, line: n })
+        file.insert(&NewIssue::new(
+            new_id.clone(),
+            "again",
+            Timestamp::parse("2026-11-30T01:02:03Z").expect("ts"),
+            ""
+        )),
+        Err(EditError::AlreadyExists {
+            id: new_id,
+            line: n
+        })
     );
 }
 
@@ -305,7 +380,10 @@ fn insert_goes_to_the_id_sorted_position() {
 fn render_gives_bd_shaped_json_with_unknown_keys() {
     let bytes = fixture("Dicklesworthstone__frankenredis__br-source-repo-custom-status.jsonl");
     let (file, _) = BeadsFile::parse(&bytes);
-    let issue = file.issues().find(|i| !i.comments.is_empty()).expect("issue with comments");
+    let issue = file
+        .issues()
+        .find(|i| !i.comments.is_empty())
+        .expect("issue with comments");
     let v = file.render(&issue.id).expect("rendered");
     assert_eq!(v["source_repo"], ".");
     assert!(v["comments"][0]["id"].is_string());

@@ -22,13 +22,22 @@ pub fn jsonl_fixtures() -> Vec<(String, Vec<u8>)> {
         .map(|e| e.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .map(|p| {
-            let name = p.file_name().expect("file name").to_string_lossy().into_owned();
+            let name = p
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
             let bytes = std::fs::read(&p).expect("fixture readable");
             (name, bytes)
         })
         .collect();
     out.sort();
-    assert!(out.len() >= 10, "expected the fixture set in {}, found {}", dir.display(), out.len());
+    assert!(
+        out.len() >= 10,
+        "expected the fixture set in {}, found {}",
+        dir.display(),
+        out.len()
+    );
     out
 }
 
@@ -41,7 +50,10 @@ pub fn split_lines(bytes: &[u8]) -> Vec<&[u8]> {
 pub fn changed_lines(before: &[u8], after: &[u8]) -> Vec<usize> {
     let (a, b) = (split_lines(before), split_lines(after));
     assert_eq!(a.len(), b.len(), "line count changed");
-    (0..a.len()).filter(|&i| a[i] != b[i]).map(|i| i + 1).collect()
+    (0..a.len())
+        .filter(|&i| a[i] != b[i])
+        .map(|i| i + 1)
+        .collect()
 }
 
 /// The raw `"key":value` pieces of a line's top-level members, by key.
@@ -50,7 +62,13 @@ pub fn member_bytes(line: &[u8]) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     layout
         .members
         .iter()
-        .map(|m| (m.name.clone(), line[m.key.clone()].to_vec(), line[m.value.clone()].to_vec()))
+        .map(|m| {
+            (
+                m.name.clone(),
+                line[m.key.clone()].to_vec(),
+                line[m.value.clone()].to_vec(),
+            )
+        })
         .collect()
 }
 
@@ -59,8 +77,14 @@ pub fn member_bytes(line: &[u8]) -> Vec<(String, Vec<u8>, Vec<u8>)> {
 pub fn assert_only_key_changed(before: &[u8], after: &[u8], edited: &[&str]) {
     let b = member_bytes(before);
     let a = member_bytes(after);
-    let kept_before: Vec<_> = b.iter().filter(|(k, _, _)| !edited.contains(&k.as_str())).collect();
-    let kept_after: Vec<_> = a.iter().filter(|(k, _, _)| !edited.contains(&k.as_str())).collect();
+    let kept_before: Vec<_> = b
+        .iter()
+        .filter(|(k, _, _)| !edited.contains(&k.as_str()))
+        .collect();
+    let kept_after: Vec<_> = a
+        .iter()
+        .filter(|(k, _, _)| !edited.contains(&k.as_str()))
+        .collect();
     assert_eq!(
         kept_before,
         kept_after,
