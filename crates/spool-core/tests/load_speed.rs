@@ -11,7 +11,7 @@ use spool_core::beads::BeadsFile;
 
 /// Real issue lines from every fixture, repeated with their ids made unique, until
 /// `target` lines.
-pub fn big_file(target: usize) -> Vec<u8> {
+fn big_file(target: usize) -> Vec<u8> {
     let mut source: Vec<Vec<u8>> = Vec::new();
     for (name, bytes) in common::jsonl_fixtures() {
         if name.contains("deletions") {

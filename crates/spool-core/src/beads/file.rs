@@ -246,8 +246,8 @@ pub struct Edited {
     pub changed: bool,
 }
 
-/// A parsed `.beads/issues.jsonl`.
-#[derive(Debug, Clone, PartialEq)]
+/// A parsed `.beads/issues.jsonl`. Two files are equal when their lines are.
+#[derive(Debug, Clone)]
 pub struct BeadsFile {
     lines: Vec<Line>,
     /// id → index of its last occurrence (the one in effect).
@@ -257,6 +257,13 @@ pub struct BeadsFile {
     /// Escaping evidence of all lines, by separator style (compact, spaced); computed on
     /// the first edit.
     evidence: Option<[Evidence; 2]>,
+}
+
+impl PartialEq for BeadsFile {
+    fn eq(&self, other: &BeadsFile) -> bool {
+        // Everything else is derived from the lines or a cache.
+        self.lines == other.lines
+    }
 }
 
 enum Parsed {

@@ -407,12 +407,15 @@ pub fn get_key(line: &[u8], key: &str) -> Result<Option<Value>, LineError> {
     })
 }
 
+/// A member's index and its array elements' ranges.
+type ArrayAt = (usize, Vec<Range<usize>>);
+
 /// The array under `key` as its element ranges; an absent key is an empty array.
 fn array_of(
     line: &[u8],
     layout: &ObjectLayout,
     key: &str,
-) -> Result<Option<(usize, Vec<Range<usize>>)>, LineError> {
+) -> Result<Option<ArrayAt>, LineError> {
     let Some(m) = layout.find(key) else {
         return Ok(None);
     };
