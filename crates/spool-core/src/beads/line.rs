@@ -411,11 +411,7 @@ pub fn get_key(line: &[u8], key: &str) -> Result<Option<Value>, LineError> {
 type ArrayAt = (usize, Vec<Range<usize>>);
 
 /// The array under `key` as its element ranges; an absent key is an empty array.
-fn array_of(
-    line: &[u8],
-    layout: &ObjectLayout,
-    key: &str,
-) -> Result<Option<ArrayAt>, LineError> {
+fn array_of(line: &[u8], layout: &ObjectLayout, key: &str) -> Result<Option<ArrayAt>, LineError> {
     let Some(m) = layout.find(key) else {
         return Ok(None);
     };
