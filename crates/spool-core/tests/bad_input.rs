@@ -237,11 +237,17 @@ fn edits_on_crlf_lines_keep_crlf_and_inserts_keep_the_missing_final_newline() {
 
 #[test]
 fn byte_order_mark_is_kept_and_tolerated() {
-    let text = format!("\u{feff}{GOOD_A}\n");
-    let (file, diags) = BeadsFile::parse(text.as_bytes());
+    let text = format!("\u{feff}{GOOD_A}\n\u{feff}{GOOD_C}\n");
+    let (mut file, diags) = BeadsFile::parse(text.as_bytes());
     assert!(diags.is_empty(), "{diags:?}");
-    assert!(file.get("t-a").is_some());
+    assert!(file.get("t-a").is_some() && file.get("t-c").is_some());
     assert_eq!(file.to_bytes(), text.as_bytes());
+    file.edit("t-a", |e| e.set("status", "closed"))
+        .expect("edit");
+    assert!(file
+        .to_bytes()
+        .starts_with("\u{feff}{\"id\":\"t-a\"".as_bytes()));
+    assert_eq!(file.get("t-a").expect("present").status, "closed");
 }
 
 #[test]

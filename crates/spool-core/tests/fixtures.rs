@@ -392,3 +392,38 @@ fn render_gives_bd_shaped_json_with_unknown_keys() {
     assert_eq!(keys[1], "title");
     assert!(matches!(v["priority"], Value::Number(_)));
 }
+
+#[test]
+fn lines_without_escaping_evidence_follow_their_neighbours() {
+    let silent = |b: &[u8]| {
+        !b.iter().any(|c| matches!(c, b'<' | b'>' | b'&'))
+            && !b.windows(6).any(|w| w == b"\\u003c" || w == b"\\u0026")
+    };
+    for (name, expected) in [
+        (
+            "Dicklesworthstone__beads_rust__br-large-nested-ids.jsonl",
+            &b"\"<x> & y\""[..],
+        ),
+        (
+            "steveyegge__beads__v0.47.0-classic-large-tombstones-gates.jsonl",
+            br#""\u003cx\u003e \u0026 y""#,
+        ),
+    ] {
+        let bytes = fixture(name);
+        let (mut file, _) = BeadsFile::parse(&bytes);
+        let id = file
+            .lines()
+            .iter()
+            .filter(|l| silent(l.bytes()))
+            .find_map(|l| l.issue())
+            .expect("a line with no evidence of its own")
+            .id
+            .clone();
+        file.edit(&id, |e| e.set("notes", "<x> & y")).expect("edit");
+        assert_eq!(
+            value_bytes(&line_bytes(&file, &id), "notes"),
+            expected,
+            "{name}"
+        );
+    }
+}

@@ -254,9 +254,6 @@ pub struct BeadsFile {
     index: HashMap<String, usize>,
     /// ids on more than one line → every index, in file order.
     duplicates: HashMap<String, Vec<usize>>,
-    /// Escaping evidence of all lines, by separator style (compact, spaced); computed on
-    /// the first edit.
-    evidence: Option<[Evidence; 2]>,
 }
 
 impl PartialEq for BeadsFile {
@@ -315,6 +312,9 @@ fn field_error(map: &serde_json::Map<String, Value>) -> Option<String> {
 
 /// Classifies one line's text (terminator excluded).
 fn parse_line(text: &str) -> Parsed {
+    // A byte order mark (an editor's, at the start of a file or of pasted lines) is not
+    // content.
+    let text = text.strip_prefix(BOM).unwrap_or(text);
     let trimmed = text.trim_start_matches([' ', '\t', '\r']);
     if trimmed.is_empty() {
         return Parsed::Blank;
@@ -415,6 +415,9 @@ fn parse_bytes(content: &[u8], text: Option<&str>) -> Parsed {
 
 const BOM: &str = "\u{feff}";
 
+/// How many bytes of neighbouring lines an edit reads to learn the file's escaping.
+const NEIGHBOUR_SCAN_LIMIT: usize = 4 << 20;
+
 /// Splits `buf` into up to `n` byte ranges that each start at a line start.
 fn chunk_bounds(buf: &[u8], n: usize) -> Vec<std::ops::Range<usize>> {
     let mut bounds = vec![0];
@@ -457,13 +460,8 @@ fn parse_chunk(
             None => (range.end, range.end, LineEnding::None),
         };
         // Slicing at '\n' / '\r' positions always lands on char boundaries.
-        let mut text = whole.map(|w| &w[start..end]);
-        let mut content = &buf[start..end];
-        if start == 0 {
-            text = text.map(|t| t.strip_prefix(BOM).unwrap_or(t));
-            content = content.strip_prefix(BOM.as_bytes()).unwrap_or(content);
-        }
-        let kind = match parse_bytes(content, text) {
+        let text = whole.map(|w| &w[start..end]);
+        let kind = match parse_bytes(&buf[start..end], text) {
             Parsed::Blank => LineKind::Blank,
             Parsed::Issue(i) => LineKind::Issue(i),
             Parsed::Record(r) => LineKind::Record(r),
@@ -536,7 +534,6 @@ impl BeadsFile {
             lines,
             index: HashMap::new(),
             duplicates: HashMap::new(),
-            evidence: None,
         };
         file.rebuild_index();
         for (id, idxs) in &file.duplicates {
@@ -644,26 +641,49 @@ impl BeadsFile {
             .ok_or_else(|| EditError::NotFound { id: id.to_string() })
     }
 
-    fn evidence(&mut self) -> [Evidence; 2] {
-        *self.evidence.get_or_insert_with(|| {
-            let mut ev = [Evidence::default(); 2];
-            for l in &self.lines {
-                if matches!(l.kind, LineKind::Issue(_) | LineKind::Record(_)) {
-                    ev[usize::from(line::starts_spaced(l.bytes()))].add(&Evidence::scan(l.bytes()));
+    /// Escaping evidence from the lines around line `i` in the same separator style
+    /// (most likely the same writer), nearest first, until every dimension `own` leaves
+    /// open is decided or [`NEIGHBOUR_SCAN_LIMIT`] bytes were read, so that the first
+    /// edit of a huge file stays cheap.
+    fn neighbour_evidence(&self, i: usize, spaced: bool, own: &Evidence) -> Evidence {
+        let mut acc = Evidence::default();
+        let mut scanned = 0;
+        for d in 1..self.lines.len() {
+            if d > i && i + d >= self.lines.len() {
+                break;
+            }
+            for j in [i.checked_sub(d), Some(i + d)].into_iter().flatten() {
+                let Some(l) = self.lines.get(j) else {
+                    continue;
+                };
+                if !matches!(l.kind, LineKind::Issue(_) | LineKind::Record(_))
+                    || line::starts_spaced(l.bytes()) != spaced
+                {
+                    continue;
+                }
+                acc.add(&Evidence::scan(l.bytes()));
+                scanned += l.bytes().len();
+                let open = own
+                    .decided()
+                    .iter()
+                    .zip(acc.decided())
+                    .any(|(o, a)| !o && !a);
+                if !open || scanned > NEIGHBOUR_SCAN_LIMIT {
+                    return acc;
                 }
             }
-            ev
-        })
+        }
+        acc
     }
 
-    /// The dialect of line `i`: its own, with the file's other lines of the same
-    /// separator style filling in what the line itself does not show.
-    fn style_of(&mut self, i: usize) -> Result<LineStyle, LineError> {
-        let ev = self.evidence();
+    /// The dialect of line `i`: its own, with neighbouring lines of the same separator
+    /// style filling in what the line itself does not show.
+    fn style_of(&self, i: usize) -> Result<LineStyle, LineError> {
         let bytes = self.lines[i].bytes();
         let layout = line::scan_object(bytes)?;
+        let own = Evidence::scan(bytes);
         Ok(LineStyle::detect(bytes, &layout, |spaced| {
-            ev[usize::from(spaced)]
+            self.neighbour_evidence(i, spaced, &own)
         }))
     }
 

@@ -240,6 +240,18 @@ impl Evidence {
         e
     }
 
+    /// For each dimension (html, line separators, non-ASCII, control, slash): whether
+    /// there is any evidence at all.
+    pub fn decided(&self) -> [bool; 5] {
+        [
+            self.html_escaped + self.html_raw > 0,
+            self.line_sep_escaped + self.line_sep_raw > 0,
+            self.non_ascii_escaped + self.non_ascii_raw > 0,
+            self.control_short + self.control_long > 0,
+            self.slash_escaped + self.slash_raw > 0,
+        ]
+    }
+
     pub fn add(&mut self, o: &Evidence) {
         self.html_escaped += o.html_escaped;
         self.html_raw += o.html_raw;

@@ -68,6 +68,15 @@ fn skip_ws(s: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Length of a leading UTF-8 byte order mark, which is kept but is not content.
+fn bom_len(s: &[u8]) -> usize {
+    if s.starts_with(b"\xef\xbb\xbf") {
+        3
+    } else {
+        0
+    }
+}
+
 fn malformed(i: usize) -> LineError {
     LineError::Malformed { column: i + 1 }
 }
@@ -138,7 +147,7 @@ fn unescape_key(lit: &[u8]) -> Result<String, ()> {
 
 /// Scans the top-level object of a line.
 pub fn scan_object(s: &[u8]) -> Result<ObjectLayout, LineError> {
-    let open = skip_ws(s, 0);
+    let open = skip_ws(s, bom_len(s));
     if s.get(open) != Some(&b'{') {
         return Err(LineError::NotAnObject { column: open + 1 });
     }
@@ -251,7 +260,7 @@ impl LineStyle {
 /// Whether a line is in the spaced dialect (`"key": value`), judged from its first
 /// member only: cheap enough to run over every line of a file.
 pub fn starts_spaced(s: &[u8]) -> bool {
-    let i = skip_ws(s, 0);
+    let i = skip_ws(s, bom_len(s));
     if s.get(i) != Some(&b'{') {
         return false;
     }
