@@ -289,3 +289,30 @@ fn refused_edits_leave_the_file_unchanged() {
     assert!(file.get("t-a").is_none());
     assert_eq!(file.line_of("t-b"), Some(1));
 }
+
+#[test]
+fn parsing_on_several_threads_gives_the_same_file_and_diagnostics() {
+    let mut text = String::new();
+    for i in 0..40 {
+        match i % 7 {
+            0 => text.push_str("{\"id\":\"t-x\",\"title\":\"dup\"}\n"),
+            1 => text.push_str("<<<<<<< HEAD\n"),
+            2 => text.push_str("{\"id\":\"t-b\",\"priority\":\"high\"}\r\n"),
+            3 => text.push('\n'),
+            _ => text.push_str(&format!("{{\"id\":\"t-{i}\",\"title\":\"T\"}}\n")),
+        }
+    }
+    text.push_str("{\"id\":\"t-last\"");
+    let (one, diags_one) = BeadsFile::parse(text.as_bytes());
+    assert!(diags_one
+        .iter()
+        .any(|d| d.kind == DiagnosticKind::Truncated && d.line == 41));
+    for threads in 2..=6 {
+        let n = std::num::NonZeroUsize::new(threads).expect("non-zero");
+        let (many, diags_many) = BeadsFile::parse_owned(text.clone().into_bytes(), n);
+        assert_eq!(many, one, "{threads} threads");
+        assert_eq!(diags_many, diags_one, "{threads} threads");
+        assert_eq!(many.to_bytes(), text.as_bytes());
+        assert_eq!(many.line_of("t-x"), one.line_of("t-x"));
+    }
+}

@@ -66,7 +66,19 @@ fn hundred_thousand_issues_load_quickly() {
         "100k lines, {} MB, {threads} threads: best parse {best:?}",
         bytes.len() / 1_000_000
     );
+    let (mut file, _) = BeadsFile::parse_owned(bytes.clone(), threads);
+    let id = file.issues().nth(50_000).expect("issue").id.clone();
+    let t = Instant::now();
+    file.edit(&id, |e| e.set("notes", "<edited> é"))
+        .expect("edit");
+    let edit = t.elapsed();
+    let t = Instant::now();
+    let out = file.to_bytes();
+    let write = t.elapsed();
+    assert!(out.len() > bytes.len());
+    println!("first edit {edit:?}, to_bytes {write:?}");
     if !cfg!(debug_assertions) {
         assert!(best < Duration::from_millis(300), "{best:?}");
+        assert!(edit < Duration::from_millis(50), "{edit:?}");
     }
 }
