@@ -204,11 +204,11 @@ mod tests {
         assert_eq!(closed.closed_at.as_ref().map(|t| t.raw.as_str()), Some("2026-02-02T00:00:00Z"));
         assert_eq!(closed.close_reason, "done");
         f.edit("t-1", |ed| reopen(ed, stamp)).expect("reopen");
-        let open = f.get("t-1").expect("issue");
+        let open = f.get("t-1").expect("issue").clone();
         assert_eq!(open.status, "open");
         assert!(open.closed_at.is_none());
         assert!(open.close_reason.is_empty());
-        f.edit("t-1", |ed| set_status(ed, open, "done", stamp)).expect("status");
+        f.edit("t-1", |ed| set_status(ed, &open, "done", stamp)).expect("status");
         assert!(f.get("t-1").expect("issue").closed_at.is_some());
     }
 
