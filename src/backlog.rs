@@ -37,9 +37,12 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     match std::fs::read(path) {
         Ok(b) => Ok(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) if path.is_dir() => {
-            Err(e).with_context(|| format!("{}: is a directory, expected the backlog file", path.display()))
-        }
+        Err(e) if path.is_dir() => Err(e).with_context(|| {
+            format!(
+                "{}: is a directory, expected the backlog file",
+                path.display()
+            )
+        }),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
@@ -51,7 +54,11 @@ fn parse_threads() -> NonZeroUsize {
 /// Parses bytes without judging them (for `doctor`).
 pub fn parse(path: &Path, bytes: Vec<u8>) -> Backlog {
     let (file, diagnostics) = BeadsFile::parse_owned(bytes, parse_threads());
-    Backlog { path: path.to_path_buf(), file, diagnostics }
+    Backlog {
+        path: path.to_path_buf(),
+        file,
+        diagnostics,
+    }
 }
 
 impl Backlog {
@@ -67,31 +74,53 @@ impl Backlog {
 
     /// Fails when any line could not be read.
     pub fn check(&self) -> Result<()> {
-        let errors: Vec<&Diagnostic> =
-            self.diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
+        let errors: Vec<&Diagnostic> = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect();
         if errors.is_empty() {
             return Ok(());
         }
         let mut msg = String::new();
         for d in errors.iter().take(MAX_LISTED) {
-            msg.push_str(&format!("{}:{}: {}\n", self.path.display(), d.line, d.message));
+            msg.push_str(&format!(
+                "{}:{}: {}\n",
+                self.path.display(),
+                d.line,
+                d.message
+            ));
         }
         if errors.len() > MAX_LISTED {
-            msg.push_str(&format!("… and {} more (run `spool doctor`)\n", errors.len() - MAX_LISTED));
+            msg.push_str(&format!(
+                "… and {} more (run `spool doctor`)\n",
+                errors.len() - MAX_LISTED
+            ));
         }
-        if errors.iter().any(|d| d.kind == DiagnosticKind::ConflictMarker) {
+        if errors
+            .iter()
+            .any(|d| d.kind == DiagnosticKind::ConflictMarker)
+        {
             msg.push_str(
                 "the backlog has unresolved git conflict markers: keep the lines of both sides \
                  (for an issue on both sides, keep the one you want), delete the marker lines, \
                  then run `spool doctor`\n",
             );
         }
-        bail!("{} unreadable line(s) in the backlog:\n{}", errors.len(), msg.trim_end())
+        bail!(
+            "{} unreadable line(s) in the backlog:\n{}",
+            errors.len(),
+            msg.trim_end()
+        )
     }
 
     /// Prints warnings (duplicate ids) to stderr.
     pub fn warn(&self) {
-        for d in self.diagnostics.iter().filter(|d| d.severity == Severity::Warning) {
+        for d in self
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+        {
             eprintln!("warning: {}:{}: {}", self.path.display(), d.line, d.message);
         }
     }
@@ -114,6 +143,11 @@ impl Tx {
         Ok(edited)
     }
 
+    /// Records a change made directly on [`Tx::file`].
+    pub fn mark_changed(&mut self) {
+        self.changed = true;
+    }
+
     /// Inserts a new issue line (see [`BeadsFile::insert`]); returns its line number.
     pub fn insert(&mut self, new: &NewIssue) -> Result<usize> {
         let line = self.file.insert(new)?;
@@ -128,7 +162,10 @@ impl Tx {
 pub fn modify<R>(ws: &Workspace, change: impl FnOnce(&mut Tx) -> Result<R>) -> Result<R> {
     let path = ws.issues_path();
     if path.is_dir() {
-        bail!("{}: is a directory, expected the backlog file", path.display());
+        bail!(
+            "{}: is a directory, expected the backlog file",
+            path.display()
+        );
     }
     let _lock = FileLock::acquire(&ws.lock_path(), LOCK_TIMEOUT)?;
     let backlog = parse(&path, read_bytes(&path)?);
@@ -136,7 +173,10 @@ pub fn modify<R>(ws: &Workspace, change: impl FnOnce(&mut Tx) -> Result<R>) -> R
         .check()
         .context("refusing to write: the backlog file is left exactly as it is")?;
     backlog.warn();
-    let mut tx = Tx { file: backlog.file, changed: false };
+    let mut tx = Tx {
+        file: backlog.file,
+        changed: false,
+    };
     let result = change(&mut tx)?;
     if tx.changed {
         write_atomic(&path, &tx.file.to_bytes())?;

@@ -2,9 +2,9 @@
 //! on disk, process execution, the command line. The `spool` binary is a thin shell over
 //! this crate.
 pub mod atomic;
+pub mod backlog;
 pub mod cli;
 pub mod exec;
 pub mod gitconfig;
 pub mod synth;
 pub mod workspace;
-pub mod backlog;

@@ -3,17 +3,15 @@
 
 use anyhow::{anyhow, Result};
 use serde_json::{Map, Value};
-use spool_core::beads::graph::{Graph, IssueCounts};
+use spool_core::beads::graph::IssueCounts;
 use spool_core::beads::ids::{resolve_id, IdError};
 use spool_core::beads::{BeadsFile, Issue, Timestamp};
 
 use super::Ctx;
 use crate::backlog::Backlog;
-use crate::workspace::Workspace;
 
 /// A backlog loaded for reading.
 pub struct Snapshot {
-    pub ws: Workspace,
     pub backlog: Backlog,
 }
 
@@ -21,7 +19,7 @@ impl Snapshot {
     pub fn load(ctx: &Ctx) -> Result<Snapshot> {
         let ws = ctx.workspace()?;
         let backlog = Backlog::load(&ws)?;
-        Ok(Snapshot { ws, backlog })
+        Ok(Snapshot { backlog })
     }
 
     pub fn file(&self) -> &BeadsFile {
@@ -45,8 +43,15 @@ pub fn id_error(e: IdError) -> anyhow::Error {
         IdError::Ambiguous { query, candidates } => {
             let shown: Vec<&str> = candidates.iter().take(10).map(String::as_str).collect();
             let more = candidates.len().saturating_sub(shown.len());
-            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-            anyhow!("{query:?} is ambiguous: it matches {}{more}; give more of the id", shown.join(", "))
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            anyhow!(
+                "{query:?} is ambiguous: it matches {}{more}; give more of the id",
+                shown.join(", ")
+            )
         }
         other => anyhow!("{other:?}"),
     }
@@ -71,11 +76,6 @@ fn add_counts(m: &mut Map<String, Value>, c: &IssueCounts<'_>) {
     if let Some(p) = c.parent {
         m.insert("parent".into(), p.into());
     }
-}
-
-/// Counts for every issue of `graph`, indexed like the graph.
-pub fn counts<'a>(graph: &Graph<'a>) -> Vec<IssueCounts<'a>> {
-    graph.counts()
 }
 
 /// The time now, as bd writes it.

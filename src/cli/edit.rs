@@ -12,8 +12,8 @@ use spool_core::beads::graph::{EdgeRefusal, Graph};
 use spool_core::beads::ids::{self, IdSeed};
 use spool_core::beads::ops::{self, Stamp};
 use spool_core::beads::{
-    canonical_dep_type, BeadsFile, CommentId, DepKind, Issue, NewComment, NewDependency,
-    NewIssue, StatusKind, Timestamp,
+    canonical_dep_type, BeadsFile, CommentId, DepKind, Issue, NewComment, NewDependency, NewIssue,
+    StatusKind, Timestamp,
 };
 
 use super::args::{CloseArgs, CreateArgs, ReopenArgs, UpdateArgs};
@@ -44,7 +44,7 @@ fn render_all(file: &BeadsFile, ids: &[String]) -> Vec<Value> {
     ids.iter()
         .filter_map(|id| {
             let i = graph.lookup(id)?;
-            Some(issue_json(file, graph.issue(i), Some(&counts[i as usize])))
+            Some(issue_json(file, graph.issue(i), Some(&counts[i])))
         })
         .collect()
 }
@@ -73,17 +73,41 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
     let ws = ctx.workspace()?;
     let actor = ctx.actor(Some(&ws));
     let now = now_stamp(ctx);
-    let title = args.title.clone().or_else(|| args.title_flag.clone()).unwrap_or_default();
+    let title = args
+        .title
+        .clone()
+        .or_else(|| args.title_flag.clone())
+        .unwrap_or_default();
     check_title(&title)?;
-    let priority = args.priority.as_deref().map(priority_arg).transpose()?.unwrap_or(2);
-    let defer = args.defer.as_deref().map(|s| time_arg(ctx, "defer", s)).transpose()?;
-    let due = args.due.as_deref().map(|s| time_arg(ctx, "due", s)).transpose()?;
+    let priority = args
+        .priority
+        .as_deref()
+        .map(priority_arg)
+        .transpose()?
+        .unwrap_or(2);
+    let defer = args
+        .defer
+        .as_deref()
+        .map(|s| time_arg(ctx, "defer", s))
+        .transpose()?;
+    let due = args
+        .due
+        .as_deref()
+        .map(|s| time_arg(ctx, "due", s))
+        .transpose()?;
     let config = BeadsConfig::load(&ws.config_path())?;
-    let stamp = Stamp { now: &now, actor: &actor };
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
 
     let id = modify(&ws, |tx| {
         let issues: Vec<&Issue> = tx.file.issues().collect();
-        let parent = args.parent.as_deref().map(|p| resolve(&issues, p).map(str::to_string)).transpose()?;
+        let parent = args
+            .parent
+            .as_deref()
+            .map(|p| resolve(&issues, p).map(str::to_string))
+            .transpose()?;
         let mut deps = Vec::new();
         for spec in args.deps.iter().filter(|s| !s.trim().is_empty()) {
             let (t, target) = parse_dep_spec(spec.trim());
@@ -98,22 +122,31 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
                 }
                 id.clone()
             }
-            (None, Some(p)) => ids::next_child_id(p, all_ids.iter().copied(), ids::DEFAULT_MAX_CHILD_DEPTH)
-                .map_err(|e| match e {
-                    ids::IdError::MaxDepth { parent, max_depth } => {
-                        anyhow!("{parent} is already {max_depth} levels deep; it cannot have children")
-                    }
-                    other => id_error(other),
-                })?,
+            (None, Some(p)) => ids::next_child_id(
+                p,
+                all_ids.iter().copied(),
+                ids::DEFAULT_MAX_CHILD_DEPTH,
+            )
+            .map_err(|e| match e {
+                ids::IdError::MaxDepth { parent, max_depth } => {
+                    anyhow!("{parent} is already {max_depth} levels deep; it cannot have children")
+                }
+                other => id_error(other),
+            })?,
             (None, None) => {
-                let prefix = ids::choose_prefix(config.issue_prefix.as_deref(), all_ids.iter().copied(), &ws.dir_name());
+                let prefix = ids::choose_prefix(
+                    config.issue_prefix.as_deref(),
+                    all_ids.iter().copied(),
+                    &ws.dir_name(),
+                );
                 let seed = IdSeed {
                     title: &title,
                     description: args.description.as_deref().unwrap_or(""),
                     creator: &actor,
-                    created_at_nanos: now.unix_nanos(),
+                    created_at_unix_nanos: now.unix_nanos(),
                 };
-                ids::generate_id(&prefix, seed, &all_ids).map_err(|e| anyhow!("could not make a new id: {e:?}"))?
+                ids::generate_id(&prefix, seed, &all_ids)
+                    .map_err(|e| anyhow!("could not make a new id: {e:?}"))?
             }
         };
         let mut new = NewIssue::new(id.clone(), title.clone(), now.clone(), actor.clone());
@@ -128,9 +161,15 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
         new.estimated_minutes = args.estimate;
         new.defer_until = defer.clone();
         new.due_at = due.clone();
-        new.labels = args.labels.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+        new.labels = args
+            .labels
+            .iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
         if let Some(p) = &parent {
-            new.dependencies.push(new_dep(&id, p, "parent-child", stamp));
+            new.dependencies
+                .push(new_dep(&id, p, "parent-child", stamp));
         }
         for (t, target) in &deps {
             if Some(target) == parent.as_ref() {
@@ -160,14 +199,20 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
 /// Resolves every query against the current file, refusing unknown ids up front.
 fn resolve_all(file: &BeadsFile, queries: &[String]) -> Result<Vec<String>> {
     let issues: Vec<&Issue> = file.issues().collect();
-    queries.iter().map(|q| resolve(&issues, q).map(str::to_string)).collect()
+    queries
+        .iter()
+        .map(|q| resolve(&issues, q).map(str::to_string))
+        .collect()
 }
 
 pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
     let ws = ctx.workspace()?;
     let actor = ctx.actor(Some(&ws));
     let now = now_stamp(ctx);
-    let stamp = Stamp { now: &now, actor: &actor };
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
     let priority = args.priority.as_deref().map(priority_arg).transpose()?;
     let defer = parse_optional_time(ctx, "defer", args.defer.as_deref())?;
     let due = parse_optional_time(ctx, "due", args.due.as_deref())?;
@@ -185,7 +230,11 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
 }
 
 /// `Some(None)` clears (the flag was given empty), `Some(Some(t))` sets.
-fn parse_optional_time(ctx: &Ctx, flag: &str, v: Option<&str>) -> Result<Option<Option<Timestamp>>> {
+fn parse_optional_time(
+    ctx: &Ctx,
+    flag: &str,
+    v: Option<&str>,
+) -> Result<Option<Option<Timestamp>>> {
     match v {
         None => Ok(None),
         Some(s) if s.trim().is_empty() => Ok(Some(None)),
@@ -202,7 +251,11 @@ fn update_one(
     defer: Option<&Option<Timestamp>>,
     due: Option<&Option<Timestamp>>,
 ) -> Result<()> {
-    let issue = tx.file.get(id).cloned().ok_or_else(|| anyhow!("no issue {id}"))?;
+    let issue = tx
+        .file
+        .get(id)
+        .cloned()
+        .ok_or_else(|| anyhow!("no issue {id}"))?;
     let claim = if args.claim {
         ops::check_claim(&issue, stamp.actor)?
     } else {
@@ -255,8 +308,14 @@ fn update_one(
             }
         }
         if let Some(extra) = &args.append_notes {
-            let current = ed.get("notes")?.and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            let base = Issue { notes: current, ..Issue::default() };
+            let current = ed
+                .get("notes")?
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let base = Issue {
+                notes: current,
+                ..Issue::default()
+            };
             ops::append_notes(ed, &base, extra)?;
         }
         for l in &args.add_label {
@@ -275,7 +334,11 @@ fn update_one(
             ops::set_int(ed, "estimated_minutes", Some(e))?;
         }
         if let Some(p) = &new_parent {
-            for dep in issue.dependencies.iter().filter(|d| d.kind() == DepKind::ParentChild) {
+            for dep in issue
+                .dependencies
+                .iter()
+                .filter(|d| d.kind() == DepKind::ParentChild)
+            {
                 ed.remove_dependency(&dep.depends_on_id)?;
             }
             if let Some(p) = p {
@@ -309,7 +372,10 @@ pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
     let ws = ctx.workspace()?;
     let actor = ctx.actor(Some(&ws));
     let now = now_stamp(ctx);
-    let stamp = Stamp { now: &now, actor: &actor };
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
     let ids = modify(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         if !args.force {
@@ -328,7 +394,10 @@ pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
                     .filter(|b| !ids.iter().any(|x| x == b))
                     .collect();
                 if !blockers.is_empty() {
-                    bail!("{id} still has open blockers: {}; close them first or use --force", blockers.join(", "));
+                    bail!(
+                        "{id} still has open blockers: {}; close them first or use --force",
+                        blockers.join(", ")
+                    );
                 }
                 if issue.issue_type() == "epic" {
                     let open: Vec<&str> = graph
@@ -338,14 +407,19 @@ pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
                         .filter(|c| !ids.iter().any(|x| x == c))
                         .collect();
                     if !open.is_empty() {
-                        bail!("epic {id} has open children: {}; close them first or use --force", open.join(", "));
+                        bail!(
+                            "epic {id} has open children: {}; close them first or use --force",
+                            open.join(", ")
+                        );
                     }
                 }
             }
         }
         for id in &ids {
             let issue = tx.file.get(id).cloned().expect("resolved ids exist");
-            tx.edit(id, |ed| ops::close(ed, &issue, args.reason.as_deref(), stamp))?;
+            tx.edit(id, |ed| {
+                ops::close(ed, &issue, args.reason.as_deref(), stamp)
+            })?;
         }
         Ok(ids)
     })?;
@@ -356,7 +430,10 @@ pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
     let ws = ctx.workspace()?;
     let actor = ctx.actor(Some(&ws));
     let now = now_stamp(ctx);
-    let stamp = Stamp { now: &now, actor: &actor };
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
     let ids = modify(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         let comment_id = CommentIds::of(&tx.file);
@@ -401,7 +478,9 @@ impl CommentIds {
                 None => {}
             }
         }
-        CommentIds { next_int: if strings { None } else { Some(max + 1) } }
+        CommentIds {
+            next_int: if strings { None } else { Some(max + 1) },
+        }
     }
 
     fn nth(&self, n: i64, ctx: &Ctx) -> CommentId {
@@ -437,7 +516,13 @@ pub fn comment_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
         };
         tx.edit(&id, |ed| {
             ed.add_comment(&comment)?;
-            ops::touch(ed, Stamp { now: &now, actor: &actor })
+            ops::touch(
+                ed,
+                Stamp {
+                    now: &now,
+                    actor: &actor,
+                },
+            )
         })?;
         Ok(comment)
     })?;
@@ -461,7 +546,10 @@ pub fn note_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
     let ws = ctx.workspace()?;
     let actor = ctx.actor(Some(&ws));
     let now = now_stamp(ctx);
-    let stamp = Stamp { now: &now, actor: &actor };
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
     let ids = modify(&ws, |tx| {
         let ids = resolve_all(&tx.file, &[query.to_string()])?;
         let issue = tx.file.get(&ids[0]).cloned().expect("resolved ids exist");
@@ -478,7 +566,10 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
     let ws = ctx.workspace()?;
     let actor = ctx.actor(Some(&ws));
     let now = now_stamp(ctx);
-    let stamp = Stamp { now: &now, actor: &actor };
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
     let dep_type = canonical_dep_type(dep_type.trim()).to_string();
     let (id, target, added) = modify(&ws, |tx| {
         let ids = resolve_all(&tx.file, &[issue_q.to_string(), target_q.to_string()])?;
@@ -495,10 +586,12 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
                  `spool dep remove {id} {target}` first to change its type"
             );
         }
-        graph.would_create_cycle(&id, &target, &dep_type).map_err(|r| match r {
-            EdgeRefusal::SelfEdge => anyhow!("{id} cannot depend on itself"),
-            other => anyhow!("refusing {id} → {target}: {other}"),
-        })?;
+        graph
+            .would_create_cycle(&id, &target, &dep_type)
+            .map_err(|r| match r {
+                EdgeRefusal::SelfEdge => anyhow!("{id} cannot depend on itself"),
+                other => anyhow!("refusing {id} → {target}: {other}"),
+            })?;
         drop(graph);
         tx.edit(&id, |ed| {
             ed.add_dependency(&new_dep(&id, &target, &dep_type, stamp))?;
@@ -527,7 +620,10 @@ pub fn dep_remove(ctx: &Ctx, issue_q: &str, target_q: &str) -> Result<i32> {
     let ws = ctx.workspace()?;
     let actor = ctx.actor(Some(&ws));
     let now = now_stamp(ctx);
-    let stamp = Stamp { now: &now, actor: &actor };
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
     let (id, target) = modify(&ws, |tx| {
         let ids = resolve_all(&tx.file, &[issue_q.to_string(), target_q.to_string()])?;
         let (id, target) = (ids[0].clone(), ids[1].clone());
@@ -545,7 +641,8 @@ pub fn dep_remove(ctx: &Ctx, issue_q: &str, target_q: &str) -> Result<i32> {
         Ok((id, target))
     })?;
     if ctx.global.json {
-        return print_json(&json!({"status": "removed", "issue_id": id, "depends_on_id": target})).map(|_| 0);
+        return print_json(&json!({"status": "removed", "issue_id": id, "depends_on_id": target}))
+            .map(|_| 0);
     }
     if !ctx.global.quiet {
         println!("Removed dependency: {id} no longer depends on {target}");
@@ -554,7 +651,9 @@ pub fn dep_remove(ctx: &Ctx, issue_q: &str, target_q: &str) -> Result<i32> {
 }
 
 pub fn label_change(ctx: &Ctx, args: &[String], add: bool) -> Result<i32> {
-    let (label, queries) = args.split_last().ok_or_else(|| anyhow!("give issue ids and a label"))?;
+    let (label, queries) = args
+        .split_last()
+        .ok_or_else(|| anyhow!("give issue ids and a label"))?;
     let label = label.trim();
     if label.is_empty() {
         bail!("the label is empty");
@@ -562,12 +661,19 @@ pub fn label_change(ctx: &Ctx, args: &[String], add: bool) -> Result<i32> {
     let ws = ctx.workspace()?;
     let actor = ctx.actor(Some(&ws));
     let now = now_stamp(ctx);
-    let stamp = Stamp { now: &now, actor: &actor };
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
     let ids = modify(&ws, |tx| {
         let ids = resolve_all(&tx.file, queries)?;
         for id in &ids {
             tx.edit(id, |ed| {
-                let changed = if add { ed.add_label(label)? } else { ed.remove_label(label)? };
+                let changed = if add {
+                    ed.add_label(label)?
+                } else {
+                    ed.remove_label(label)?
+                };
                 if changed {
                     ops::touch(ed, stamp)?;
                 }
@@ -585,7 +691,11 @@ pub fn label_change(ctx: &Ctx, args: &[String], add: bool) -> Result<i32> {
     }
     if !ctx.global.quiet {
         for id in &ids {
-            println!("{} label {label:?} {} {id}", if add { "Added" } else { "Removed" }, if add { "to" } else { "from" });
+            println!(
+                "{} label {label:?} {} {id}",
+                if add { "Added" } else { "Removed" },
+                if add { "to" } else { "from" }
+            );
         }
     }
     Ok(0)

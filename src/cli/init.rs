@@ -23,14 +23,24 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32> {
     let beads = root.join(".beads");
     let issues = beads.join("issues.jsonl");
     if issues.exists() {
-        bail!("{} already exists: this backlog is initialized", issues.display());
+        bail!(
+            "{} already exists: this backlog is initialized",
+            issues.display()
+        );
     }
-    let ws = Workspace { beads_dir: beads.clone(), root: root.clone() };
+    let ws = Workspace {
+        beads_dir: beads.clone(),
+        root: root.clone(),
+    };
     let prefix = match &args.prefix {
         Some(p) => p.trim_end_matches('-').to_string(),
         None => sanitize_prefix(&ws.dir_name()),
     };
-    if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if prefix.is_empty()
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         bail!("invalid prefix {prefix:?}: use letters, digits, '-' or '_'");
     }
     std::fs::create_dir_all(&beads).with_context(|| format!("creating {}", beads.display()))?;
@@ -56,7 +66,10 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32> {
     if !gitignore.exists() {
         write_atomic(&gitignore, GITIGNORE.as_bytes())?;
     }
-    let message = format!("Initialized a backlog in {} with prefix {prefix}", beads.display());
+    let message = format!(
+        "Initialized a backlog in {} with prefix {prefix}",
+        beads.display()
+    );
     if ctx.global.json {
         super::output::print_json(&json!({
             "database": issues.display().to_string(),
@@ -74,7 +87,13 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32> {
 fn sanitize_prefix(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     let s = s.trim_matches('-').to_string();
     if s.is_empty() {

@@ -53,11 +53,18 @@ impl Ctx {
             _ => Utc::now(),
         };
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Ok(Ctx { global, cwd, now, color })
+        Ok(Ctx {
+            global,
+            cwd,
+            now,
+            color,
+        })
     }
 
     pub fn workspace(&self) -> Result<Workspace> {
-        let env = std::env::var_os("BEADS_DIR").filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env = std::env::var_os("BEADS_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
         Workspace::discover(&self.cwd, env.as_deref())
     }
 
@@ -81,7 +88,9 @@ impl Ctx {
                 }
             }
         }
-        let root = ws.map(|w| w.root.clone()).unwrap_or_else(|| self.cwd.clone());
+        let root = ws
+            .map(|w| w.root.clone())
+            .unwrap_or_else(|| self.cwd.clone());
         if let Some(name) = crate::gitconfig::user_name(&root) {
             return name;
         }
@@ -159,14 +168,18 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Close(a) => edit::close_cmd(&ctx, a),
         Command::Reopen(a) => edit::reopen_cmd(&ctx, a),
         Command::Dep(d) => match d {
-            DepCommand::Add { issue, depends_on, dep_type } => {
-                edit::dep_add(&ctx, issue, depends_on, dep_type)
-            }
+            DepCommand::Add {
+                issue,
+                depends_on,
+                dep_type,
+            } => edit::dep_add(&ctx, issue, depends_on, dep_type),
             DepCommand::Remove { issue, depends_on } => edit::dep_remove(&ctx, issue, depends_on),
             DepCommand::List { issue, direction } => query::dep_list(&ctx, issue, direction),
-            DepCommand::Tree { issue, direction, max_depth } => {
-                query::dep_tree(&ctx, issue, direction, *max_depth)
-            }
+            DepCommand::Tree {
+                issue,
+                direction,
+                max_depth,
+            } => query::dep_tree(&ctx, issue, direction, *max_depth),
             DepCommand::Cycles => query::dep_cycles(&ctx),
         },
         Command::Label(l) => match l {

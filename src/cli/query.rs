@@ -49,20 +49,36 @@ pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
         let st = Style { color: ctx.color };
         println!("{}", st.bold(&format!("Ready ({}):", ex.summary.ready)));
         for e in &ex.ready {
-            println!("  {}  P{}  {}", st.green(e.issue.id), e.issue.priority, e.issue.title);
+            println!(
+                "  {}  P{}  {}",
+                st.green(e.issue.id),
+                e.issue.priority,
+                e.issue.title
+            );
             for b in &e.resolved_blockers {
                 println!("      {} {} ({})", st.dim("resolved:"), b.id, b.status);
             }
         }
-        println!("{}", st.bold(&format!("Not ready ({}):", ex.summary.not_ready)));
+        println!(
+            "{}",
+            st.bold(&format!("Not ready ({}):", ex.summary.not_ready))
+        );
         for e in &ex.not_ready {
-            println!("  {}  P{}  {}", st.yellow(e.issue.id), e.issue.priority, e.issue.title);
+            println!(
+                "  {}  P{}  {}",
+                st.yellow(e.issue.id),
+                e.issue.priority,
+                e.issue.title
+            );
             for r in &e.reasons {
                 println!("      {}", describe_reason(r));
             }
         }
         if !ex.cycles.is_empty() {
-            println!("{}", st.red(&format!("Blocking cycles ({}):", ex.cycles.len())));
+            println!(
+                "{}",
+                st.red(&format!("Blocking cycles ({}):", ex.cycles.len()))
+            );
             for c in &ex.cycles {
                 println!("  {}", c.join(" → "));
             }
@@ -75,11 +91,15 @@ pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
         let out: Vec<Value> = list
             .issues
             .iter()
-            .map(|&i| issue_json(snap.file(), graph.issue(i), Some(&counts[i as usize])))
+            .map(|&i| issue_json(snap.file(), graph.issue(i), Some(&counts[i])))
             .collect();
         print_json(&out)?;
         if list.truncated() {
-            eprintln!("Showing {} of {} ready issues (use --limit 0 for all)", list.issues.len(), list.total);
+            eprintln!(
+                "Showing {} of {} ready issues (use --limit 0 for all)",
+                list.issues.len(),
+                list.total
+            );
         }
         return Ok(0);
     }
@@ -88,12 +108,22 @@ pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
         println!("No ready work: nothing open is free of blockers.");
         return Ok(0);
     }
-    println!("{}", st.bold(&format!("Ready work ({} with no blockers):", list.total)));
+    println!(
+        "{}",
+        st.bold(&format!("Ready work ({} with no blockers):", list.total))
+    );
     for &i in &list.issues {
         println!("  {}", issue_line(ctx, graph.issue(i)));
     }
     if list.truncated() {
-        println!("{}", st.dim(&format!("Showing {} of {} (use --limit 0 for all)", list.issues.len(), list.total)));
+        println!(
+            "{}",
+            st.dim(&format!(
+                "Showing {} of {} (use --limit 0 for all)",
+                list.issues.len(),
+                list.total
+            ))
+        );
     }
     Ok(0)
 }
@@ -104,13 +134,23 @@ fn describe_reason(r: &ready::Reason<'_>) -> String {
         Status { status } => format!("status is {status}"),
         Pinned => "pinned".into(),
         Ephemeral => "ephemeral (wisp)".into(),
-        TypeExcluded { issue_type } => format!("type {issue_type} is not work (use --type to include)"),
+        TypeExcluded { issue_type } => {
+            format!("type {issue_type} is not work (use --type to include)")
+        }
         Deferred { until } => format!("deferred until {until}"),
         ParentDeferred { parent, until } => format!("parent {} deferred until {until}", parent.id),
         BlockedBy { blocker, dep_type } => {
-            format!("{dep_type} {} ({}, P{}): {}", blocker.id, blocker.status, blocker.priority, blocker.title)
+            format!(
+                "{dep_type} {} ({}, P{}): {}",
+                blocker.id, blocker.status, blocker.priority, blocker.title
+            )
         }
-        WaitsFor { gate, any_children, closed_children, total_children } => format!(
+        WaitsFor {
+            gate,
+            any_children,
+            closed_children,
+            total_children,
+        } => format!(
             "waits for {} of {}'s children ({closed_children}/{total_children} closed)",
             if *any_children { "any" } else { "all" },
             gate.id
@@ -122,7 +162,11 @@ fn describe_reason(r: &ready::Reason<'_>) -> String {
 pub fn blocked_cmd(ctx: &Ctx, args: &BlockedArgs) -> Result<i32> {
     let snap = Snapshot::load(ctx)?;
     let issues = snap.issues();
-    let parent = args.parent.as_deref().map(|p| resolve(&issues, p)).transpose()?;
+    let parent = args
+        .parent
+        .as_deref()
+        .map(|p| resolve(&issues, p))
+        .transpose()?;
     let graph = Graph::new(issues);
     let entries = ready::blocked(&graph, parent);
     if ctx.global.json {
@@ -130,7 +174,7 @@ pub fn blocked_cmd(ctx: &Ctx, args: &BlockedArgs) -> Result<i32> {
         let out: Vec<Value> = entries
             .iter()
             .map(|e| {
-                let mut v = issue_json(snap.file(), graph.issue(e.issue), Some(&counts[e.issue as usize]));
+                let mut v = issue_json(snap.file(), graph.issue(e.issue), Some(&counts[e.issue]));
                 if let Value::Object(m) = &mut v {
                     m.insert("blocked_by_count".into(), e.blocked_by.len().into());
                     m.insert("blocked_by".into(), json!(e.blocked_by));
@@ -165,14 +209,18 @@ pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
     let snap = Snapshot::load(ctx)?;
     let issues = snap.issues();
     let priority = args.priority.as_deref().map(priority_arg).transpose()?;
-    let parent = args.parent.as_deref().map(|p| resolve(&issues, p)).transpose()?;
+    let parent = args
+        .parent
+        .as_deref()
+        .map(|p| resolve(&issues, p))
+        .transpose()?;
     let graph = Graph::new(issues);
-    let scope: Option<std::collections::HashSet<u32>> = parent.map(|p| {
+    let scope: Option<std::collections::HashSet<usize>> = parent.map(|p| {
         let ix = graph.lookup(p).expect("resolved ids are in the graph");
         graph.descendants(ix).into_iter().collect()
     });
     let title = args.title.as_ref().map(|t| t.to_lowercase());
-    let mut picked: Vec<u32> = graph
+    let mut picked: Vec<usize> = graph
         .live_indexes()
         .filter(|&i| {
             let issue = graph.issue(i);
@@ -189,7 +237,9 @@ pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
                 && args.assignee.as_ref().is_none_or(|a| &issue.assignee == a)
                 && (!args.no_assignee || issue.assignee.is_empty())
                 && priority.is_none_or(|p| issue.priority == p)
-                && title.as_ref().is_none_or(|t| issue.title.to_lowercase().contains(t))
+                && title
+                    .as_ref()
+                    .is_none_or(|t| issue.title.to_lowercase().contains(t))
                 && scope.as_ref().is_none_or(|s| s.contains(&i))
         })
         .collect();
@@ -205,7 +255,7 @@ pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
         let counts = graph.counts();
         let out: Vec<Value> = picked
             .iter()
-            .map(|&i| issue_json(snap.file(), graph.issue(i), Some(&counts[i as usize])))
+            .map(|&i| issue_json(snap.file(), graph.issue(i), Some(&counts[i])))
             .collect();
         print_json(&out)?;
     } else {
@@ -217,12 +267,16 @@ pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
         }
     }
     if picked.len() < total {
-        eprintln!("Showing {} of {} issues (use --limit 0 for all)", picked.len(), total);
+        eprintln!(
+            "Showing {} of {} issues (use --limit 0 for all)",
+            picked.len(),
+            total
+        );
     }
     Ok(0)
 }
 
-fn sort_list(graph: &Graph<'_>, ix: &mut [u32], sort: &str) -> Result<()> {
+fn sort_list(graph: &Graph<'_>, ix: &mut [usize], sort: &str) -> Result<()> {
     let key_time = |t: &Option<spool_core::beads::Timestamp>| t.as_ref().map(|t| t.at);
     match sort {
         "priority" => ix.sort_by(|&a, &b| {
@@ -246,14 +300,27 @@ fn sort_list(graph: &Graph<'_>, ix: &mut [u32], sort: &str) -> Result<()> {
 }
 
 /// A linked issue as `show` lists it: the other issue's fields plus the edge type.
-fn linked(snap: &Snapshot, graph: &Graph<'_>, other: Option<u32>, other_id: &str, dep_type: &str) -> Value {
+fn linked(
+    snap: &Snapshot,
+    graph: &Graph<'_>,
+    other: Option<usize>,
+    other_id: &str,
+    dep_type: &str,
+) -> Value {
     let mut v = match other {
         Some(o) => issue_json(snap.file(), graph.issue(o), None),
         None => json!({ "id": other_id, "missing": true }),
     };
     if let Value::Object(m) = &mut v {
         // Linked issues carry their summary, not their own edges and comments.
-        for k in ["dependencies", "comments", "description", "design", "acceptance_criteria", "notes"] {
+        for k in [
+            "dependencies",
+            "comments",
+            "description",
+            "design",
+            "acceptance_criteria",
+            "notes",
+        ] {
             m.remove(k);
         }
         m.insert("dependency_type".into(), dep_type.into());
@@ -264,23 +331,42 @@ fn linked(snap: &Snapshot, graph: &Graph<'_>, other: Option<u32>, other_id: &str
 pub fn show_cmd(ctx: &Ctx, ids: &[String]) -> Result<i32> {
     let snap = Snapshot::load(ctx)?;
     let issues = snap.issues();
-    let resolved: Vec<&str> = ids.iter().map(|q| resolve(&issues, q)).collect::<Result<_>>()?;
+    let resolved: Vec<&str> = ids
+        .iter()
+        .map(|q| resolve(&issues, q))
+        .collect::<Result<_>>()?;
     let graph = Graph::new(issues);
     let counts = graph.counts();
     let mut out = Vec::new();
     for id in resolved {
         let i = graph.lookup(id).expect("resolved ids are in the graph");
         let issue = graph.issue(i);
-        let mut v = issue_json(snap.file(), issue, Some(&counts[i as usize]));
+        let mut v = issue_json(snap.file(), issue, Some(&counts[i]));
         let deps: Vec<Value> = graph
             .dependencies(i)
             .iter()
-            .map(|e| linked(&snap, &graph, e.other, e.other_id, spool_core::beads::canonical_dep_type(&e.dep.dep_type)))
+            .map(|e| {
+                linked(
+                    &snap,
+                    &graph,
+                    e.other,
+                    e.other_id,
+                    spool_core::beads::canonical_dep_type(&e.dep.dep_type),
+                )
+            })
             .collect();
         let dependents: Vec<Value> = graph
             .dependents(i)
             .iter()
-            .map(|e| linked(&snap, &graph, e.other, e.other_id, spool_core::beads::canonical_dep_type(&e.dep.dep_type)))
+            .map(|e| {
+                linked(
+                    &snap,
+                    &graph,
+                    e.other,
+                    e.other_id,
+                    spool_core::beads::canonical_dep_type(&e.dep.dep_type),
+                )
+            })
             .collect();
         if let Value::Object(m) = &mut v {
             m.insert("dependencies".into(), Value::Array(deps));
@@ -290,7 +376,10 @@ pub fn show_cmd(ctx: &Ctx, ids: &[String]) -> Result<i32> {
                 let p = graph.progress(i);
                 m.insert("epic_total_children".into(), p.total.into());
                 m.insert("epic_closed_children".into(), p.closed.into());
-                m.insert("epic_closeable".into(), (p.total > 0 && p.closed == p.total).into());
+                m.insert(
+                    "epic_closeable".into(),
+                    (p.total > 0 && p.closed == p.total).into(),
+                );
             }
         }
         if !ctx.global.json {
@@ -304,7 +393,7 @@ pub fn show_cmd(ctx: &Ctx, ids: &[String]) -> Result<i32> {
     Ok(0)
 }
 
-fn print_issue_detail(ctx: &Ctx, graph: &Graph<'_>, i: u32) {
+fn print_issue_detail(ctx: &Ctx, graph: &Graph<'_>, i: usize) {
     let st = Style { color: ctx.color };
     let issue = graph.issue(i);
     println!("{}  {}", st.bold(&issue.id), st.bold(&issue.title));
@@ -313,10 +402,23 @@ fn print_issue_detail(ctx: &Ctx, graph: &Graph<'_>, i: u32) {
         st.status(issue.status()),
         st.priority(issue.priority),
         issue.issue_type(),
-        if issue.assignee.is_empty() { String::new() } else { format!("  @{}", issue.assignee) }
+        if issue.assignee.is_empty() {
+            String::new()
+        } else {
+            format!("  @{}", issue.assignee)
+        }
     );
     if let Some(t) = &issue.created_at {
-        println!("  {} {}{}", st.dim("created"), t.raw, if issue.created_by.is_empty() { String::new() } else { format!(" by {}", issue.created_by) });
+        println!(
+            "  {} {}{}",
+            st.dim("created"),
+            t.raw,
+            if issue.created_by.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", issue.created_by)
+            }
+        );
     }
     if let Some(t) = &issue.updated_at {
         println!("  {} {}", st.dim("updated"), t.raw);
@@ -344,22 +446,44 @@ fn print_issue_detail(ctx: &Ctx, graph: &Graph<'_>, i: u32) {
     if !deps.is_empty() {
         println!("\n{}", st.bold("Depends on"));
         for e in deps {
-            let (title, status) = e.other.map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status())).unwrap_or(("(missing)", "?"));
-            println!("  {} {}  {}  {}", st.dim(&e.dep.dep_type), e.other_id, st.status(status), title);
+            let (title, status) = e
+                .other
+                .map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status()))
+                .unwrap_or(("(missing)", "?"));
+            println!(
+                "  {} {}  {}  {}",
+                st.dim(&e.dep.dep_type),
+                e.other_id,
+                st.status(status),
+                title
+            );
         }
     }
     let dependents = graph.dependents(i);
     if !dependents.is_empty() {
         println!("\n{}", st.bold("Needed by"));
         for e in dependents {
-            let (title, status) = e.other.map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status())).unwrap_or(("(missing)", "?"));
-            println!("  {} {}  {}  {}", st.dim(&e.dep.dep_type), e.other_id, st.status(status), title);
+            let (title, status) = e
+                .other
+                .map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status()))
+                .unwrap_or(("(missing)", "?"));
+            println!(
+                "  {} {}  {}  {}",
+                st.dim(&e.dep.dep_type),
+                e.other_id,
+                st.status(status),
+                title
+            );
         }
     }
     if !issue.comments.is_empty() {
         println!("\n{}", st.bold("Comments"));
         for c in &issue.comments {
-            println!("  {} {}", st.cyan(&c.author), st.dim(c.created_at.as_ref().map(|t| t.raw.as_str()).unwrap_or("")));
+            println!(
+                "  {} {}",
+                st.cyan(&c.author),
+                st.dim(c.created_at.as_ref().map(|t| t.raw.as_str()).unwrap_or(""))
+            );
             println!("{}", indent(&c.text));
         }
     }
@@ -367,7 +491,10 @@ fn print_issue_detail(ctx: &Ctx, graph: &Graph<'_>, i: u32) {
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Comments as bd's JSON shows them: ids always strings.
@@ -402,7 +529,11 @@ pub fn comments_list(ctx: &Ctx, query: &str) -> Result<i32> {
         println!("{id} has no comments.");
     }
     for c in &issue.comments {
-        println!("{} {}", st.cyan(&c.author), st.dim(c.created_at.as_ref().map(|t| t.raw.as_str()).unwrap_or("")));
+        println!(
+            "{} {}",
+            st.cyan(&c.author),
+            st.dim(c.created_at.as_ref().map(|t| t.raw.as_str()).unwrap_or(""))
+        );
         println!("{}\n", indent(&c.text));
     }
     Ok(0)
@@ -456,18 +587,45 @@ pub fn dep_list(ctx: &Ctx, query: &str, direction: &str) -> Result<i32> {
     if ctx.global.json {
         let out: Vec<Value> = edges
             .iter()
-            .map(|(d, e)| linked(&snap, &graph, e.other, e.other_id, spool_core::beads::canonical_dep_type(&e.dep.dep_type)).as_object().cloned().map(|mut m| { m.insert("direction".into(), (*d).into()); Value::Object(m) }).unwrap_or(Value::Null))
+            .map(|(d, e)| {
+                linked(
+                    &snap,
+                    &graph,
+                    e.other,
+                    e.other_id,
+                    spool_core::beads::canonical_dep_type(&e.dep.dep_type),
+                )
+                .as_object()
+                .cloned()
+                .map(|mut m| {
+                    m.insert("direction".into(), (*d).into());
+                    Value::Object(m)
+                })
+                .unwrap_or(Value::Null)
+            })
             .collect();
         return print_json(&out).map(|_| 0);
     }
     if edges.is_empty() {
-        println!("{id} has no {} dependencies.", if dir == Direction::Up { "incoming" } else { "" }.trim());
+        println!(
+            "{id} has no {} dependencies.",
+            if dir == Direction::Up { "incoming" } else { "" }.trim()
+        );
     }
     let st = Style { color: ctx.color };
     for (d, e) in edges {
         let arrow = if d == "down" { "→" } else { "←" };
-        let (title, status) = e.other.map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status())).unwrap_or(("(missing)", "?"));
-        println!("{id} {arrow} {} {}  {}  {}", st.dim(&e.dep.dep_type), e.other_id, st.status(status), title);
+        let (title, status) = e
+            .other
+            .map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status()))
+            .unwrap_or(("(missing)", "?"));
+        println!(
+            "{id} {arrow} {} {}  {}  {}",
+            st.dim(&e.dep.dep_type),
+            e.other_id,
+            st.status(status),
+            title
+        );
     }
     Ok(0)
 }
@@ -555,7 +713,10 @@ pub fn label_list_all(ctx: &Ctx) -> Result<i32> {
         }
     }
     if ctx.global.json {
-        let out: Vec<Value> = counts.iter().map(|(l, n)| json!({"label": l, "count": n})).collect();
+        let out: Vec<Value> = counts
+            .iter()
+            .map(|(l, n)| json!({"label": l, "count": n}))
+            .collect();
         return print_json(&out).map(|_| 0);
     }
     for (l, n) in counts {

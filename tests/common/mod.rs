@@ -13,7 +13,9 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
-        TestEnv { dir: tempfile::tempdir().expect("tempdir") }
+        TestEnv {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     /// A workspace with `.beads/issues.jsonl` holding `jsonl` and prefix `t`.
@@ -75,7 +77,9 @@ impl TestEnv {
         let mut all: Vec<&str> = args.to_vec();
         all.push("--json");
         let out = self.ok(&all);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("spool {all:?}: stdout is not one JSON document ({e}):\n{out}"))
+        serde_json::from_str(&out).unwrap_or_else(|e| {
+            panic!("spool {all:?}: stdout is not one JSON document ({e}):\n{out}")
+        })
     }
 
     /// Runs and asserts failure, returning stderr.

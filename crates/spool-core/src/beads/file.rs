@@ -755,25 +755,46 @@ impl BeadsFile {
     /// first issue line whose id sorts after it (byte-wise, as classic bd sorts), else
     /// after the last issue line. Returns its 1-based line number.
     pub fn insert(&mut self, new: &NewIssue) -> Result<usize, EditError> {
-        if let Some(&i) = self.index.get(&new.id) {
+        self.insert_line(&new.id, new.to_line())
+    }
+
+    /// Inserts an issue given as a JSON object (e.g. one read from another file): keys in
+    /// bd order, written as classic bd writes (see [`BeadsFile::insert`] for placement).
+    pub fn insert_map(&mut self, map: serde_json::Map<String, Value>) -> Result<usize, EditError> {
+        let id = map
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut bytes = Vec::with_capacity(256);
+        super::json::write_value(
+            &mut bytes,
+            &Value::Object(super::write::sort_bd_order(map)),
+            &super::json::Format::go(),
+        );
+        self.insert_line(&id, bytes)
+    }
+
+    fn insert_line(&mut self, id: &str, bytes: Vec<u8>) -> Result<usize, EditError> {
+        let new_id = id;
+        if let Some(&i) = self.index.get(new_id) {
             return Err(EditError::AlreadyExists {
-                id: new.id.clone(),
+                id: new_id.to_string(),
                 line: i + 1,
             });
         }
-        let bytes = new.to_line();
         let issue = match parse_bytes(&bytes, None) {
             Parsed::Issue(issue) => issue,
             Parsed::Invalid(_, message) => {
                 return Err(EditError::Invalid {
-                    id: new.id.clone(),
+                    id: new_id.to_string(),
                     line: 0,
                     message,
                 })
             }
             Parsed::Blank | Parsed::Record(_) => {
                 return Err(EditError::Invalid {
-                    id: new.id.clone(),
+                    id: new_id.to_string(),
                     line: 0,
                     message: "it is not an issue record".into(),
                 })
@@ -784,7 +805,7 @@ impl BeadsFile {
         let mut before = None;
         for (i, l) in self.lines.iter().enumerate() {
             if let LineKind::Issue(other) = &l.kind {
-                if other.id.as_bytes() > new.id.as_bytes() {
+                if other.id.as_bytes() > new_id.as_bytes() {
                     before = Some(i);
                     break;
                 }
@@ -818,7 +839,7 @@ impl BeadsFile {
                 *i += 1;
             }
         }
-        self.index.insert(new.id.clone(), at);
+        self.index.insert(new_id.to_string(), at);
         Ok(at + 1)
     }
 }

@@ -128,11 +128,7 @@ pub fn append_notes(ed: &mut LineEditor, issue: &Issue, text: &str) -> Result<()
 }
 
 /// Sets or clears (`None`) a time field.
-pub fn set_time(
-    ed: &mut LineEditor,
-    key: &str,
-    at: Option<&Timestamp>,
-) -> Result<(), LineError> {
+pub fn set_time(ed: &mut LineEditor, key: &str, at: Option<&Timestamp>) -> Result<(), LineError> {
     match at {
         Some(t) => ed.set(key, t.raw.as_str()),
         None => ed.remove(key).map(|_| ()),
@@ -168,24 +164,44 @@ mod tests {
 
     #[test]
     fn claim_is_compare_and_swap() {
-        let mut issue = Issue { id: "t-1".into(), ..Issue::default() };
+        let mut issue = Issue {
+            id: "t-1".into(),
+            ..Issue::default()
+        };
         assert_eq!(check_claim(&issue, "me"), Ok(true));
         issue.assignee = "you".into();
-        assert!(matches!(check_claim(&issue, "me"), Err(ClaimRefusal::HeldBy { .. })));
+        assert!(matches!(
+            check_claim(&issue, "me"),
+            Err(ClaimRefusal::HeldBy { .. })
+        ));
         issue.assignee = "me".into();
         issue.status = "in_progress".into();
         assert_eq!(check_claim(&issue, "me"), Ok(false));
         issue.status = "closed".into();
-        assert!(matches!(check_claim(&issue, "me"), Err(ClaimRefusal::NotClaimable { .. })));
+        assert!(matches!(
+            check_claim(&issue, "me"),
+            Err(ClaimRefusal::NotClaimable { .. })
+        ));
     }
 
     #[test]
     fn claim_sets_status_assignee_and_time_only() {
-        let mut f = one(r#"{"id":"t-1","title":"x","status":"open","priority":2,"issue_type":"task","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#);
+        let mut f = one(
+            r#"{"id":"t-1","title":"x","status":"open","priority":2,"issue_type":"task","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#,
+        );
         let now = ts("2026-02-02T00:00:00Z");
         let issue = f.get("t-1").expect("issue").clone();
-        f.edit("t-1", |ed| claim(ed, &issue, Stamp { now: &now, actor: "me" }))
-            .expect("edit");
+        f.edit("t-1", |ed| {
+            claim(
+                ed,
+                &issue,
+                Stamp {
+                    now: &now,
+                    actor: "me",
+                },
+            )
+        })
+        .expect("edit");
         assert_eq!(
             text(&f),
             "{\"id\":\"t-1\",\"title\":\"x\",\"status\":\"in_progress\",\"priority\":2,\"issue_type\":\"task\",\"assignee\":\"me\",\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-02-02T00:00:00Z\"}\n"
@@ -194,39 +210,57 @@ mod tests {
 
     #[test]
     fn close_and_reopen_keep_closed_at_consistent() {
-        let mut f = one(r#"{"id":"t-1","title":"x","status":"open","priority":2,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#);
+        let mut f = one(
+            r#"{"id":"t-1","title":"x","status":"open","priority":2,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#,
+        );
         let now = ts("2026-02-02T00:00:00Z");
-        let stamp = Stamp { now: &now, actor: "me" };
+        let stamp = Stamp {
+            now: &now,
+            actor: "me",
+        };
         let issue = f.get("t-1").expect("issue").clone();
-        f.edit("t-1", |ed| close(ed, &issue, Some("done"), stamp)).expect("close");
+        f.edit("t-1", |ed| close(ed, &issue, Some("done"), stamp))
+            .expect("close");
         let closed = f.get("t-1").expect("issue").clone();
         assert_eq!(closed.status, "closed");
-        assert_eq!(closed.closed_at.as_ref().map(|t| t.raw.as_str()), Some("2026-02-02T00:00:00Z"));
+        assert_eq!(
+            closed.closed_at.as_ref().map(|t| t.raw.as_str()),
+            Some("2026-02-02T00:00:00Z")
+        );
         assert_eq!(closed.close_reason, "done");
         f.edit("t-1", |ed| reopen(ed, stamp)).expect("reopen");
         let open = f.get("t-1").expect("issue").clone();
         assert_eq!(open.status, "open");
         assert!(open.closed_at.is_none());
         assert!(open.close_reason.is_empty());
-        f.edit("t-1", |ed| set_status(ed, &open, "done", stamp)).expect("status");
+        f.edit("t-1", |ed| set_status(ed, &open, "done", stamp))
+            .expect("status");
         assert!(f.get("t-1").expect("issue").closed_at.is_some());
     }
 
     #[test]
     fn empty_description_stays_on_lines_that_always_carry_it() {
         let mut f = one(r#"{"id":"t-1","title":"x","description":"old","priority":2}"#);
-        f.edit("t-1", |ed| set_text(ed, "description", "")).expect("edit");
-        assert_eq!(text(&f), "{\"id\":\"t-1\",\"title\":\"x\",\"description\":\"\",\"priority\":2}\n");
+        f.edit("t-1", |ed| set_text(ed, "description", ""))
+            .expect("edit");
+        assert_eq!(
+            text(&f),
+            "{\"id\":\"t-1\",\"title\":\"x\",\"description\":\"\",\"priority\":2}\n"
+        );
         let mut f = one(r#"{"id":"t-1","title":"x","notes":"old","priority":2}"#);
         f.edit("t-1", |ed| set_text(ed, "notes", "")).expect("edit");
-        assert_eq!(text(&f), "{\"id\":\"t-1\",\"title\":\"x\",\"priority\":2}\n");
+        assert_eq!(
+            text(&f),
+            "{\"id\":\"t-1\",\"title\":\"x\",\"priority\":2}\n"
+        );
     }
 
     #[test]
     fn append_notes_adds_a_line() {
         let mut f = one(r#"{"id":"t-1","title":"x","notes":"a","priority":2}"#);
         let issue = f.get("t-1").expect("issue").clone();
-        f.edit("t-1", |ed| append_notes(ed, &issue, "b")).expect("edit");
+        f.edit("t-1", |ed| append_notes(ed, &issue, "b"))
+            .expect("edit");
         assert_eq!(f.get("t-1").expect("issue").notes, "a\nb");
     }
 }
@@ -244,12 +278,16 @@ pub fn parse_when(
         "now" => return Ok(now),
         "today" => return midnight(now.date_naive()).ok_or_else(|| "invalid date".into()),
         "tomorrow" => {
-            return midnight(now.date_naive() + Duration::days(1)).ok_or_else(|| "invalid date".into())
+            return midnight(now.date_naive() + Duration::days(1))
+                .ok_or_else(|| "invalid date".into())
         }
         _ => {}
     }
     if let Some(rest) = s.strip_prefix('+') {
-        let (num, unit) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()));
+        let (num, unit) = rest.split_at(
+            rest.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len()),
+        );
         let n: i64 = num
             .parse()
             .map_err(|_| format!("invalid relative time {s:?} (expected e.g. +6h, +2d)"))?;
@@ -258,7 +296,11 @@ pub fn parse_when(
             "h" => Duration::hours(n),
             "d" => Duration::days(n),
             "w" => Duration::weeks(n),
-            _ => return Err(format!("invalid relative time {s:?}: unit must be m, h, d or w")),
+            _ => {
+                return Err(format!(
+                    "invalid relative time {s:?}: unit must be m, h, d or w"
+                ))
+            }
         };
         return Ok(now + d);
     }
@@ -297,7 +339,10 @@ mod parse_tests {
         assert_eq!(f("+2d"), Ok("2026-03-03T12:00:00+00:00".into()));
         assert_eq!(f("tomorrow"), Ok("2026-03-02T00:00:00+00:00".into()));
         assert_eq!(f("2026-04-01"), Ok("2026-04-01T00:00:00+00:00".into()));
-        assert_eq!(f("2026-04-01T10:00:00+02:00"), Ok("2026-04-01T08:00:00+00:00".into()));
+        assert_eq!(
+            f("2026-04-01T10:00:00+02:00"),
+            Ok("2026-04-01T08:00:00+00:00".into())
+        );
         assert!(f("+6x").is_err());
         assert!(f("soon").is_err());
     }
