@@ -176,6 +176,20 @@ fn memory_and_header_lines_are_records_not_issues_or_errors() {
         file.lines()[1].kind(),
         &LineKind::Record(RecordKind::Header)
     );
+    // Records are not held to an issue's field types.
+    let (file, diags) =
+        sandwich(br#"{"_type":"memory","key":"k","value":"v","labels":"not-a-list"}"#);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        file.lines()[1].kind(),
+        &LineKind::Record(RecordKind::Memory)
+    );
+    let (file, diags) = sandwich(br#"{"_schema":"beads-jsonl/2","priority":"n/a"}"#);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        file.lines()[1].kind(),
+        &LineKind::Record(RecordKind::Header)
+    );
     let (file, diags) =
         BeadsFile::parse(br#"{"_type":"issue","id":"t-b","title":"B","dependency_count":0}"#);
     assert!(diags.is_empty());

@@ -327,7 +327,7 @@ fn assert_same_as_new(i: &Issue, n: &NewIssue) {
                 Some(&nd.created_at)
             )
         );
-        assert_eq!(d.created_by.clone().unwrap_or_default(), nd.created_by);
+        assert_eq!(d.created_by.as_ref(), Some(&nd.created_by));
     }
     assert_eq!(i.comments.len(), n.comments.len());
     for (c, nc) in i.comments.iter().zip(&n.comments) {

@@ -385,11 +385,20 @@ fn classify_syntax(trimmed: &str, e: &serde_json::Error) -> Parsed {
 fn classify_failure(text: &str, trimmed: &str, issue_err: &serde_json::Error) -> Parsed {
     match serde_json::from_str::<Value>(text) {
         Err(e) => classify_syntax(trimmed, &e),
-        Ok(Value::Object(map)) => Parsed::Invalid(
-            DiagnosticKind::FieldType,
-            field_error(&map)
-                .unwrap_or_else(|| format!("invalid issue record: {}", serde_message(issue_err))),
-        ),
+        // A record that is not an issue is not held to the issue's field types.
+        Ok(Value::Object(map)) => match map.get("_type").and_then(Value::as_str) {
+            Some("memory") => Parsed::Record(RecordKind::Memory),
+            Some(t) if t != "issue" => Parsed::Record(RecordKind::Other(t.to_string())),
+            _ if map.contains_key("_schema") && !map.contains_key("id") => {
+                Parsed::Record(RecordKind::Header)
+            }
+            _ => Parsed::Invalid(
+                DiagnosticKind::FieldType,
+                field_error(&map).unwrap_or_else(|| {
+                    format!("invalid issue record: {}", serde_message(issue_err))
+                }),
+            ),
+        },
         Ok(v) => Parsed::Invalid(
             DiagnosticKind::NotAnObject,
             format!(

@@ -223,8 +223,9 @@ pub struct LineStyle {
 
 impl LineStyle {
     /// Separators from the line's first members; escaping from the line's bytes, where
-    /// the line is silent from `fallback` (evidence from the file's other lines in the
-    /// same separator style), else Go's for compact lines and minimal for spaced ones.
+    /// the line is silent from `fallback(spaced)` (evidence from other lines of the file
+    /// in the same separator style), else Go's for compact lines and minimal for spaced
+    /// ones.
     pub fn detect(
         line: &[u8],
         layout: &ObjectLayout,
@@ -240,7 +241,9 @@ impl LineStyle {
             _ if key_sep.contains(&b' ') => b", ".to_vec(),
             _ => b",".to_vec(),
         };
-        let spaced = key_sep.contains(&b' ') || item_sep.contains(&b' ');
+        // The same test as `starts_spaced`, so fallback evidence comes from lines of the
+        // same class.
+        let spaced = key_sep.contains(&b' ');
         let default = if spaced {
             Escaping::MINIMAL
         } else {

@@ -148,7 +148,7 @@ pub struct NewDependency {
     pub depends_on_id: String,
     pub dep_type: String,
     pub created_at: Timestamp,
-    /// Omitted when empty.
+    /// Always written, as classic bd's JSONL shows it (even when empty).
     pub created_by: String,
     /// bd's metadata is a JSON *string* (e.g. `"{}"`); omitted when empty.
     pub metadata: String,
@@ -157,7 +157,7 @@ pub struct NewDependency {
 }
 
 impl NewDependency {
-    /// `{"issue_id","depends_on_id","type","created_at"[,"created_by"][,"metadata"][,"thread_id"]}`.
+    /// `{"issue_id","depends_on_id","type","created_at","created_by"[,"metadata"][,"thread_id"]}`.
     pub fn to_value(&self) -> Value {
         let mut m = Map::new();
         m.insert("issue_id".into(), Value::String(self.issue_id.clone()));
@@ -170,7 +170,7 @@ impl NewDependency {
             "created_at".into(),
             Value::String(self.created_at.raw.clone()),
         );
-        put_str(&mut m, "created_by", &self.created_by);
+        m.insert("created_by".into(), Value::String(self.created_by.clone()));
         put_str(&mut m, "metadata", &self.metadata);
         put_str(&mut m, "thread_id", &self.thread_id);
         Value::Object(m)
