@@ -25,10 +25,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("writing {}", tmp.path().display()))?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        std::fs::set_permissions(tmp.path(), meta.permissions())
-            .with_context(|| format!("copying permissions of {}", path.display()))?;
-    }
+    // Keep the mode of the file being replaced; a new file gets the usual 0644 rather than
+    // the temp file's private 0600 (the backlog is shared through git).
+    let permissions = match std::fs::metadata(path) {
+        Ok(meta) => meta.permissions(),
+        Err(_) => std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    };
+    std::fs::set_permissions(tmp.path(), permissions)
+        .with_context(|| format!("setting permissions of {}", path.display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("replacing {}", path.display()))?;
@@ -118,6 +122,10 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with(".spool-write-"))
             .collect();
         assert!(leftovers.is_empty(), "temp files left behind");
+        let fresh = t.path().join("new.jsonl");
+        write_atomic(&fresh, b"x").expect("new file");
+        let mode = std::fs::metadata(&fresh).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
     }
 
     #[test]

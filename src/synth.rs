@@ -181,7 +181,7 @@ pub fn generate(spec: &SynthSpec) -> Vec<Map<String, Value>> {
         m.insert("id".into(), json!(ids[i]));
         let title_words = 4 + rng.usize(0..8);
         m.insert("title".into(), json!(words(&mut rng, title_words)));
-        let desc_words = 20 + rng.usize(0..200);
+        let desc_words = 10 + rng.usize(0..110);
         m.insert("description".into(), json!(words(&mut rng, desc_words)));
         if rng.u8(0..4) == 0 {
             m.insert("acceptance_criteria".into(), json!(words(&mut rng, 15)));

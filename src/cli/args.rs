@@ -96,6 +96,9 @@ pub enum Command {
     Import(ImportArgs),
     /// A short guide for agents and people.
     Quickstart,
+    /// Benchmarks: synthetic backlogs and end-to-end command timings.
+    #[command(subcommand)]
+    Bench(super::bench::BenchCommand),
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! stdout carries data (exactly one JSON document with `--json`), stderr carries messages.
 
 pub mod args;
+mod bench;
 mod common;
 mod doctor;
 mod edit;
@@ -202,6 +203,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Doctor(a) => doctor::run(&ctx, a),
         Command::Export(a) => transfer::export(&ctx, a),
         Command::Import(a) => transfer::import(&ctx, a),
+        Command::Bench(b) => bench::run(&ctx, b),
         Command::Quickstart => {
             print!("{}", QUICKSTART);
             Ok(0)

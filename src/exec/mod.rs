@@ -19,6 +19,7 @@ mod files;
 mod group;
 mod heartbeat;
 mod kind;
+pub mod measure;
 mod observer;
 mod outcome;
 mod run;

@@ -1,0 +1,268 @@
+//! `spool bench`: synthetic backlogs and end-to-end timings of the backlog commands.
+//!
+//! Timings are whole processes (spawn, read, answer, exit), the figure a person or an
+//! agent waits for, next to a reference measured in the same run: reading the file and
+//! parsing every line with serde_json, the least any JSONL tool must do.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use spool_core::beads::json::{write_value, Format};
+
+use super::Ctx;
+use crate::atomic::write_atomic;
+use crate::exec::measure::{children_max_rss_kib, time_command};
+use crate::synth::{generate, SynthSpec};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Write a synthetic backlog (epics, children, blocking chains, labels, comments).
+    Gen(GenArgs),
+    /// Time ready/list/create/update/close on synthetic backlogs; prints a Markdown report.
+    Backlog(BacklogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Number of issues.
+    #[arg(long, default_value_t = 10_000)]
+    pub issues: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value = "bench")]
+    pub prefix: String,
+    /// Output file (default: stdout).
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BacklogArgs {
+    /// Backlog sizes to measure.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    pub sizes: Vec<usize>,
+    /// Timed runs per command.
+    #[arg(long, default_value_t = 15)]
+    pub runs: usize,
+}
+
+/// The backlog as JSONL bytes, in classic bd's encoding.
+pub fn synth_bytes(spec: &SynthSpec) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in generate(spec) {
+        write_value(&mut out, &Value::Object(m), &Format::go());
+        out.push(b'\n');
+    }
+    out
+}
+
+pub fn run(ctx: &Ctx, cmd: &BenchCommand) -> Result<i32> {
+    match cmd {
+        BenchCommand::Gen(a) => {
+            let bytes = synth_bytes(&SynthSpec {
+                issues: a.issues,
+                seed: a.seed,
+                prefix: a.prefix.clone(),
+            });
+            match &a.output {
+                Some(p) => write_atomic(&ctx.cwd.join(p), &bytes)?,
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().lock().write_all(&bytes)?;
+                }
+            }
+            Ok(0)
+        }
+        BenchCommand::Backlog(a) => backlog(a),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Sample {
+    what: String,
+    times: Vec<Duration>,
+}
+
+impl Sample {
+    fn pct(&self, p: f64) -> Duration {
+        let mut t = self.times.clone();
+        t.sort();
+        let i = ((t.len() as f64 - 1.0) * p).round() as usize;
+        t[i.min(t.len() - 1)]
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+fn spool(dir: &Path, args: &[&str]) -> Vec<String> {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "spool".into());
+    let mut v = vec![exe, "-C".into(), dir.display().to_string()];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+const ENV: &[(&str, &str)] = &[("BEADS_ACTOR", "bench"), ("NO_COLOR", "1")];
+
+fn time_runs(runs: usize, mut f: impl FnMut(usize) -> Result<Duration>) -> Result<Vec<Duration>> {
+    (0..runs).map(&mut f).collect()
+}
+
+fn backlog(a: &BacklogArgs) -> Result<i32> {
+    if a.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let tmp = tempfile::tempdir().context("creating a scratch directory")?;
+    println!("# spool backlog benchmark\n");
+    println!("- machine: {}", machine());
+    println!(
+        "- command: `spool bench backlog --sizes {} --runs {}`",
+        a.sizes
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        a.runs
+    );
+    println!("- each figure is a whole `spool` process (spawn → exit), stdout discarded; p50 / p90 / min in ms over {} runs\n", a.runs);
+    for &n in &a.sizes {
+        let dir = tmp.path().join(format!("b{n}"));
+        std::fs::create_dir_all(dir.join(".beads"))?;
+        std::fs::write(dir.join(".beads/config.yaml"), "issue-prefix: \"bench\"\n")?;
+        let bytes = synth_bytes(&SynthSpec {
+            issues: n,
+            seed: 42,
+            prefix: "bench".into(),
+        });
+        let path = dir.join(".beads/issues.jsonl");
+        std::fs::write(&path, &bytes)?;
+        let cache = dir.join(".beads/.spool");
+        let mut samples = Vec::new();
+
+        // Reference: read the file and parse every line with serde_json.
+        samples.push(Sample {
+            what: "reference: read + serde_json parse of every line (in-process)".into(),
+            times: time_runs(a.runs, |_| {
+                let start = Instant::now();
+                let data = std::fs::read(&path)?;
+                let mut n = 0usize;
+                for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let v: Value = serde_json::from_slice(line)?;
+                    n += v.as_object().map_or(0, |m| m.len());
+                }
+                std::hint::black_box(n);
+                Ok(start.elapsed())
+            })?,
+        });
+        let ready = spool(&dir, &["ready", "--json"]);
+        samples.push(Sample {
+            what: "`ready --json`, cold (no cache)".into(),
+            times: time_runs(a.runs, |_| {
+                let _ = std::fs::remove_dir_all(&cache);
+                time_command(&ready, &dir, ENV)
+            })?,
+        });
+        time_command(&ready, &dir, ENV)?;
+        samples.push(Sample {
+            what: "`ready --json`, warm (file unchanged since the last command)".into(),
+            times: time_runs(a.runs, |_| time_command(&ready, &dir, ENV))?,
+        });
+        let list = spool(&dir, &["list", "--json"]);
+        time_command(&list, &dir, ENV)?;
+        samples.push(Sample {
+            what: "`list --json`, warm".into(),
+            times: time_runs(a.runs, |_| time_command(&list, &dir, ENV))?,
+        });
+        samples.push(Sample {
+            what: "`create` (`q`)".into(),
+            times: time_runs(a.runs, |i| {
+                time_command(&spool(&dir, &["q", &format!("Bench issue {i}")]), &dir, ENV)
+            })?,
+        });
+        let open_ids = open_ids(&bytes, a.runs * 2);
+        if open_ids.len() < a.runs * 2 {
+            bail!("the synthetic backlog has too few open issues");
+        }
+        samples.push(Sample {
+            what: "`update --priority`".into(),
+            times: time_runs(a.runs, |i| {
+                time_command(
+                    &spool(
+                        &dir,
+                        &["update", &open_ids[i], "--priority", &(i % 5).to_string()],
+                    ),
+                    &dir,
+                    ENV,
+                )
+            })?,
+        });
+        samples.push(Sample {
+            what: "`close --force`".into(),
+            times: time_runs(a.runs, |i| {
+                time_command(
+                    &spool(&dir, &["close", &open_ids[a.runs + i], "--force"]),
+                    &dir,
+                    ENV,
+                )
+            })?,
+        });
+        let rss = children_max_rss_kib()?;
+        println!("## {n} issues ({:.1} MB)\n", bytes.len() as f64 / 1e6);
+        println!("| command | p50 | p90 | min |\n|---|---:|---:|---:|");
+        for s in &samples {
+            println!(
+                "| {} | {} | {} | {} |",
+                s.what,
+                ms(s.pct(0.5)),
+                ms(s.pct(0.9)),
+                ms(s.pct(0.0))
+            );
+        }
+        println!(
+            "\nPeak RSS of any spool process so far: {:.1} MB\n",
+            rss as f64 / 1024.0
+        );
+    }
+    Ok(0)
+}
+
+fn open_ids(bytes: &[u8], want: usize) -> Vec<String> {
+    bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+        .filter(|v| v["status"] == "open" && v["issue_type"] != "epic")
+        .filter_map(|v| v["id"].as_str().map(str::to_string))
+        .take(want)
+        .collect()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map(|kb| format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, {mem}, {}", std::env::consts::OS)
+}
