@@ -95,11 +95,22 @@ pub fn time_arg(ctx: &Ctx, flag: &str, s: &str) -> Result<Timestamp> {
         .map_err(|e| anyhow!("--{flag}: {e}"))
 }
 
-/// One line per issue for people: `id  P1  type  status  title`.
-pub fn issue_line(ctx: &Ctx, issue: &Issue) -> String {
+/// Width of the id column for a listing of these issues.
+pub fn id_width<'a>(issues: impl IntoIterator<Item = &'a Issue>) -> usize {
+    issues
+        .into_iter()
+        .map(|i| i.id.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// One line per issue for people: `id  P1  type  status  title`, the id padded to
+/// `id_width` so a listing lines up.
+pub fn issue_line(ctx: &Ctx, issue: &Issue, id_width: usize) -> String {
     let st = super::output::Style { color: ctx.color };
+    let pad = " ".repeat(id_width.saturating_sub(issue.id.chars().count()));
     let mut line = format!(
-        "{}  {}  {:<8} {:<12} {}",
+        "{}{pad}  {}  {:<8} {:<12} {}",
         st.bold(&issue.id),
         st.priority(issue.priority),
         issue.issue_type(),

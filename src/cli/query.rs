@@ -11,7 +11,7 @@ use spool_core::beads::stats::stats;
 use spool_core::beads::{Issue, StatusKind};
 
 use super::args::{BlockedArgs, ListArgs, ReadyArgs};
-use super::common::{issue_json, issue_line, priority_arg, resolve, Snapshot};
+use super::common::{id_width, issue_json, issue_line, priority_arg, resolve, Snapshot};
 use super::output::{print_json, Style};
 use super::Ctx;
 
@@ -112,8 +112,9 @@ pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
         "{}",
         st.bold(&format!("Ready work ({} with no blockers):", list.total))
     );
+    let w = id_width(list.issues.iter().map(|&i| graph.issue(i)));
     for &i in &list.issues {
-        println!("  {}", issue_line(ctx, graph.issue(i)));
+        println!("  {}", issue_line(ctx, graph.issue(i), w));
     }
     if list.truncated() {
         println!(
@@ -190,8 +191,9 @@ pub fn blocked_cmd(ctx: &Ctx, args: &BlockedArgs) -> Result<i32> {
         return Ok(0);
     }
     println!("{}", st.bold(&format!("Blocked ({}):", entries.len())));
+    let w = id_width(entries.iter().map(|e| graph.issue(e.issue)));
     for e in &entries {
-        println!("  {}", issue_line(ctx, graph.issue(e.issue)));
+        println!("  {}", issue_line(ctx, graph.issue(e.issue), w));
         println!("      {} {}", st.red("blocked by"), e.blocked_by.join(", "));
     }
     Ok(0)
@@ -259,8 +261,9 @@ pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
             .collect();
         print_json(&out)?;
     } else {
+        let w = id_width(picked.iter().map(|&i| graph.issue(i)));
         for &i in &picked {
-            println!("{}", issue_line(ctx, graph.issue(i)));
+            println!("{}", issue_line(ctx, graph.issue(i), w));
         }
         if picked.is_empty() {
             println!("No issues match.");
