@@ -136,6 +136,75 @@ fn show_lists_dependencies_dependents_and_string_comment_ids() {
 }
 
 #[test]
+fn write_commands_print_issues_in_shows_shape_with_linked_dependencies() {
+    let env = TestEnv::with_backlog(&format!(
+        "{}\n{}\n",
+        line("t-a", ""),
+        line("t-b", &blocks("t-b", "t-a"))
+    ));
+    // Tools validate `dependencies` as linked issues, never raw edge records.
+    let linked_a = |deps: &Value| {
+        let d = &deps[0];
+        assert_eq!(d["id"], "t-a", "{deps}");
+        assert_eq!(d["title"], "Issue t-a");
+        assert_eq!(d["dependency_type"], "blocks");
+        assert_eq!(d["created_at"], "2026-01-01T00:00:00Z");
+        assert_eq!(d["updated_at"], "2026-01-01T00:00:00Z");
+        assert!(d.get("depends_on_id").is_none(), "{deps}");
+    };
+    let c = env.json(&["create", "C", "--deps", "t-a"]);
+    linked_a(&c["dependencies"]);
+    let c_id = c["id"].as_str().expect("id").to_string();
+    let updated = env.json(&["update", "t-b", "--priority", "1"]);
+    linked_a(&updated[0]["dependencies"]);
+    assert_eq!(
+        updated,
+        env.json(&["show", "t-b"]),
+        "update --json is show's shape"
+    );
+    let noted = env.json(&["note", "t-b", "more"]);
+    linked_a(&noted[0]["dependencies"]);
+    let closed = env.json(&["close", "t-a", "--force"]);
+    let mut dependents: Vec<&str> = closed[0]["dependents"]
+        .as_array()
+        .expect("dependents")
+        .iter()
+        .map(|d| d["id"].as_str().expect("id"))
+        .collect();
+    dependents.sort_unstable();
+    let mut expected = vec!["t-b", c_id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(dependents, expected);
+    let reopened = env.json(&["reopen", "t-a"]);
+    assert_eq!(reopened[0]["dependents"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn show_leaves_out_edges_to_issues_not_in_the_file() {
+    let env = TestEnv::with_backlog(&format!(
+        "{}\n{}\n",
+        line("t-a", ""),
+        line(
+            "t-b",
+            r#","dependencies":[{"issue_id":"t-b","depends_on_id":"t-gone","type":"blocks","created_at":"2026-01-01T00:00:00Z"},{"issue_id":"t-b","depends_on_id":"t-a","type":"related","created_at":"2026-01-01T00:00:00Z"}]"#
+        )
+    ));
+    let b = env.json(&["show", "t-b"]);
+    let deps: Vec<&str> = b[0]["dependencies"]
+        .as_array()
+        .expect("dependencies")
+        .iter()
+        .map(|d| d["id"].as_str().expect("every linked issue has an id"))
+        .collect();
+    assert_eq!(deps, vec!["t-a"]);
+    assert!(b[0]["dependencies"][0]["created_at"].is_string());
+    // The edge stays in the file, and doctor names it.
+    assert!(env.backlog().contains("t-gone"));
+    let doctor = env.json(&["doctor"]);
+    assert_eq!(doctor["problems"][0]["kind"], "dangling-dependency");
+}
+
+#[test]
 fn ids_resolve_by_unique_suffix_and_refuse_ambiguity() {
     let env = TestEnv::with_backlog(&format!("{}\n{}\n", line("t-3wq", ""), line("t-3wx", "")));
     assert_eq!(env.json(&["show", "3wq"])[0]["id"], "t-3wq");

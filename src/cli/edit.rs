@@ -17,8 +17,9 @@ use spool_core::beads::{
 };
 
 use super::args::{CloseArgs, CreateArgs, ReopenArgs, UpdateArgs};
-use super::common::{id_error, issue_json, now_stamp, priority_arg, resolve, time_arg};
+use super::common::{id_error, now_stamp, priority_arg, resolve, time_arg};
 use super::output::print_json;
+use super::query::detail_json;
 use super::Ctx;
 use crate::backlog::{modify, Tx};
 use crate::workspace::{BeadsConfig, Workspace};
@@ -36,16 +37,14 @@ fn check_title(title: &str) -> Result<()> {
     Ok(())
 }
 
-/// Renders issues after a write, for `--json`.
+/// Renders issues after a write, for `--json`, in `show`'s shape: tools validate every
+/// issue object they get against one schema, where `dependencies` are linked issues.
 fn render_all(file: &BeadsFile, ids: &[String]) -> Vec<Value> {
     let issues: Vec<&Issue> = file.issues().collect();
     let graph = Graph::new(issues);
     let counts = graph.counts();
     ids.iter()
-        .filter_map(|id| {
-            let i = graph.lookup(id)?;
-            Some(issue_json(file, graph.issue(i), Some(&counts[i])))
-        })
+        .filter_map(|id| Some(detail_json(file, &graph, &counts, graph.lookup(id)?)))
         .collect()
 }
 

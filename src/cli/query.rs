@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
-use spool_core::beads::graph::{Direction, Graph};
+use spool_core::beads::graph::{Direction, EdgeView, Graph, IssueCounts};
 use spool_core::beads::ready::{self, ReadyQuery, SortPolicy};
 use spool_core::beads::stats::stats;
-use spool_core::beads::{Issue, StatusKind};
+use spool_core::beads::{BeadsFile, Issue, StatusKind};
 
 use super::args::{BlockedArgs, ListArgs, ReadyArgs};
 use super::common::{id_width, issue_json, issue_line, priority_arg, resolve, Snapshot};
@@ -304,14 +304,14 @@ fn sort_list(graph: &Graph<'_>, ix: &mut [usize], sort: &str) -> Result<()> {
 
 /// A linked issue as `show` lists it: the other issue's fields plus the edge type.
 fn linked(
-    snap: &Snapshot,
+    file: &BeadsFile,
     graph: &Graph<'_>,
     other: Option<usize>,
     other_id: &str,
     dep_type: &str,
 ) -> Value {
     let mut v = match other {
-        Some(o) => issue_json(snap.file(), graph.issue(o), None),
+        Some(o) => issue_json(file, graph.issue(o), None),
         None => json!({ "id": other_id, "missing": true }),
     };
     if let Value::Object(m) = &mut v {
@@ -331,6 +331,59 @@ fn linked(
     v
 }
 
+/// One issue as `show --json` gives it: the record with counts, its dependencies and
+/// dependents as linked issues (`dependency_type` added), comments with string ids, and
+/// epic progress. Commands that write print their issues this way too, so every issue
+/// object a tool gets validates against the same schema.
+pub fn detail_json(
+    file: &BeadsFile,
+    graph: &Graph<'_>,
+    counts: &[IssueCounts<'_>],
+    i: usize,
+) -> Value {
+    let issue = graph.issue(i);
+    let mut v = issue_json(file, issue, Some(&counts[i]));
+    let link = |e: &EdgeView<'_>| {
+        linked(
+            file,
+            graph,
+            e.other,
+            e.other_id,
+            spool_core::beads::canonical_dep_type(&e.dep.dep_type),
+        )
+    };
+    // Edges to issues absent from the file are left out, as bd's join leaves them out
+    // (`doctor` reports them); a linked issue is always a whole issue.
+    let present = |e: &&EdgeView<'_>| e.other.is_some();
+    let deps: Vec<Value> = graph
+        .dependencies(i)
+        .iter()
+        .filter(present)
+        .map(link)
+        .collect();
+    let dependents: Vec<Value> = graph
+        .dependents(i)
+        .iter()
+        .filter(present)
+        .map(link)
+        .collect();
+    if let Value::Object(m) = &mut v {
+        m.insert("dependencies".into(), Value::Array(deps));
+        m.insert("dependents".into(), Value::Array(dependents));
+        m.insert("comments".into(), comments_json(issue));
+        if issue.issue_type() == "epic" {
+            let p = graph.progress(i);
+            m.insert("epic_total_children".into(), p.total.into());
+            m.insert("epic_closed_children".into(), p.closed.into());
+            m.insert(
+                "epic_closeable".into(),
+                (p.total > 0 && p.closed == p.total).into(),
+            );
+        }
+    }
+    v
+}
+
 pub fn show_cmd(ctx: &Ctx, ids: &[String]) -> Result<i32> {
     let snap = Snapshot::load(ctx)?;
     let issues = snap.issues();
@@ -343,52 +396,11 @@ pub fn show_cmd(ctx: &Ctx, ids: &[String]) -> Result<i32> {
     let mut out = Vec::new();
     for id in resolved {
         let i = graph.lookup(id).expect("resolved ids are in the graph");
-        let issue = graph.issue(i);
-        let mut v = issue_json(snap.file(), issue, Some(&counts[i]));
-        let deps: Vec<Value> = graph
-            .dependencies(i)
-            .iter()
-            .map(|e| {
-                linked(
-                    &snap,
-                    &graph,
-                    e.other,
-                    e.other_id,
-                    spool_core::beads::canonical_dep_type(&e.dep.dep_type),
-                )
-            })
-            .collect();
-        let dependents: Vec<Value> = graph
-            .dependents(i)
-            .iter()
-            .map(|e| {
-                linked(
-                    &snap,
-                    &graph,
-                    e.other,
-                    e.other_id,
-                    spool_core::beads::canonical_dep_type(&e.dep.dep_type),
-                )
-            })
-            .collect();
-        if let Value::Object(m) = &mut v {
-            m.insert("dependencies".into(), Value::Array(deps));
-            m.insert("dependents".into(), Value::Array(dependents));
-            m.insert("comments".into(), comments_json(issue));
-            if issue.issue_type() == "epic" {
-                let p = graph.progress(i);
-                m.insert("epic_total_children".into(), p.total.into());
-                m.insert("epic_closed_children".into(), p.closed.into());
-                m.insert(
-                    "epic_closeable".into(),
-                    (p.total > 0 && p.closed == p.total).into(),
-                );
-            }
-        }
-        if !ctx.global.json {
+        if ctx.global.json {
+            out.push(detail_json(snap.file(), &graph, &counts, i));
+        } else {
             print_issue_detail(ctx, &graph, i);
         }
-        out.push(v);
     }
     if ctx.global.json {
         print_json(&out)?;
@@ -592,7 +604,7 @@ pub fn dep_list(ctx: &Ctx, query: &str, direction: &str) -> Result<i32> {
             .iter()
             .map(|(d, e)| {
                 linked(
-                    &snap,
+                    snap.file(),
                     &graph,
                     e.other,
                     e.other_id,
