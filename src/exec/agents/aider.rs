@@ -1,0 +1,236 @@
+//! aider, scripted: `aider --model=<m> --yes-always ... --message=<prompt>` (or
+//! `--message-file=<path>`).
+//!
+//! Checked against aider 0.86.2. aider has no JSON output, so the judge reads its text:
+//! `Model: <name> with ...`, one `Tokens: 2.3k sent, 150 received.` line per model
+//! answer (with `Cost: $0.01 message, $0.02 session.` when the price is known), and
+//! `litellm.<Name>Error: ...` when a request fails. aider exits 0 after an API error,
+//! so success needs a token report after the last error. A model is required: without
+//! one and without keys aider starts a browser login and waits five minutes.
+//! There is no session to resume.
+
+use super::common::{
+    add, agent_error_type as ty, agent_spec, last_lines, AgentJudge, AgentKind, AgentParams,
+    AgentReport, Evidence, Prompt, StreamParser,
+};
+use crate::exec::{ActivityKind, ActivityOutcome, ActivitySpec, Judge, KindError, KindInput};
+use serde_json::Value;
+
+/// `aider`: params `prompt` or `prompt_file` (required; a file passed with
+/// `--message-file`, whose content must not start with `/` or `!` either: aider runs
+/// those as commands), `model` (required), `files` (paths to edit, `--file`),
+/// `auto_commits` (default false: spool commits), `extra_args`, `program`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AiderKind;
+
+impl AiderKind {
+    pub const NAME: &'static str = "aider";
+}
+
+impl ActivityKind for AiderKind {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn prepare(&self, input: KindInput<'_>) -> Result<ActivitySpec, KindError> {
+        let mut p = AgentParams::parse(Self::NAME, &input, "aider")?;
+        let auto_commits = p.take_bool("auto_commits")?.unwrap_or(false);
+        let files = match p.take_files()? {
+            Some(files) => files,
+            None => Vec::new(),
+        };
+        p.finish()?;
+        if p.resume_session.is_some() {
+            return Err(p.invalid("aider cannot resume a session".into()));
+        }
+        let Some(model) = p.model.clone() else {
+            return Err(p.invalid(
+                "`model` is required: without one aider waits for a browser login".into(),
+            ));
+        };
+        let mut argv: Vec<String> = vec![
+            p.program.clone(),
+            format!("--model={model}"),
+            "--yes-always".into(),
+            "--no-pretty".into(),
+            "--no-fancy-input".into(),
+            "--no-check-update".into(),
+            "--no-show-release-notes".into(),
+            "--no-analytics".into(),
+            "--no-detect-urls".into(),
+            "--no-gitignore".into(),
+            if auto_commits {
+                "--auto-commits".into()
+            } else {
+                "--no-auto-commits".into()
+            },
+        ];
+        argv.extend(files.into_iter().map(|f| format!("--file={f}")));
+        argv.extend(p.extra_args.iter().cloned());
+        match &p.prompt {
+            Prompt::Text(text) => {
+                p.reject_command_prefix(text, &['/', '!'])?;
+                argv.push(format!("--message={text}"));
+            }
+            Prompt::File(path) => argv.push(format!("--message-file={path}")),
+        }
+        Ok(agent_spec(input.base, argv))
+    }
+
+    fn judge(&self) -> Box<dyn Judge> {
+        Box::new(self.agent_judge())
+    }
+}
+
+impl AgentKind for AiderKind {
+    fn agent_judge(&self) -> AgentJudge {
+        AgentJudge::new(Box::new(AiderParser::default()))
+    }
+}
+
+impl AgentParams {
+    /// `files`: an array of non-empty paths that do not look like flags.
+    fn take_files(&mut self) -> Result<Option<Vec<String>>, KindError> {
+        let Some(v) = self.take_raw("files") else {
+            return Ok(None);
+        };
+        let Value::Array(items) = v else {
+            return Err(self.invalid("`files` must be an array of paths".into()));
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) if !s.is_empty() && !s.contains('\0') => Ok(s.clone()),
+                other => Err(self.invalid(format!("`files[{i}]` {other} is not a path"))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct AiderParser {
+    report: AgentReport,
+    /// An error not followed by a model answer yet.
+    pending_error: Option<(&'static str, String)>,
+    answered: bool,
+}
+
+impl Default for AiderParser {
+    fn default() -> Self {
+        AiderParser {
+            report: AgentReport::new(AiderKind::NAME),
+            pending_error: None,
+            answered: false,
+        }
+    }
+}
+
+impl StreamParser for AiderParser {
+    fn stdout_line(&mut self, line: &str) {
+        self.line(line);
+    }
+    fn stderr_line(&mut self, line: &str) {
+        self.line(line);
+    }
+
+    fn finish(mut self: Box<Self>, outcome: &ActivityOutcome) -> (Evidence, AgentReport) {
+        let evidence = match self.pending_error.take() {
+            Some((kind, message)) => Evidence::failure(kind, message),
+            None if self.answered => Evidence::Success,
+            None => Evidence::Inconclusive {
+                message: format!(
+                    "no token report, so the model never answered; output: {}",
+                    last_lines(&outcome.stdout_tail, 3)
+                ),
+            },
+        };
+        (evidence, self.report)
+    }
+}
+
+impl AiderParser {
+    fn line(&mut self, line: &str) {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("Tokens: ") {
+            self.tokens(rest);
+            self.answered = true;
+            self.pending_error = None;
+        } else if let Some(rest) = line.strip_prefix("Cost: ") {
+            self.cost(rest);
+        } else if let Some(rest) = line
+            .strip_prefix("Model: ")
+            .or_else(|| line.strip_prefix("Main model: "))
+        {
+            let name = rest.split(" with ").next().unwrap_or(rest).trim();
+            self.report.usage.model = Some(name.to_string());
+        } else if let Some(rest) = line.strip_prefix("litellm.") {
+            let name = rest.split(':').next().unwrap_or("");
+            if name.ends_with("Error") || name == "Timeout" {
+                self.report.push_error(line);
+                self.pending_error = Some((litellm_type(name), line.to_string()));
+            }
+        }
+        // "Tokens: ... received. Cost: ..." shares a line unless cache counts are shown.
+        if let Some(i) = line.find(" Cost: $") {
+            if line.starts_with("Tokens: ") {
+                self.cost(&line[i + " Cost: ".len()..]);
+            }
+        }
+    }
+
+    /// `2.3k sent, 1.2k cache write, 500 cache hit, 150 received.`
+    fn tokens(&mut self, rest: &str) {
+        let head = rest.split(" Cost:").next().unwrap_or(rest);
+        let usage = &mut self.report.usage;
+        add(&mut usage.num_turns, Some(1));
+        for part in head.trim_end_matches('.').split(", ") {
+            let (count, what) = part.split_once(' ').unwrap_or((part, ""));
+            let Some(n) = parse_count(count) else {
+                continue;
+            };
+            match what.trim_end_matches('.') {
+                "sent" => add(&mut usage.input_tokens, Some(n)),
+                "received" => add(&mut usage.output_tokens, Some(n)),
+                "cache write" => add(&mut usage.cache_creation_input_tokens, Some(n)),
+                "cache hit" => add(&mut usage.cached_input_tokens, Some(n)),
+                _ => {}
+            }
+        }
+    }
+
+    /// `$0.01 message, $0.02 session.`: the session figure is the running total.
+    fn cost(&mut self, rest: &str) {
+        for part in rest.trim_end_matches('.').split(", ") {
+            if let Some(amount) = part.strip_suffix(" session") {
+                if let Ok(x) = amount.trim_start_matches('$').parse::<f64>() {
+                    self.report.usage.cost_usd = Some(x);
+                }
+            }
+        }
+    }
+}
+
+/// aider's rounded counts: `950`, `2.3k`, `12k`.
+fn parse_count(s: &str) -> Option<u64> {
+    match s.strip_suffix('k') {
+        Some(k) => k.parse::<f64>().ok().map(|x| (x * 1000.0).round() as u64),
+        None => s.parse().ok(),
+    }
+}
+
+fn litellm_type(name: &str) -> &'static str {
+    match name {
+        "AuthenticationError" => ty::AUTH,
+        "RateLimitError" | "RouterRateLimitError" => ty::RATE_LIMITED,
+        "BudgetExceededError" => ty::BUDGET_EXCEEDED,
+        "BadRequestError"
+        | "NotFoundError"
+        | "ContextWindowExceededError"
+        | "UnsupportedParamsError"
+        | "InvalidRequestError" => ty::INVALID_REQUEST,
+        "ContentPolicyViolationError" => ty::ERROR,
+        _ => ty::API_ERROR,
+    }
+}
