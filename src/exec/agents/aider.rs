@@ -234,3 +234,126 @@ fn litellm_type(name: &str) -> &'static str {
         _ => ty::API_ERROR,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::agents::common::testing::{argv, exit, failure, judge_lines};
+    use crate::exec::Verdict;
+    use serde_json::json;
+
+    /// Recorded from aider 0.86.2 with `--model anthropic/claude-sonnet-4-5`, no key and
+    /// no network: exit code 0.
+    const NO_KEY: &str = include_str!("../../../tests/fixtures/agents/aider-no-api-key.txt");
+
+    #[test]
+    fn recorded_missing_key_with_exit_zero_is_an_auth_failure() {
+        let (v, report) = judge_lines(&AiderKind, NO_KEY, "", exit(0));
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::AUTH);
+        assert!(msg.contains("AuthenticationError"), "{msg}");
+        assert_eq!(
+            report.usage.model.as_deref(),
+            Some("anthropic/claude-sonnet-4-5")
+        );
+    }
+
+    #[test]
+    fn token_reports_make_a_success_with_usage() {
+        let out = "Aider v0.86.2\nModel: gpt-4o with diff edit format\n\
+                   litellm.APIConnectionError: connection reset\nRetrying in 0.2 seconds...\n\
+                   Applied edit to a.py\n\
+                   Tokens: 2.3k sent, 150 received. Cost: $0.0061 message, $0.0061 session.\n\
+                   Tokens: 12k sent, 1.2k cache write, 500 cache hit, 1.1k received.\n\
+                   Cost: $0.05 message, $0.06 session.\n";
+        let (v, report) = judge_lines(&AiderKind, out, "", exit(0));
+        assert!(matches!(v, Verdict::Succeeded { .. }), "{v:?}");
+        let u = &report.usage;
+        assert_eq!(u.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(u.num_turns, Some(2));
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cache_creation_input_tokens,
+                u.cached_input_tokens
+            ),
+            (Some(14300), Some(1250), Some(1200), Some(500))
+        );
+        assert_eq!(u.cost_usd, Some(0.06));
+    }
+
+    #[test]
+    fn no_token_report_is_a_failure() {
+        let (v, _) = judge_lines(&AiderKind, "Aider v0.86.2\n", "", exit(0));
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::NO_RESULT);
+        assert!(msg.contains("never answered"), "{msg}");
+        let limited = "Tokens: 1k sent, 5 received.\nlitellm.RateLimitError: slow down\n";
+        let (v, _) = judge_lines(&AiderKind, limited, "", exit(0));
+        assert_eq!(
+            failure(&v).0,
+            ty::RATE_LIMITED,
+            "an error after the last answer counts"
+        );
+    }
+
+    #[test]
+    fn argv_needs_a_model_and_refuses_commands() {
+        let a = argv(
+            &AiderKind,
+            json!({"prompt": "{issue.title}", "model": "gpt-4o", "files": ["src/a.rs"]}),
+        )
+        .expect("valid");
+        assert_eq!(
+            a,
+            [
+                "aider",
+                "--model=gpt-4o",
+                "--yes-always",
+                "--no-pretty",
+                "--no-fancy-input",
+                "--no-check-update",
+                "--no-show-release-notes",
+                "--no-analytics",
+                "--no-detect-urls",
+                "--no-gitignore",
+                "--no-auto-commits",
+                "--file=src/a.rs",
+                "--message=-rf; $(x)"
+            ]
+        );
+        let a = argv(
+            &AiderKind,
+            json!({"prompt_file": "/tmp/p.md", "model": "m", "auto_commits": true}),
+        )
+        .expect("valid");
+        assert_eq!(
+            a.last().map(String::as_str),
+            Some("--message-file=/tmp/p.md")
+        );
+        assert!(a.contains(&"--auto-commits".to_string()));
+        for (params, needle) in [
+            (json!({"prompt": "x"}), "`model` is required"),
+            (
+                json!({"prompt": "!rm -rf /", "model": "m"}),
+                "starts with `!`",
+            ),
+            (
+                json!({"prompt": "/run id", "model": "m"}),
+                "starts with `/`",
+            ),
+            (
+                json!({"prompt": "x", "model": "m", "resume_session": "s"}),
+                "cannot resume",
+            ),
+            (
+                json!({"prompt": "x", "model": "m", "files": [""]}),
+                "not a path",
+            ),
+        ] {
+            let e = argv(&AiderKind, params.clone()).expect_err("invalid");
+            assert!(e.to_string().contains(needle), "{params}: {e}");
+        }
+    }
+}

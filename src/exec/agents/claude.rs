@@ -315,3 +315,222 @@ fn no_result(outcome: &ActivityOutcome) -> Evidence {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::agents::common::testing::{argv, exit, failure, judge_lines};
+    use crate::exec::Verdict;
+    use serde_json::json;
+
+    /// Recorded from claude 2.1.197 with an empty HOME and no API key (exit code 1).
+    const NOT_LOGGED_IN: &str =
+        include_str!("../../../tests/fixtures/agents/claude-not-logged-in.jsonl");
+    /// Recorded with a placeholder key and no network: ten `api_retry` events over three
+    /// minutes, then an error result (exit code 1).
+    const API_UNREACHABLE: &str =
+        include_str!("../../../tests/fixtures/agents/claude-api-unreachable.jsonl");
+    /// Recorded `--resume` of an unknown session id (exit code 1).
+    const RESUME_NOT_FOUND: &str =
+        include_str!("../../../tests/fixtures/agents/claude-resume-not-found.jsonl");
+
+    const INIT: &str = r#"{"type":"system","subtype":"init","cwd":"/w","session_id":"s-1","tools":["Bash"],"model":"claude-sonnet-4-5","permissionMode":"default"}"#;
+    const ASSISTANT: &str = r#"{"type":"assistant","message":{"model":"claude-sonnet-4-5","role":"assistant","content":[{"type":"text","text":"Working on it"}]},"session_id":"s-1"}"#;
+
+    fn result(fields: &str) -> String {
+        format!(
+            r#"{{"type":"result","duration_ms":1200,"num_turns":4,"session_id":"s-1","total_cost_usd":0.0421,"usage":{{"input_tokens":120,"cache_creation_input_tokens":3000,"cache_read_input_tokens":9000,"output_tokens":450}},"modelUsage":{{"claude-sonnet-4-5":{{}}}},{fields}}}"#
+        )
+    }
+
+    #[test]
+    fn success_result_succeeds_with_usage() {
+        let r = result(
+            r#""subtype":"success","is_error":false,"result":"Fixed the bug.","permission_denials":[]"#,
+        );
+        let stream = format!("{INIT}\n{ASSISTANT}\n{r}\n");
+        let (v, report) = judge_lines(&ClaudeKind, &stream, "", exit(0));
+        let Verdict::Succeeded { result: Some(json) } = &v else {
+            panic!("expected success, got {v:?}");
+        };
+        let u = &report.usage;
+        assert_eq!(u.agent, "claude");
+        assert_eq!(u.session_id.as_deref(), Some("s-1"));
+        assert_eq!(u.model.as_deref(), Some("claude-sonnet-4-5"));
+        assert_eq!(u.num_turns, Some(4));
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_input_tokens,
+                u.cache_creation_input_tokens
+            ),
+            (Some(120), Some(450), Some(9000), Some(3000))
+        );
+        assert_eq!(u.cost_usd, Some(0.0421));
+        assert_eq!(report.final_message.as_deref(), Some("Fixed the bug."));
+        assert_eq!(json["usage"]["cost_usd"], json!(0.0421));
+        assert_eq!(json["usage"]["session_id"], json!("s-1"));
+    }
+
+    #[test]
+    fn error_result_with_exit_zero_fails() {
+        let r = result(
+            r#""subtype":"error_during_execution","is_error":true,"errors":["Tool crashed"]"#,
+        );
+        let (v, report) = judge_lines(&ClaudeKind, &format!("{INIT}\n{r}"), "", exit(0));
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::ERROR);
+        assert!(
+            msg.contains("Tool crashed") && msg.contains("exit code 0"),
+            "{msg}"
+        );
+        assert_eq!(
+            report.usage.cost_usd,
+            Some(0.0421),
+            "cost of a failure is kept"
+        );
+    }
+
+    #[test]
+    fn max_turns_and_budget_have_their_own_types() {
+        for (subtype, want) in [
+            ("error_max_turns", ty::MAX_TURNS),
+            ("error_max_budget_usd", ty::BUDGET_EXCEEDED),
+        ] {
+            let r = result(&format!(r#""subtype":"{subtype}","is_error":true"#));
+            let (v, _) = judge_lines(&ClaudeKind, &r, "", exit(0));
+            assert_eq!(failure(&v).0, want, "{subtype}");
+        }
+    }
+
+    #[test]
+    fn permission_denials_fail_a_success_result() {
+        let r = result(
+            r#""subtype":"success","is_error":false,"result":"ok","permission_denials":[{"tool_name":"Bash","tool_use_id":"t1","tool_input":{"command":"rm -rf /"}},{"tool_name":"Write","tool_use_id":"t2","tool_input":{}}]"#,
+        );
+        let (v, report) = judge_lines(&ClaudeKind, &r, "", exit(0));
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::PERMISSION_DENIED);
+        assert!(msg.contains("Bash, Write"), "{msg}");
+        assert_eq!(report.permission_denials, ["Bash", "Write"]);
+    }
+
+    #[test]
+    fn recorded_not_logged_in_is_an_auth_failure_whatever_the_exit_code() {
+        for code in [1, 0] {
+            let (v, report) = judge_lines(&ClaudeKind, NOT_LOGGED_IN, "", exit(code));
+            let (ty, msg) = failure(&v);
+            assert_eq!(ty, ty::AUTH);
+            assert!(msg.contains("Not logged in"), "{msg}");
+            assert_eq!(
+                report.usage.session_id.as_deref(),
+                Some("d21dc5a7-9ce7-479f-94aa-9593e87010af")
+            );
+            assert_eq!(report.malformed_lines, 0);
+        }
+    }
+
+    #[test]
+    fn recorded_unreachable_api_is_an_api_error() {
+        let (v, report) = judge_lines(&ClaudeKind, API_UNREACHABLE, "", exit(1));
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::API_ERROR);
+        assert!(msg.contains("Unable to connect to API"), "{msg}");
+        assert!(
+            report.errors.iter().any(|e| e.contains("retrying")),
+            "{:?}",
+            report.errors
+        );
+    }
+
+    #[test]
+    fn recorded_unknown_resume_session_is_an_invalid_request() {
+        let (v, _) = judge_lines(&ClaudeKind, RESUME_NOT_FOUND, "", exit(1));
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::INVALID_REQUEST);
+        assert!(msg.contains("No conversation found"), "{msg}");
+    }
+
+    #[test]
+    fn malformed_lines_are_counted_and_skipped() {
+        let r = result(r#""subtype":"success","is_error":false,"result":"ok""#);
+        let stream = format!("{INIT}\nnot json at all\n{{\"type\":\n\n{r}\n");
+        let (v, report) = judge_lines(&ClaudeKind, &stream, "", exit(0));
+        assert!(matches!(v, Verdict::Succeeded { .. }), "{v:?}");
+        assert_eq!(report.malformed_lines, 2);
+    }
+
+    #[test]
+    fn no_result_is_a_failure() {
+        let (v, _) = judge_lines(&ClaudeKind, "", "", exit(0));
+        assert_eq!(failure(&v).0, ty::NO_RESULT);
+        let (v, _) = judge_lines(&ClaudeKind, &format!("{INIT}\n{ASSISTANT}"), "", exit(0));
+        assert_eq!(failure(&v).0, ty::NO_RESULT);
+        let (v, _) = judge_lines(
+            &ClaudeKind,
+            "",
+            "error: unknown option '--bogus'\n",
+            exit(1),
+        );
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::INVALID_REQUEST);
+        assert!(msg.contains("--bogus"), "{msg}");
+    }
+
+    #[test]
+    fn argv_puts_the_prompt_after_the_end_of_options() {
+        let a = argv(
+            &ClaudeKind,
+            json!({
+                "prompt": "{issue.title}",
+                "model": "sonnet",
+                "permission_mode": "dontAsk",
+                "max_turns": 30,
+                "max_budget_usd": 2.5,
+                "resume_session": "7f9f9a2e-1b3c-4f6e-9a2e-000000000000",
+                "extra_args": ["--allowedTools", "Read Edit"],
+            }),
+        )
+        .expect("valid");
+        assert_eq!(
+            a,
+            [
+                "claude",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--model",
+                "sonnet",
+                "--permission-mode",
+                "dontAsk",
+                "--max-turns",
+                "30",
+                "--max-budget-usd",
+                "2.5",
+                "--resume",
+                "7f9f9a2e-1b3c-4f6e-9a2e-000000000000",
+                "--allowedTools",
+                "Read Edit",
+                "--",
+                "-rf; $(x)"
+            ]
+        );
+    }
+
+    #[test]
+    fn slash_commands_prompt_files_and_conflicting_sessions_are_refused() {
+        for (params, needle) in [
+            (json!({"prompt": "  /compact"}), "starts with `/`"),
+            (json!({"prompt_file": "/tmp/p.md"}), "no prompt-file option"),
+            (
+                json!({"prompt": "a", "session_id": "a1", "resume_session": "b2"}),
+                "cannot be combined",
+            ),
+        ] {
+            let e = argv(&ClaudeKind, params.clone()).expect_err("invalid");
+            assert!(e.to_string().contains(needle), "{params}: {e}");
+        }
+    }
+}

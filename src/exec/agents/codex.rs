@@ -203,3 +203,144 @@ fn no_result(outcome: &ActivityOutcome) -> Evidence {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::agents::common::testing::{argv, exit, failure, judge_lines};
+    use crate::exec::{ActivityStatus, TimeoutKind, Verdict};
+    use serde_json::json;
+
+    /// Recorded from codex-cli 0.171.0 with an empty HOME and no network: transient
+    /// reconnect errors, then "waiting for network" every minute, never ending.
+    const NO_NETWORK: &str = include_str!("../../../tests/fixtures/agents/codex-no-network.jsonl");
+
+    const SUCCESS: &str = r#"{"type":"thread.started","thread_id":"0199a213-81c0-7800-8aa1-bbab2a035a53"}
+{"type":"turn.started"}
+{"type":"item.completed","item":{"id":"item_0","type":"reasoning","text":"Looking at the tests"}}
+{"type":"item.completed","item":{"id":"item_1","type":"command_execution","command":"bash -lc ls","aggregated_output":"src\n","exit_code":0,"status":"completed"}}
+{"type":"item.completed","item":{"id":"item_2","type":"agent_message","text":"Done: fixed the off-by-one."}}
+{"type":"turn.completed","usage":{"input_tokens":24763,"cached_input_tokens":24448,"output_tokens":122}}
+"#;
+
+    #[test]
+    fn completed_turn_succeeds_with_usage() {
+        let (v, report) = judge_lines(&CodexKind, SUCCESS, "", exit(0));
+        assert!(matches!(v, Verdict::Succeeded { .. }), "{v:?}");
+        let u = &report.usage;
+        assert_eq!(
+            u.session_id.as_deref(),
+            Some("0199a213-81c0-7800-8aa1-bbab2a035a53")
+        );
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cached_input_tokens,
+                u.output_tokens,
+                u.num_turns
+            ),
+            (Some(315), Some(24448), Some(122), Some(1))
+        );
+        assert_eq!(u.cost_usd, None, "codex reports no cost");
+        assert_eq!(
+            report.final_message.as_deref(),
+            Some("Done: fixed the off-by-one.")
+        );
+    }
+
+    #[test]
+    fn failed_turn_with_exit_zero_fails() {
+        let stream = r#"{"type":"thread.started","thread_id":"t1"}
+{"type":"turn.started"}
+{"type":"error","message":"You've hit your usage limit. Try again at 7:10 AM."}
+{"type":"turn.failed","error":{"message":"You've hit your usage limit. Try again at 7:10 AM."}}"#;
+        let (v, _) = judge_lines(&CodexKind, stream, "", exit(0));
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::RATE_LIMITED);
+        assert!(msg.contains("usage limit"), "{msg}");
+    }
+
+    #[test]
+    fn recorded_no_network_run_is_an_api_error_or_a_timeout() {
+        let (v, report) = judge_lines(&CodexKind, NO_NETWORK, "", exit(1));
+        assert_eq!(failure(&v).0, ty::API_ERROR);
+        assert_eq!(
+            report.usage.session_id.as_deref(),
+            Some("01a22a4e-2acb-7f62-9f82-8910fb77dec4"),
+            "the thread id is kept for a resume"
+        );
+        let timed_out = ActivityStatus::TimedOut {
+            kind: TimeoutKind::StartToClose,
+        };
+        let (v, report) = judge_lines(&CodexKind, NO_NETWORK, "", timed_out);
+        assert_eq!(
+            v,
+            Verdict::TimedOut {
+                kind: TimeoutKind::StartToClose
+            }
+        );
+        assert!(report
+            .errors
+            .last()
+            .is_some_and(|e| e.contains("waiting for network")));
+    }
+
+    #[test]
+    fn no_events_is_a_failure_and_unknown_sessions_are_invalid() {
+        let (v, _) = judge_lines(&CodexKind, "", "", exit(0));
+        assert_eq!(failure(&v).0, ty::NO_RESULT);
+        let stderr = "Error: thread/resume: thread/resume failed: no rollout found for thread id x (code -32600)\n";
+        let (v, _) = judge_lines(&CodexKind, "", stderr, exit(1));
+        assert_eq!(failure(&v).0, ty::INVALID_REQUEST);
+        let started =
+            "{\"type\":\"thread.started\",\"thread_id\":\"t\"}\n{\"type\":\"turn.started\"}";
+        let (v, _) = judge_lines(&CodexKind, started, "", exit(0));
+        assert_eq!(failure(&v).0, ty::NO_RESULT, "a turn that never completed");
+    }
+
+    #[test]
+    fn argv_for_new_and_resumed_sessions() {
+        let a = argv(
+            &CodexKind,
+            json!({"prompt": "{issue.title}", "model": "o3", "permission_mode": "workspace-write"}),
+        )
+        .expect("valid");
+        assert_eq!(
+            a,
+            [
+                "codex",
+                "exec",
+                "--json",
+                "--color",
+                "never",
+                "-m",
+                "o3",
+                "-s",
+                "workspace-write",
+                "--",
+                "-rf; $(x)"
+            ]
+        );
+        let a = argv(
+            &CodexKind,
+            json!({"prompt": "go on", "permission_mode": "bypass", "resume_session": "t-1", "extra_args": ["--skip-git-repo-check"]}),
+        )
+        .expect("valid");
+        assert_eq!(
+            a,
+            [
+                "codex",
+                "exec",
+                "--json",
+                "--color",
+                "never",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "--skip-git-repo-check",
+                "resume",
+                "--",
+                "t-1",
+                "go on"
+            ]
+        );
+    }
+}

@@ -698,9 +698,160 @@ fn has_word(text: &str, word: &str) -> bool {
     })
 }
 
+/// Runs a parser over recorded output without a process, for the adapters' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    /// Feeds `stdout` lines and `stderr` lines to `kind`'s judge and judges an
+    /// attempt that ended with `status`.
+    pub(crate) fn judge_lines(
+        kind: &dyn AgentKind,
+        stdout: &str,
+        stderr: &str,
+        status: ActivityStatus,
+    ) -> (Verdict, AgentReport) {
+        let mut judge = kind.agent_judge();
+        for line in stdout.lines() {
+            judge.stdout_line(line.as_bytes());
+        }
+        for line in stderr.lines() {
+            judge.stderr_line(line.as_bytes());
+        }
+        let at = Utc.timestamp_opt(0, 0).single().expect("epoch");
+        let outcome = ActivityOutcome {
+            status,
+            attempt: 1,
+            pid: Some(1),
+            started_at: at,
+            ended_at: at,
+            duration_ms: 0,
+            stdout_tail: stdout.to_string(),
+            stderr_tail: stderr.to_string(),
+            stdout_bytes: stdout.len() as u64,
+            stderr_bytes: stderr.len() as u64,
+            result_json: None,
+            result_error: None,
+            last_heartbeat: None,
+            heartbeat_count: 0,
+            warnings: Vec::new(),
+        };
+        judge.finish(&outcome)
+    }
+
+    pub(crate) fn exit(code: i32) -> ActivityStatus {
+        if code == 0 {
+            ActivityStatus::Succeeded
+        } else {
+            ActivityStatus::Failed { exit_code: code }
+        }
+    }
+
+    /// The error type and message of a failed verdict; panics otherwise.
+    pub(crate) fn failure(v: &Verdict) -> (&str, &str) {
+        match v {
+            Verdict::Failed {
+                error_type,
+                message,
+            } => (error_type, message),
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    /// A prepared argv for `params`, with `{issue.title}` = `"-rf; $(x)"`.
+    pub(crate) fn argv(kind: &dyn AgentKind, params: Value) -> Result<Vec<String>, KindError> {
+        let vars = serde_json::json!({"issue": {"id": "bd-1", "title": "-rf; $(x)"}});
+        kind.prepare(KindInput {
+            params: &params,
+            vars: &vars,
+            base: ActivitySpec::new(Vec::<String>::new()),
+        })
+        .map(|s| s.argv)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::*;
     use super::*;
+    use crate::exec::agents::ClaudeKind;
+    use serde_json::json;
+
+    #[test]
+    fn common_params_are_checked_with_reasons() {
+        let cases = [
+            (json!("hi"), "object"),
+            (json!({}), "`prompt` is required"),
+            (json!({"prompt": "a", "prompt_file": "f"}), "not both"),
+            (json!({"prompt": "  "}), "empty"),
+            (json!({"prompt": 3}), "must be a string"),
+            (json!({"prompt": "{issue.nope}"}), "{issue.nope}"),
+            (json!({"prompt": "a", "model": "--evil"}), "`model`"),
+            (json!({"prompt": "a", "resume_session": "-x"}), "session id"),
+            (
+                json!({"prompt": "a", "resume_session": "a b"}),
+                "session id",
+            ),
+            (json!({"prompt": "a", "extra_args": "--x"}), "array"),
+            (json!({"prompt": "a", "extra_args": [1]}), "extra_args[0]"),
+            (json!({"prompt": "a", "program": ""}), "`program` is empty"),
+            (
+                json!({"prompt": "a", "shell": true}),
+                "unknown parameter `shell`",
+            ),
+            (json!({"prompt": "a\u{0}b"}), "NUL"),
+            (json!({"prompt": "a", "max_turns": 0}), "positive integer"),
+            (
+                json!({"prompt": "a", "permission_mode": "yolo"}),
+                "not one of",
+            ),
+        ];
+        for (params, needle) in cases {
+            let e = argv(&ClaudeKind, params.clone()).expect_err("invalid");
+            assert!(e.to_string().contains(needle), "{params}: {e}");
+        }
+        let big = "x".repeat(ARG_LIMIT + 1);
+        let e = argv(&ClaudeKind, json!({ "prompt": big })).expect_err("too long");
+        assert!(e.to_string().contains("at most"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_status_wins_over_a_success_result() {
+        let stream = r#"{"type":"result","subtype":"success","is_error":false,"result":"done"}"#;
+        let (v, _) = judge_lines(&ClaudeKind, stream, "", exit(2));
+        assert_eq!(
+            failure(&v),
+            (
+                error_type::EXIT_CODE,
+                "exited with code 2 after reporting success"
+            )
+        );
+        let (v, _) = judge_lines(
+            &ClaudeKind,
+            stream,
+            "",
+            ActivityStatus::Signaled {
+                signal: 9,
+                name: "SIGKILL".into(),
+            },
+        );
+        assert_eq!(failure(&v).0, error_type::SIGNALED);
+        let (v, _) = judge_lines(
+            &ClaudeKind,
+            stream,
+            "",
+            ActivityStatus::TimedOut {
+                kind: crate::exec::TimeoutKind::Idle,
+            },
+        );
+        assert_eq!(
+            v,
+            Verdict::TimedOut {
+                kind: crate::exec::TimeoutKind::Idle
+            }
+        );
+    }
 
     #[test]
     fn joiner_rejoins_cut_lines_and_keeps_exact_size_lines() {

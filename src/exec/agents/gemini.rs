@@ -222,3 +222,95 @@ fn exit_code_type(outcome: &ActivityOutcome) -> Option<&'static str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::agents::common::testing::{argv, exit, failure, judge_lines};
+    use crate::exec::Verdict;
+    use serde_json::json;
+
+    const SUCCESS: &str = r#"{"type":"init","timestamp":"2026-11-30T02:35:18.086Z","session_id":"70f41285-b322-449a-a38a-ed16d507a68b","model":"auto"}
+{"type":"message","timestamp":"2026-11-30T02:35:18.088Z","role":"user","content":"fix it"}
+{"type":"message","timestamp":"2026-11-30T02:35:19.000Z","role":"assistant","content":"Let me look.","delta":true}
+{"type":"tool_use","timestamp":"2026-11-30T02:35:19.100Z","tool_name":"read_file","tool_id":"c1","parameters":{"path":"a.rs"}}
+{"type":"tool_result","timestamp":"2026-11-30T02:35:19.200Z","tool_id":"c1","status":"success","output":"fn main(){}"}
+{"type":"message","timestamp":"2026-11-30T02:35:20.000Z","role":"assistant","content":"Fixed ","delta":true}
+{"type":"message","timestamp":"2026-11-30T02:35:20.100Z","role":"assistant","content":"the bug.","delta":true}
+{"type":"result","timestamp":"2026-11-30T02:35:20.200Z","status":"success","stats":{"total_tokens":1500,"input_tokens":1200,"output_tokens":300,"cached":200,"input":1000,"duration_ms":2100,"tool_calls":1,"models":{"gemini-2.5-pro":{"total_tokens":1500,"input_tokens":1200,"output_tokens":300,"cached":200,"input":1000}}}}
+"#;
+
+    #[test]
+    fn success_result_succeeds_with_usage() {
+        let (v, report) = judge_lines(&GeminiKind, SUCCESS, "", exit(0));
+        assert!(matches!(v, Verdict::Succeeded { .. }), "{v:?}");
+        let u = &report.usage;
+        assert_eq!(
+            u.session_id.as_deref(),
+            Some("70f41285-b322-449a-a38a-ed16d507a68b")
+        );
+        assert_eq!(u.model.as_deref(), Some("gemini-2.5-pro"));
+        assert_eq!(
+            (u.input_tokens, u.cached_input_tokens, u.output_tokens),
+            (Some(1000), Some(200), Some(300))
+        );
+        assert_eq!(report.final_message.as_deref(), Some("Fixed the bug."));
+    }
+
+    #[test]
+    fn error_result_and_fatal_error_events_fail() {
+        let stream = r#"{"type":"init","session_id":"s","model":"auto"}
+{"type":"result","status":"error","error":{"type":"FatalToolExecutionError","message":"Error executing tool write_file: denied"},"stats":{}}"#;
+        let (v, _) = judge_lines(&GeminiKind, stream, "", exit(0));
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::ERROR);
+        assert!(msg.contains("write_file"), "{msg}");
+        let turns = r#"{"type":"error","severity":"error","message":"Maximum session turns exceeded"}
+{"type":"result","status":"success","stats":{}}"#;
+        let (v, _) = judge_lines(&GeminiKind, turns, "", exit(0));
+        assert_eq!(failure(&v).0, ty::MAX_TURNS);
+        let warning = r#"{"type":"error","severity":"warning","message":"Loop detected, stopping execution"}
+{"type":"result","status":"success","stats":{}}"#;
+        let (v, _) = judge_lines(&GeminiKind, warning, "", exit(0));
+        assert_eq!(failure(&v).0, ty::ERROR, "a detected loop stopped the work");
+    }
+
+    #[test]
+    fn recorded_missing_auth_is_an_auth_failure() {
+        // gemini 0.61.0 with an empty HOME and no key, exit code 41, nothing on stdout.
+        let stderr = "Please set an Auth method in your /tmp/h/.gemini/settings.json or specify one of the following environment variables before running: GEMINI_API_KEY, GOOGLE_GENAI_USE_VERTEXAI, GOOGLE_GENAI_USE_GCA\n";
+        let (v, _) = judge_lines(&GeminiKind, "", stderr, exit(41));
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::AUTH);
+        assert!(
+            msg.contains("Auth method") && msg.contains("exit code 41"),
+            "{msg}"
+        );
+        let (v, _) = judge_lines(&GeminiKind, "", "", exit(0));
+        assert_eq!(failure(&v).0, ty::NO_RESULT);
+    }
+
+    #[test]
+    fn argv_passes_the_prompt_as_the_value_of_prompt() {
+        let a = argv(
+            &GeminiKind,
+            json!({"prompt": "{issue.title}", "model": "gemini-2.5-pro", "permission_mode": "yolo", "resume_session": "70f41285-b322-449a-a38a-ed16d507a68b"}),
+        )
+        .expect("valid");
+        assert_eq!(
+            a,
+            [
+                "gemini",
+                "--output-format",
+                "stream-json",
+                "--skip-trust",
+                "--model=gemini-2.5-pro",
+                "--approval-mode=yolo",
+                "--resume=70f41285-b322-449a-a38a-ed16d507a68b",
+                "--prompt=-rf; $(x)"
+            ]
+        );
+        let e = argv(&GeminiKind, json!({"prompt": "/quit"})).expect_err("slash command");
+        assert!(e.to_string().contains("starts with `/`"), "{e}");
+    }
+}

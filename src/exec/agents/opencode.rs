@@ -221,3 +221,106 @@ impl OpencodeParser {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::agents::common::testing::{argv, exit, failure, judge_lines};
+    use crate::exec::Verdict;
+    use serde_json::json;
+
+    /// Recorded from opencode 1.18.33 with an empty HOME and no network: 73 s of
+    /// retries, then this error event and exit code 1.
+    const UNREACHABLE: &str =
+        include_str!("../../../tests/fixtures/agents/opencode-api-unreachable.jsonl");
+
+    const SUCCESS: &str = r#"{"type":"step_start","timestamp":1796006391000,"sessionID":"ses_abc","part":{"type":"step-start"}}
+{"type":"tool_use","timestamp":1796006391100,"sessionID":"ses_abc","part":{"type":"tool","tool":"bash","state":{"status":"error","error":"exit 1"}}}
+{"type":"step_finish","timestamp":1796006391200,"sessionID":"ses_abc","part":{"type":"step-finish","reason":"tool-calls","cost":0.002,"tokens":{"input":900,"output":40,"reasoning":10,"cache":{"read":100,"write":0}}}}
+{"type":"text","timestamp":1796006391300,"sessionID":"ses_abc","part":{"type":"text","text":"All tests pass."}}
+{"type":"step_finish","timestamp":1796006391400,"sessionID":"ses_abc","part":{"type":"step-finish","reason":"stop","cost":0.001,"tokens":{"input":100,"output":20,"reasoning":0,"cache":{"read":800,"write":0}}}}
+"#;
+
+    #[test]
+    fn finished_steps_succeed_with_usage() {
+        let stderr = "timestamp=x level=INFO run=1 message=\"llm runtime selected\" llm.runtime=ai-sdk llm.provider=opencode llm.model=big-pickle\n";
+        let (v, report) = judge_lines(&OpencodeKind, SUCCESS, stderr, exit(0));
+        assert!(matches!(v, Verdict::Succeeded { .. }), "{v:?}");
+        let u = &report.usage;
+        assert_eq!(u.session_id.as_deref(), Some("ses_abc"));
+        assert_eq!(u.model.as_deref(), Some("opencode/big-pickle"));
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.reasoning_tokens,
+                u.cached_input_tokens,
+                u.num_turns
+            ),
+            (Some(1000), Some(60), Some(10), Some(900), Some(2))
+        );
+        assert!(
+            u.cost_usd.is_some_and(|c| (c - 0.003).abs() < 1e-12),
+            "{:?}",
+            u.cost_usd
+        );
+        assert_eq!(report.final_message.as_deref(), Some("All tests pass."));
+        assert_eq!(report.errors, ["bash: exit 1"]);
+    }
+
+    #[test]
+    fn recorded_unreachable_api_is_an_api_error() {
+        let (v, report) = judge_lines(&OpencodeKind, UNREACHABLE, "", exit(1));
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::API_ERROR);
+        assert!(msg.contains("Cannot connect to API"), "{msg}");
+        assert_eq!(
+            report.usage.session_id.as_deref(),
+            Some("ses_dd5ae6054ffen4UubLsFcfoihl")
+        );
+    }
+
+    #[test]
+    fn auto_rejected_permission_with_exit_zero_fails() {
+        let stderr = "! permission requested: external_directory (/etc/*); auto-rejecting\n";
+        let (v, report) = judge_lines(&OpencodeKind, "", stderr, exit(0));
+        let (ty, msg) = failure(&v);
+        assert_eq!(ty, ty::PERMISSION_DENIED);
+        assert!(msg.contains("external_directory"), "{msg}");
+        assert_eq!(report.permission_denials, ["external_directory (/etc/*)"]);
+        let (v, _) = judge_lines(&OpencodeKind, "", "", exit(0));
+        assert_eq!(failure(&v).0, ty::NO_RESULT, "exit 0 with no events");
+    }
+
+    #[test]
+    fn argv_splits_the_prompt_so_opencode_joins_it_back_unquoted() {
+        let prompt = "  fix {issue.title}\nsecond  line ";
+        let a = argv(
+            &OpencodeKind,
+            json!({"prompt": prompt, "model": "anthropic/claude-sonnet-4-5", "permission_mode": "auto", "resume_session": "ses_1"}),
+        )
+        .expect("valid");
+        let sep = a.iter().position(|x| x == "--").expect("end of options");
+        assert_eq!(
+            a[..sep],
+            [
+                "opencode",
+                "run",
+                "--format",
+                "json",
+                "--print-logs",
+                "--log-level",
+                "INFO",
+                "--model",
+                "anthropic/claude-sonnet-4-5",
+                "--auto",
+                "--session",
+                "ses_1"
+            ]
+        );
+        let words = &a[sep + 1..];
+        assert!(words.iter().all(|w| !w.contains(' ')), "{words:?}");
+        // opencode's own join: arguments with a space are quoted, then joined by " ".
+        assert_eq!(words.join(" "), "  fix -rf; $(x)\nsecond  line ");
+    }
+}
