@@ -35,10 +35,7 @@ impl ActivityKind for AiderKind {
     fn prepare(&self, input: KindInput<'_>) -> Result<ActivitySpec, KindError> {
         let mut p = AgentParams::parse(Self::NAME, &input, "aider")?;
         let auto_commits = p.take_bool("auto_commits")?.unwrap_or(false);
-        let files = match p.take_files()? {
-            Some(files) => files,
-            None => Vec::new(),
-        };
+        let files: Vec<String> = p.take_files()?.unwrap_or_default();
         p.finish()?;
         if p.resume_session.is_some() {
             return Err(p.invalid("aider cannot resume a session".into()));
@@ -114,6 +111,8 @@ pub(crate) struct AiderParser {
     report: AgentReport,
     /// An error not followed by a model answer yet.
     pending_error: Option<(&'static str, String)>,
+    /// Lines of the pending error's text still to append (litellm wraps its message).
+    continuation: usize,
     answered: bool,
 }
 
@@ -122,6 +121,7 @@ impl Default for AiderParser {
         AiderParser {
             report: AgentReport::new(AiderKind::NAME),
             pending_error: None,
+            continuation: 0,
             answered: false,
         }
     }
@@ -153,6 +153,29 @@ impl StreamParser for AiderParser {
 impl AiderParser {
     fn line(&mut self, line: &str) {
         let line = line.trim();
+        let marker = [
+            "Tokens: ",
+            "Cost: ",
+            "Model: ",
+            "Main model: ",
+            "litellm.",
+            "Retrying",
+        ]
+        .iter()
+        .any(|m| line.starts_with(m));
+        if marker {
+            self.continuation = 0;
+        }
+        if self.continuation > 0 {
+            if line.is_empty() {
+                self.continuation = 0;
+            } else if let Some((_, message)) = &mut self.pending_error {
+                self.continuation -= 1;
+                message.push(' ');
+                message.push_str(line);
+                return;
+            }
+        }
         if let Some(rest) = line.strip_prefix("Tokens: ") {
             self.tokens(rest);
             self.answered = true;
@@ -170,6 +193,7 @@ impl AiderParser {
             if name.ends_with("Error") || name == "Timeout" {
                 self.report.push_error(line);
                 self.pending_error = Some((litellm_type(name), line.to_string()));
+                self.continuation = 3;
             }
         }
         // "Tokens: ... received. Cost: ..." shares a line unless cache counts are shown.
@@ -252,6 +276,10 @@ mod tests {
         let (ty, msg) = failure(&v);
         assert_eq!(ty, ty::AUTH);
         assert!(msg.contains("AuthenticationError"), "{msg}");
+        assert!(
+            msg.contains("set `ANTHROPIC_API_KEY`"),
+            "wrapped lines joined: {msg}"
+        );
         assert_eq!(
             report.usage.model.as_deref(),
             Some("anthropic/claude-sonnet-4-5")

@@ -118,15 +118,15 @@ impl StreamParser for OpencodeParser {
                     self.report.set_final_message(t);
                 }
             }
-            "tool_use" => {
-                if part.pointer("/state/status").and_then(Value::as_str) == Some("error") {
-                    let tool = str_at(part, "tool").unwrap_or("tool");
-                    let e = part
-                        .pointer("/state/error")
-                        .and_then(Value::as_str)
-                        .unwrap_or("failed");
-                    self.report.push_error(&format!("{tool}: {e}"));
-                }
+            "tool_use"
+                if part.pointer("/state/status").and_then(Value::as_str) == Some("error") =>
+            {
+                let tool = str_at(part, "tool").unwrap_or("tool");
+                let e = part
+                    .pointer("/state/error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("failed");
+                self.report.push_error(&format!("{tool}: {e}"));
             }
             "step_finish" => {
                 self.steps += 1;
@@ -168,6 +168,12 @@ impl StreamParser for OpencodeParser {
     fn stderr_line(&mut self, line: &str) {
         if self.rejection(line) {
             return;
+        }
+        if line.contains("level=ERROR") {
+            // The log says why while opencode retries; the error event comes only at
+            // the end, which a timeout may not reach.
+            let from = line.find("message=").unwrap_or(0);
+            self.report.push_error(&line[from..]);
         }
         if line.contains("llm runtime selected") {
             let field = |key: &str| {
@@ -266,6 +272,12 @@ mod tests {
         );
         assert_eq!(report.final_message.as_deref(), Some("All tests pass."));
         assert_eq!(report.errors, ["bash: exit 1"]);
+        let log = "timestamp=t level=ERROR run=1 message=\"stream error\" error.error=\"Cannot connect\"\n";
+        let (_, report) = judge_lines(&OpencodeKind, "", log, exit(1));
+        assert_eq!(
+            report.errors,
+            ["message=\"stream error\" error.error=\"Cannot connect\""]
+        );
     }
 
     #[test]
