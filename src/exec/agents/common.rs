@@ -1,9 +1,9 @@
 //! What every agent adapter shares: step parameters, the usage record, the judge that
 //! turns a CLI's output stream into a verdict, and [`run_agent`].
 //!
-//! An adapter only knows its CLI: how to build argv ([`AgentCli::argv`]) and how to read
-//! its output ([`StreamParser`]). Deciding the verdict from that evidence and the process
-//! status is the same for all of them ([`decide`]).
+//! An adapter only knows its CLI: how to build argv (its `prepare`, with [`AgentParams`])
+//! and how to read its output (a [`StreamParser`]). Deciding the verdict from that
+//! evidence and the process status is the same for all of them ([`decide`]).
 
 use crate::exec::{
     error_type, run_attempt, status_verdict, ActivityKind, ActivityOutcome, ActivitySpec,
@@ -269,7 +269,7 @@ impl Joiner {
 }
 
 /// The judge of every agent kind: feeds whole lines to the adapter's parser, then
-/// decides with [`decide`].
+/// decides: success needs exit 0 and a final result that says so.
 pub struct AgentJudge {
     parser: Box<dyn StreamParser>,
     stdout: Joiner,
