@@ -60,6 +60,9 @@ impl ActivityKind for ClaudeKind {
             "--output-format".into(),
             "stream-json".into(),
             "--verbose".into(),
+            // Token-level events: a long answer keeps printing, so only a silent
+            // claude trips the idle watchdog.
+            "--include-partial-messages".into(),
         ];
         let mut flag = |f: &str, v: String| {
             argv.push(f.into());
@@ -121,7 +124,8 @@ impl Default for ClaudeParser {
 
 impl StreamParser for ClaudeParser {
     fn stdout_line(&mut self, line: &str) {
-        if line.trim().is_empty() {
+        // Partial-message chunks are liveness only; skip them unparsed.
+        if line.trim().is_empty() || line.starts_with(r#"{"type":"stream_event""#) {
             return;
         }
         let Ok(event) = serde_json::from_str::<Value>(line) else {
@@ -348,7 +352,8 @@ mod tests {
         let r = result(
             r#""subtype":"success","is_error":false,"result":"Fixed the bug.","permission_denials":[]"#,
         );
-        let stream = format!("{INIT}\n{ASSISTANT}\n{r}\n");
+        let partial = r#"{"type":"stream_event","event":{"type":"content_block_delta","delta":{"type":"text_delta","text":"Fix"}},"session_id":"s-1"}"#;
+        let stream = format!("{INIT}\n{partial}\n{ASSISTANT}\n{r}\n");
         let (v, report) = judge_lines(&ClaudeKind, &stream, "", exit(0));
         let Verdict::Succeeded { result: Some(json) } = &v else {
             panic!("expected success, got {v:?}");
@@ -501,6 +506,7 @@ mod tests {
                 "--output-format",
                 "stream-json",
                 "--verbose",
+                "--include-partial-messages",
                 "--model",
                 "sonnet",
                 "--permission-mode",
