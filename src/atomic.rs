@@ -61,10 +61,7 @@ impl FileLock {
         loop {
             match file.try_lock() {
                 Ok(()) => {
-                    return Ok(FileLock {
-                        file,
-                        path: path.to_path_buf(),
-                    });
+                    return Ok(FileLock { file, path: path.to_path_buf() });
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
                     if Instant::now() >= deadline {

@@ -7,10 +7,7 @@ use std::path::Path;
 pub fn user_name(root: &Path) -> Option<String> {
     let repo = gix::open(root).ok();
     let value = match &repo {
-        Some(repo) => repo
-            .config_snapshot()
-            .string("user.name")
-            .map(|v| v.to_string()),
+        Some(repo) => repo.config_snapshot().string("user.name").map(|v| v.to_string()),
         None => {
             let globals = gix::config::File::from_globals().ok()?;
             globals.string("user.name").map(|v| v.to_string())

@@ -13,88 +13,17 @@ pub struct SynthSpec {
 }
 
 const WORDS: &[&str] = &[
-    "parser",
-    "cache",
-    "index",
-    "daemon",
-    "retry",
-    "timeout",
-    "merge",
-    "conflict",
-    "worktree",
-    "agent",
-    "backlog",
-    "schema",
-    "migration",
-    "latency",
-    "throughput",
-    "lock",
-    "commit",
-    "signal",
-    "timer",
-    "history",
-    "replay",
-    "the",
-    "a",
-    "of",
-    "to",
-    "and",
-    "in",
-    "when",
-    "we",
-    "must",
-    "should",
-    "never",
-    "always",
-    "file",
-    "line",
-    "config",
-    "error",
-    "test",
-    "bench",
-    "flaky",
-    "slow",
-    "fast",
-    "<T>",
-    "&&",
-    "->",
-    "user",
-    "team",
-    "push",
-    "pull",
-    "review",
+    "parser", "cache", "index", "daemon", "retry", "timeout", "merge", "conflict", "worktree",
+    "agent", "backlog", "schema", "migration", "latency", "throughput", "lock", "commit",
+    "signal", "timer", "history", "replay", "the", "a", "of", "to", "and", "in", "when", "we",
+    "must", "should", "never", "always", "file", "line", "config", "error", "test", "bench",
+    "flaky", "slow", "fast", "<T>", "&&", "->", "user", "team", "push", "pull", "review",
 ];
 const LABELS: &[&str] = &[
-    "backend",
-    "frontend",
-    "cli",
-    "perf",
-    "bug-bash",
-    "docs",
-    "infra",
-    "security",
-    "ux",
-    "tech-debt",
-    "p-critical",
-    "needs-design",
-    "good-first-issue",
-    "spool",
-    "ci",
-    "storage",
-    "network",
-    "api",
-    "agents",
-    "release",
-    "triage",
-    "flaky",
-    "refactor",
-    "testing",
-    "deps",
-    "oncall",
-    "customer",
-    "mobile",
-    "web",
-    "data",
+    "backend", "frontend", "cli", "perf", "bug-bash", "docs", "infra", "security", "ux",
+    "tech-debt", "p-critical", "needs-design", "good-first-issue", "spool", "ci", "storage",
+    "network", "api", "agents", "release", "triage", "flaky", "refactor", "testing", "deps",
+    "oncall", "customer", "mobile", "web", "data",
 ];
 const TYPES: &[&str] = &["task", "task", "task", "bug", "bug", "feature", "chore"];
 const ACTORS: &[&str] = &["alice", "bob", "carol", "dave", "erin"];
@@ -132,17 +61,7 @@ pub fn generate(spec: &SynthSpec) -> Vec<Map<String, Value>> {
     // Two years of history ending 2026-06-01.
     let end = 1_780_272_000i64;
     let span = 2 * 365 * 86_400i64;
-    let top_len = if n <= 163 {
-        3
-    } else if n <= 983 {
-        4
-    } else if n <= 5898 {
-        5
-    } else if n <= 35_389 {
-        6
-    } else {
-        7
-    };
+    let top_len = if n <= 163 { 3 } else if n <= 983 { 4 } else if n <= 5898 { 5 } else if n <= 35_389 { 6 } else { 7 };
 
     // Ids first: every ~20th issue is an epic whose next 3..15 issues are its children.
     let mut ids = Vec::with_capacity(n);
@@ -191,41 +110,23 @@ pub fn generate(spec: &SynthSpec) -> Vec<Map<String, Value>> {
         }
         m.insert("status".into(), json!(status));
         m.insert("priority".into(), json!(rng.u8(0..5)));
-        let ty = if is_epic[i] {
-            "epic"
-        } else {
-            TYPES[rng.usize(0..TYPES.len())]
-        };
+        let ty = if is_epic[i] { "epic" } else { TYPES[rng.usize(0..TYPES.len())] };
         m.insert("issue_type".into(), json!(ty));
         if status == "in_progress" || rng.u8(0..4) == 0 {
             m.insert("assignee".into(), json!(ACTORS[rng.usize(0..ACTORS.len())]));
         }
-        m.insert(
-            "created_at".into(),
-            json!(timestamp(created, 0, rng.u32(0..1_000_000_000))),
-        );
-        m.insert(
-            "created_by".into(),
-            json!(ACTORS[rng.usize(0..ACTORS.len())]),
-        );
+        m.insert("created_at".into(), json!(timestamp(created, 0, rng.u32(0..1_000_000_000))));
+        m.insert("created_by".into(), json!(ACTORS[rng.usize(0..ACTORS.len())]));
         let updated = created + rng.i64(0..86_400 * 30);
-        m.insert(
-            "updated_at".into(),
-            json!(timestamp(updated, 0, rng.u32(0..1_000_000_000))),
-        );
+        m.insert("updated_at".into(), json!(timestamp(updated, 0, rng.u32(0..1_000_000_000))));
         if status == "closed" {
             m.insert("closed_at".into(), json!(timestamp(updated, 0, 0)));
             m.insert("close_reason".into(), json!("Completed"));
         }
         if status == "deferred" {
-            m.insert(
-                "defer_until".into(),
-                json!(timestamp(end + 86_400 * 30, 0, 0)),
-            );
+            m.insert("defer_until".into(), json!(timestamp(end + 86_400 * 30, 0, 0)));
         }
-        let mut labels: Vec<&str> = (0..rng.usize(0..4))
-            .map(|_| LABELS[rng.usize(0..LABELS.len())])
-            .collect();
+        let mut labels: Vec<&str> = (0..rng.usize(0..4)).map(|_| LABELS[rng.usize(0..LABELS.len())]).collect();
         labels.sort_unstable();
         labels.dedup();
         if !labels.is_empty() {
@@ -233,31 +134,21 @@ pub fn generate(spec: &SynthSpec) -> Vec<Map<String, Value>> {
         }
         let mut deps = Vec::new();
         if let Some(p) = parent[i] {
-            deps.push(
-                json!({"issue_id": ids[i], "depends_on_id": ids[p], "type": "parent-child",
-                "created_at": timestamp(created, 1, 0), "created_by": "alice"}),
-            );
+            deps.push(json!({"issue_id": ids[i], "depends_on_id": ids[p], "type": "parent-child",
+                "created_at": timestamp(created, 1, 0), "created_by": "alice"}));
         }
         // Blocking edges point to earlier issues only, so the graph has no cycles.
         if i > 0 {
-            let mut targets: Vec<usize> = (0..rng.usize(0..4))
-                .map(|_| rng.usize(i.saturating_sub(400)..i))
-                .collect();
+            let mut targets: Vec<usize> = (0..rng.usize(0..4)).map(|_| rng.usize(i.saturating_sub(400)..i)).collect();
             targets.sort_unstable();
             targets.dedup();
             for t in targets {
                 if Some(t) == parent[i] {
                     continue;
                 }
-                let ty = if rng.u8(0..10) == 0 {
-                    "related"
-                } else {
-                    "blocks"
-                };
-                deps.push(
-                    json!({"issue_id": ids[i], "depends_on_id": ids[t], "type": ty,
-                    "created_at": timestamp(created, 2, 0), "created_by": "bob"}),
-                );
+                let ty = if rng.u8(0..10) == 0 { "related" } else { "blocks" };
+                deps.push(json!({"issue_id": ids[i], "depends_on_id": ids[t], "type": ty,
+                    "created_at": timestamp(created, 2, 0), "created_by": "bob"}));
             }
         }
         if !deps.is_empty() {
@@ -282,11 +173,7 @@ mod tests {
 
     #[test]
     fn same_seed_same_backlog_and_ids_unique() {
-        let spec = SynthSpec {
-            issues: 2000,
-            seed: 7,
-            prefix: "bench".into(),
-        };
+        let spec = SynthSpec { issues: 2000, seed: 7, prefix: "bench".into() };
         let a = generate(&spec);
         let b = generate(&spec);
         assert_eq!(a, b);
@@ -295,8 +182,6 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), 2000, "ids must be unique and sorted");
         assert!(a.iter().any(|m| m["issue_type"] == "epic"));
-        assert!(a
-            .iter()
-            .any(|m| m["id"].as_str().expect("id").contains('.')));
+        assert!(a.iter().any(|m| m["id"].as_str().expect("id").contains('.')));
     }
 }

@@ -61,14 +61,8 @@ impl Workspace {
             if !dir.is_dir() {
                 bail!("BEADS_DIR {} is not a directory", dir.display());
             }
-            let root = dir
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| dir.clone());
-            return Ok(Workspace {
-                beads_dir: dir,
-                root,
-            });
+            let root = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.clone());
+            return Ok(Workspace { beads_dir: dir, root });
         }
         if let Some(ws) = Self::find(start) {
             return Ok(ws);
@@ -87,20 +81,14 @@ impl Workspace {
         while let Some(d) = dir {
             let beads = d.join(".beads");
             if beads.is_dir() {
-                return Some(Workspace {
-                    beads_dir: beads,
-                    root: d.to_path_buf(),
-                });
+                return Some(Workspace { beads_dir: beads, root: d.to_path_buf() });
             }
             // A linked worktree: its `.git` is a file pointing into the main repository.
             if d.join(".git").is_file() {
                 if let Some(main_root) = main_worktree_root(d) {
                     let beads = main_root.join(".beads");
                     if beads.is_dir() {
-                        return Some(Workspace {
-                            beads_dir: beads,
-                            root: main_root,
-                        });
+                        return Some(Workspace { beads_dir: beads, root: main_root });
                     }
                 }
             }
@@ -190,9 +178,7 @@ impl BeadsConfig {
             if line.starts_with([' ', '\t', '#', '-']) {
                 continue;
             }
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
+            let Some((key, value)) = line.split_once(':') else { continue };
             let value = unquote(strip_comment(value).trim());
             if value.is_empty() {
                 continue;
@@ -239,8 +225,7 @@ mod tests {
 
     #[test]
     fn config_reads_both_prefix_spellings_with_dash_winning() {
-        let c =
-            BeadsConfig::parse("# c\nissue_prefix: a\nissue-prefix: \"b\" \nsync:\n  branch: x\n");
+        let c = BeadsConfig::parse("# c\nissue_prefix: a\nissue-prefix: \"b\" \nsync:\n  branch: x\n");
         assert_eq!(c.issue_prefix.as_deref(), Some("b"));
         let c = BeadsConfig::parse("issue_prefix: a # note\n");
         assert_eq!(c.issue_prefix.as_deref(), Some("a"));
@@ -256,10 +241,7 @@ mod tests {
         std::fs::create_dir_all(main.join(".beads")).expect("mkdir");
         std::fs::create_dir_all(main.join("sub/deeper")).expect("mkdir");
         let ws = Workspace::find(&main.join("sub/deeper")).expect("found");
-        assert_eq!(
-            ws.beads_dir,
-            main.join(".beads").canonicalize().expect("canon")
-        );
+        assert_eq!(ws.beads_dir, main.join(".beads").canonicalize().expect("canon"));
 
         // Fake the layout git makes for `git worktree add ../wt`.
         let gitdir = main.join(".git/worktrees/wt");
@@ -270,12 +252,6 @@ mod tests {
         std::fs::write(wt.join(".git"), format!("gitdir: {}\n", gitdir.display())).expect("write");
         let ws = Workspace::find(&wt).expect("found through worktree");
         assert_eq!(ws.root, main.canonicalize().expect("canon"));
-        assert_eq!(
-            ws.state_dir(),
-            main.join(".git")
-                .canonicalize()
-                .expect("canon")
-                .join("spool")
-        );
+        assert_eq!(ws.state_dir(), main.join(".git").canonicalize().expect("canon").join("spool"));
     }
 }

@@ -46,18 +46,11 @@ impl Ctx {
             _ => Utc::now(),
         };
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Ok(Ctx {
-            global,
-            cwd,
-            now,
-            color,
-        })
+        Ok(Ctx { global, cwd, now, color })
     }
 
     pub fn workspace(&self) -> Result<Workspace> {
-        let env = std::env::var_os("BEADS_DIR")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
+        let env = std::env::var_os("BEADS_DIR").filter(|v| !v.is_empty()).map(PathBuf::from);
         Workspace::discover(&self.cwd, env.as_deref())
     }
 
@@ -81,9 +74,7 @@ impl Ctx {
                 }
             }
         }
-        let root = ws
-            .map(|w| w.root.clone())
-            .unwrap_or_else(|| self.cwd.clone());
+        let root = ws.map(|w| w.root.clone()).unwrap_or_else(|| self.cwd.clone());
         if let Some(name) = crate::gitconfig::user_name(&root) {
             return name;
         }
