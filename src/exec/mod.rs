@@ -14,6 +14,7 @@
 //! Entry points: [`run_attempt`] for a ready [`ActivitySpec`], [`run_judged`] to run
 //! and judge with an [`ActivityKind`] such as [`CommandKind`].
 
+pub mod agents;
 mod buffers;
 mod files;
 mod group;
