@@ -204,3 +204,151 @@ fn a_path_outside_the_work_tree_is_refused() {
     assert!(err.to_string().contains("no `..`"), "{err}");
     assert!(!git_ok(dir, &["rev-parse", "--verify", "-q", "HEAD"]));
 }
+
+mod worktrees {
+    use super::*;
+    use spool::git::{
+        create_run_worktree, head_commit, remove_run_worktree, run_worktree_path,
+        worktree_has_new_commits,
+    };
+
+    fn repo_with_commit(dir: &Path) {
+        init_repo(dir);
+        write(dir, BACKLOG, "{\"id\":\"a\"}\n");
+        git(dir, &["add", "."]);
+        git(dir, &["commit", "-q", "-m", "init"]);
+    }
+
+    #[test]
+    fn create_reuse_commit_remove_and_recreate_on_the_kept_branch() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        repo_with_commit(dir);
+        let base = head_commit(dir).expect("head").expect("a commit");
+
+        let wt = create_run_worktree(dir, "bd-3wq").expect("create");
+        assert_eq!(wt, dir.join(".git/spool/worktrees/bd-3wq"));
+        assert_eq!(run_worktree_path(dir, "bd-3wq").expect("path"), wt);
+        assert_eq!(
+            git(&wt, &["symbolic-ref", "HEAD"]),
+            "refs/heads/spool/bd-3wq\n"
+        );
+        assert_eq!(git(&wt, &["rev-parse", "HEAD"]).trim(), base.to_string());
+        assert!(!worktree_has_new_commits(dir, "bd-3wq", base).expect("check"));
+        // The user's checkout is untouched.
+        assert_eq!(git(dir, &["symbolic-ref", "HEAD"]), "refs/heads/main\n");
+        assert_eq!(git(dir, &["status", "--porcelain"]), "");
+
+        // Reused as is: an agent's files survive a second create.
+        write(&wt, "work.txt", "in progress\n");
+        assert_eq!(create_run_worktree(dir, "bd-3wq").expect("reuse"), wt);
+        assert_eq!(
+            std::fs::read_to_string(wt.join("work.txt")).expect("read"),
+            "in progress\n"
+        );
+
+        git(&wt, &["add", "work.txt"]);
+        git(&wt, &["commit", "-q", "-m", "agent work"]);
+        assert!(worktree_has_new_commits(dir, "bd-3wq", base).expect("check"));
+
+        write(&wt, "scratch.txt", "uncommitted\n");
+        remove_run_worktree(dir, "bd-3wq").expect("remove");
+        assert!(!wt.exists());
+        assert!(!git(dir, &["worktree", "list"]).contains("bd-3wq"));
+        assert_eq!(
+            git(dir, &["log", "-1", "--format=%s", "spool/bd-3wq"]),
+            "agent work\n"
+        );
+        assert!(worktree_has_new_commits(dir, "bd-3wq", base).expect("check"));
+        remove_run_worktree(dir, "bd-3wq").expect("removing twice is fine");
+
+        // Recreated on the kept branch, with the earlier attempt's commit.
+        let again = create_run_worktree(dir, "bd-3wq").expect("recreate");
+        assert_eq!(again, wt);
+        assert_eq!(git(&wt, &["log", "-1", "--format=%s"]), "agent work\n");
+        assert!(wt.join("work.txt").exists());
+        assert!(!wt.join("scratch.txt").exists());
+    }
+
+    #[test]
+    fn a_vanished_worktree_directory_is_pruned_and_recreated() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        repo_with_commit(dir);
+        let wt = create_run_worktree(dir, "bd-1").expect("create");
+        std::fs::remove_dir_all(&wt).expect("rm");
+        let again = create_run_worktree(dir, "bd-1").expect("recreate");
+        assert_eq!(again, wt);
+        assert_eq!(
+            git(&wt, &["symbolic-ref", "HEAD"]),
+            "refs/heads/spool/bd-1\n"
+        );
+        assert_eq!(
+            git(dir, &["worktree", "list", "--porcelain"])
+                .matches("spool/worktrees/bd-1")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn something_else_at_the_worktree_path_is_refused_not_deleted() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        repo_with_commit(dir);
+        let path = run_worktree_path(dir, "bd-2").expect("path");
+        write(&path, "precious.txt", "keep\n");
+        let err = create_run_worktree(dir, "bd-2").expect_err("refused");
+        assert!(matches!(err, GitError::Worktree { .. }), "{err}");
+        let err = remove_run_worktree(dir, "bd-2").expect_err("refused");
+        assert!(matches!(err, GitError::Worktree { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(path.join("precious.txt")).expect("read"),
+            "keep\n"
+        );
+    }
+
+    #[test]
+    fn unsafe_issue_ids_create_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        repo_with_commit(dir);
+        for id in ["../escape", "-b", "a/b", "x..y"] {
+            let err = create_run_worktree(dir, id).expect_err(id);
+            assert!(
+                matches!(err, GitError::InvalidIssueId { .. }),
+                "{id}: {err}"
+            );
+        }
+        assert_eq!(
+            git(dir, &["branch", "--format=%(refname)"]),
+            "refs/heads/main\n"
+        );
+        assert!(!dir.join(".git/spool").exists());
+    }
+
+    #[test]
+    fn a_run_worktree_can_be_made_from_a_linked_worktree_and_lands_in_the_common_dir() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let main = tmp.path().join("main");
+        std::fs::create_dir(&main).expect("mkdir");
+        repo_with_commit(&main);
+        let other = tmp.path().join("other");
+        git(
+            &main,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "other",
+                other.to_str().expect("utf-8"),
+            ],
+        );
+        let wt = create_run_worktree(&other, "bd-9").expect("create");
+        assert_eq!(
+            std::fs::canonicalize(&wt).expect("canonical"),
+            std::fs::canonicalize(main.join(".git/spool/worktrees/bd-9")).expect("canonical")
+        );
+    }
+}
