@@ -352,3 +352,111 @@ mod worktrees {
         );
     }
 }
+
+mod remotes {
+    use super::*;
+    use spool::git::{fetch, push, PushOutcome};
+
+    /// A bare `origin` and two clones of it, `a` and `b`.
+    fn origin_and_clones(
+        root: &Path,
+    ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+        let origin = root.join("origin.git");
+        std::fs::create_dir(&origin).expect("mkdir");
+        git(&origin, &["init", "-q", "--bare", "-b", "main"]);
+        let a = root.join("a");
+        let b = root.join("b");
+        for clone in [&a, &b] {
+            std::fs::create_dir(clone).expect("mkdir");
+            init_repo(clone);
+            git(
+                clone,
+                &["remote", "add", "origin", origin.to_str().expect("utf-8")],
+            );
+        }
+        write(&a, BACKLOG, "{\"id\":\"a\"}\n");
+        git(&a, &["add", "."]);
+        git(&a, &["commit", "-q", "-m", "init"]);
+        (origin, a, b)
+    }
+
+    #[test]
+    fn push_reports_ok_then_rejected_when_the_remote_moved_and_fetch_brings_the_new_tip() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (origin, a, b) = origin_and_clones(tmp.path());
+        assert_eq!(
+            push(&a, "origin", "refs/heads/main:refs/heads/main").expect("push"),
+            PushOutcome::Ok
+        );
+        assert_eq!(git(&origin, &["log", "--format=%s", "main"]), "init\n");
+        assert_eq!(
+            push(&a, "origin", "main").expect("push again"),
+            PushOutcome::Ok
+        );
+
+        // b catches up, commits, pushes first.
+        let tip = fetch(&b, "origin", "main").expect("fetch");
+        assert_eq!(tip.to_string(), git(&a, &["rev-parse", "HEAD"]).trim());
+        git(&b, &["reset", "-q", "--hard", "origin/main"]);
+        write(&b, BACKLOG, "{\"id\":\"b\"}\n");
+        commit_backlog(&b, "spool: from b").expect("commit");
+        assert_eq!(push(&b, "origin", "main").expect("push"), PushOutcome::Ok);
+
+        // a's diverging commit is rejected, not forced, and origin keeps b's commit.
+        write(&a, BACKLOG, "{\"id\":\"a2\"}\n");
+        commit_backlog(&a, "spool: from a").expect("commit");
+        let outcome = push(&a, "origin", "main").expect("push");
+        assert!(
+            matches!(&outcome, PushOutcome::Rejected { reason } if reason.contains("refs/heads/main")),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            git(&origin, &["log", "-1", "--format=%s", "main"]),
+            "spool: from b\n"
+        );
+        let new_tip = fetch(&a, "origin", "main").expect("fetch");
+        assert_eq!(new_tip.to_string(), git(&b, &["rev-parse", "HEAD"]).trim());
+        assert_eq!(
+            git(&a, &["rev-parse", "origin/main"]).trim(),
+            new_tip.to_string()
+        );
+    }
+
+    #[test]
+    fn a_remote_hook_refusal_and_a_missing_remote_are_errors_not_rejections() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (origin, a, _b) = origin_and_clones(tmp.path());
+        let hook = origin.join("hooks/pre-receive");
+        std::fs::write(&hook, "#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
+            .expect("write hook");
+        make_executable(&hook);
+        let outcome = push(&a, "origin", "main").expect("push");
+        assert!(
+            matches!(&outcome, PushOutcome::Error { message } if message.contains("pre-receive hook declined")),
+            "{outcome:?}"
+        );
+        let missing = tmp.path().join("nowhere.git");
+        let outcome = push(&a, missing.to_str().expect("utf-8"), "main").expect("push");
+        assert!(matches!(outcome, PushOutcome::Error { .. }), "{outcome:?}");
+        let err = fetch(&a, "origin", "no-such-branch").expect_err("missing branch");
+        assert!(err.to_string().contains("no-such-branch"), "{err}");
+        let err = push(&a, "--mirror", "main").expect_err("option-like remote refused");
+        assert!(err.to_string().contains("starts with `-`"), "{err}");
+    }
+
+    #[test]
+    fn the_local_pre_push_hook_does_not_run() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (origin, a, _b) = origin_and_clones(tmp.path());
+        let hook = a.join(".git/hooks/pre-push");
+        std::fs::write(&hook, "#!/bin/sh\nexit 1\n").expect("write hook");
+        make_executable(&hook);
+        assert_eq!(push(&a, "origin", "main").expect("push"), PushOutcome::Ok);
+        assert_eq!(git(&origin, &["log", "--format=%s", "main"]), "init\n");
+    }
+}
+
+fn make_executable(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}

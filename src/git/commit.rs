@@ -515,7 +515,10 @@ mod tests {
             &mut |attempt| {
                 if attempt == 1 {
                     std::fs::write(dir.join("other.txt"), "b\n").expect("write");
-                    git(dir, &["commit", "-q", "-am", "concurrent"]);
+                    git(
+                        dir,
+                        &["commit", "-q", "-m", "concurrent", "--", "other.txt"],
+                    );
                     moved = true;
                 }
             },

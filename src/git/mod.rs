@@ -15,12 +15,14 @@
 
 pub mod cmd;
 pub mod commit;
+pub mod remote;
 pub mod worktree;
 
 use std::path::{Path, PathBuf};
 
 pub use cmd::{Git, GitCommandError};
 pub use commit::{commit_paths, CommitOutcome, Signature};
+pub use remote::{fetch, push, PushOutcome};
 pub use worktree::{
     create_run_worktree, head_commit, remove_run_worktree, run_branch_name, run_worktree_path,
     validate_issue_id, worktree_has_new_commits,
