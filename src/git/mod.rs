@@ -15,6 +15,7 @@
 
 pub mod cmd;
 pub mod commit;
+pub mod hooks;
 pub mod remote;
 pub mod worktree;
 
@@ -22,6 +23,10 @@ use std::path::{Path, PathBuf};
 
 pub use cmd::{Git, GitCommandError};
 pub use commit::{commit_paths, CommitOutcome, Signature};
+pub use hooks::{
+    hooks_dir, install_hooks, list_hooks, rescan_path, uninstall_hooks, HookReport, HookState,
+    HOOK_NAMES,
+};
 pub use remote::{fetch, push, PushOutcome};
 pub use worktree::{
     create_run_worktree, head_commit, remove_run_worktree, run_branch_name, run_worktree_path,
