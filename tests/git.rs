@@ -460,3 +460,47 @@ fn make_executable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
+
+#[test]
+fn a_held_index_lock_makes_the_commit_fail_clearly_and_change_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    init_repo(dir);
+    write(dir, BACKLOG, "{\"id\":\"a\"}\n");
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", "init"]);
+    let head = git(dir, &["rev-parse", "HEAD"]);
+    // As `git commit` holds it while its editor is open.
+    std::fs::write(dir.join(".git/index.lock"), "").expect("lock");
+    write(dir, BACKLOG, "{\"id\":\"b\"}\n");
+    let err = commit_backlog(dir, "spool: x").expect_err("locked");
+    assert!(matches!(err, GitError::IndexLocked { .. }), "{err}");
+    assert_eq!(git(dir, &["rev-parse", "HEAD"]), head);
+    std::fs::remove_file(dir.join(".git/index.lock")).expect("unlock");
+    assert!(matches!(
+        commit_backlog(dir, "spool: y").expect("commit"),
+        CommitOutcome::Committed { .. }
+    ));
+}
+
+#[test]
+fn head_blob_reads_what_is_committed_not_the_work_tree() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    init_repo(dir);
+    assert_eq!(
+        spool::git::head_blob(dir, Path::new(BACKLOG)).expect("unborn"),
+        None
+    );
+    write(dir, BACKLOG, "{\"id\":\"a\"}\n");
+    commit_backlog(dir, "spool: first").expect("commit");
+    write(dir, BACKLOG, "{\"id\":\"changed\"}\n");
+    assert_eq!(
+        spool::git::head_blob(dir, Path::new(BACKLOG)).expect("read"),
+        Some(b"{\"id\":\"a\"}\n".to_vec())
+    );
+    assert_eq!(
+        spool::git::head_blob(dir, Path::new("missing.txt")).expect("read"),
+        None
+    );
+}

@@ -104,13 +104,17 @@ fn commit_paths_inner(
     if rela_paths.is_empty() {
         return Ok(CommitOutcome::Unchanged);
     }
-    refuse_conflicts(&repo, &workdir, &rela_paths)?;
-
     let sig = to_gix_signature(signature);
     let mut time_buf = gix::date::parse::TimeBuf::default();
     let sig_ref = sig.to_ref(&mut time_buf);
 
     for attempt in 1..=MAX_ATTEMPTS {
+        // Held from reading HEAD until the index is written, as `git commit` does: a
+        // concurrent `git commit` or `git add` waits for us (or we for it) instead of
+        // committing from an index that no longer matches the branch.
+        let lock = lock_index(&repo)?;
+        let index = read_index(&repo)?;
+        refuse_conflicts(&index, &workdir, &rela_paths)?;
         let (branch, parent) = current_branch(&repo)?;
         let base_tree = match parent {
             Some(p) => repo
@@ -156,7 +160,7 @@ fn commit_paths_inner(
         match repo.commit_as(sig_ref, sig_ref, branch.as_ref(), message, tree, parent) {
             Ok(id) => {
                 let commit = id.detach();
-                update_index(&repo, &branch, commit, &staged)?;
+                write_index(&repo, index, lock, &staged)?;
                 return Ok(CommitOutcome::Committed {
                     commit,
                     branch: branch.as_bstr().to_string(),
@@ -257,8 +261,7 @@ fn relative_path(workdir: &Path, p: &Path) -> Result<BString> {
 
 /// Refuses to commit a path that has conflict stages in the index: its content is a
 /// merge in progress, not something spool should record.
-fn refuse_conflicts(repo: &gix::Repository, workdir: &Path, rela: &[BString]) -> Result<()> {
-    let index = read_index(repo)?;
+fn refuse_conflicts(index: &gix::index::File, workdir: &Path, rela: &[BString]) -> Result<()> {
     for r in rela {
         let conflicted = [1, 2, 3].into_iter().any(|stage| {
             let stage = match stage {
@@ -354,40 +357,39 @@ fn lstat(abs: &Path) -> Result<(bool, gix::index::entry::Stat)> {
     Ok((executable, stat))
 }
 
-/// Points the committed paths' index entries at what was committed, so `git status`
-/// shows them clean, and leaves every other entry as it is.
-///
-/// Runs under git's `index.lock`, re-reading the index inside the lock so a concurrent
-/// `git add` is never lost. If HEAD no longer points at the commit just made (the user
-/// switched branches or committed in the meantime), the index belongs to that newer
-/// state and is left alone.
-fn update_index(
-    repo: &gix::Repository,
-    branch: &gix::refs::FullName,
-    commit: ObjectId,
-    staged: &[Staged],
-) -> Result<()> {
+/// Takes git's `index.lock`, waiting a little for another git process to finish.
+fn lock_index(repo: &gix::Repository) -> Result<gix::lock::File> {
     let index_path = repo.index_path();
-    let lock = gix::lock::File::acquire_to_update_resource(
+    gix::lock::File::acquire_to_update_resource(
         &index_path,
         gix::lock::acquire::Fail::AfterDurationWithBackoff(INDEX_LOCK_WAIT),
         None,
         0,
     )
-    .map_err(|e| GitError::gix(format!("{}: locking the index", index_path.display()), e))?;
-    match current_branch(repo) {
-        Ok((b, Some(tip))) if &b == branch && tip == commit => {}
-        _ => return Ok(()),
-    }
-    let mut index = read_index(repo)?;
+    .map_err(|e| GitError::IndexLocked {
+        path: index_path.clone(),
+        source: e.into(),
+    })
+}
+
+/// Points the committed paths' index entries at what was committed, so `git status`
+/// shows them clean, and leaves every other entry as it is. `index` was read under
+/// `lock`, so no other writer's change can be lost.
+fn write_index(
+    repo: &gix::Repository,
+    mut index: gix::index::File,
+    lock: gix::lock::File,
+    staged: &[Staged],
+) -> Result<()> {
+    let index_path = repo.index_path();
     let mut pushed = false;
     for s in staged {
         let mode = match s.kind {
             EntryKind::BlobExecutable => gix::index::entry::Mode::FILE_EXECUTABLE,
             _ => gix::index::entry::Mode::FILE,
         };
-        // The stat is re-taken now: if the file changed since it was committed, the stale
-        // stat makes git re-hash it and show the change, which is the truth.
+        // The stat the committed content was read with: if the file changed since, git
+        // sees another stat, re-hashes the file and shows the change, which is the truth.
         match index
             .entry_mut_by_path_and_stage(s.rela.as_bstr(), gix::index::entry::Stage::Unconflicted)
         {
@@ -433,7 +435,8 @@ fn update_index(
     Ok(())
 }
 
-/// The blob of `path` in HEAD's tree, for callers that want to know what is committed.
+/// The content of `path` in HEAD's tree (`None` if absent or the branch is unborn): what
+/// is committed, to compare with the work tree before writing (a human may be editing).
 pub fn head_blob(repo_dir: &Path, path: &Path) -> Result<Option<Vec<u8>>> {
     let repo = super::open(repo_dir)?;
     let workdir = repo
@@ -441,8 +444,9 @@ pub fn head_blob(repo_dir: &Path, path: &Path) -> Result<Option<Vec<u8>>> {
         .map(Path::to_path_buf)
         .ok_or_else(|| GitError::Bare(repo_dir.to_path_buf()))?;
     let rela = relative_path(&std::path::absolute(&workdir).unwrap_or(workdir), path)?;
-    let (_, tip) = current_branch(&repo)?;
-    let Some(tip) = tip else { return Ok(None) };
+    let Some(tip) = super::worktree::head_commit(repo_dir)? else {
+        return Ok(None);
+    };
     let tree = repo
         .find_commit(tip)
         .and_then(|c| c.tree())
@@ -486,6 +490,26 @@ mod tests {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    fn git_stdin(dir: &Path, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run git");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("wait git");
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn sig() -> Signature {
         Signature {
             name: "spool".into(),
@@ -514,11 +538,32 @@ mod tests {
             &sig(),
             &mut |attempt| {
                 if attempt == 1 {
-                    std::fs::write(dir.join("other.txt"), "b\n").expect("write");
-                    git(
+                    // `git commit` cannot run now: spool holds index.lock, as git would.
+                    let out = Command::new("git")
+                        .args(["commit", "-q", "--allow-empty", "-m", "blocked"])
+                        .current_dir(dir)
+                        .output()
+                        .expect("run git");
+                    assert!(!out.status.success());
+                    assert!(String::from_utf8_lossy(&out.stderr).contains("index.lock"));
+                    // Something that moves the branch without the index (a fetch into the
+                    // checked-out branch, `git update-ref`): a commit whose other.txt differs.
+                    let blob = git_stdin(dir, &["hash-object", "-w", "--stdin"], "b\n");
+                    let listing = format!("100644 blob {}\tother.txt\n", blob.trim());
+                    let tree = git_stdin(dir, &["mktree"], &listing);
+                    let head = git(dir, &["rev-parse", "HEAD"]);
+                    let commit = git(
                         dir,
-                        &["commit", "-q", "-m", "concurrent", "--", "other.txt"],
+                        &[
+                            "commit-tree",
+                            tree.trim(),
+                            "-p",
+                            head.trim(),
+                            "-m",
+                            "concurrent",
+                        ],
                     );
+                    git(dir, &["update-ref", "refs/heads/main", commit.trim()]);
                     moved = true;
                 }
             },
@@ -535,9 +580,16 @@ mod tests {
         let log = git(dir, &["log", "--format=%s", "main"]);
         assert_eq!(log, "spool: progress\nconcurrent\ninit\n");
         assert_eq!(git(dir, &["rev-parse", "main"]).trim(), commit.to_string());
-        // The user's concurrent change is in the history, not reverted by our commit.
+        // Built on the new tip: that tip's tree plus the backlog, nothing reverted.
         assert_eq!(git(dir, &["show", "main:other.txt"]), "b\n");
-        assert_eq!(git(dir, &["status", "--porcelain"]), "");
+        assert_eq!(
+            git(dir, &["diff", "--name-only", "main~1", "main"]),
+            ".beads/issues.jsonl\n"
+        );
+        assert_eq!(
+            git(dir, &["ls-tree", "--name-only", "-r", "main~1"]),
+            "other.txt\n"
+        );
     }
 
     #[test]

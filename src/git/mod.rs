@@ -22,7 +22,7 @@ pub mod worktree;
 use std::path::{Path, PathBuf};
 
 pub use cmd::{Git, GitCommandError};
-pub use commit::{commit_paths, CommitOutcome, Signature};
+pub use commit::{commit_paths, head_blob, CommitOutcome, Signature};
 pub use hooks::{
     hooks_dir, install_hooks, list_hooks, rescan_path, uninstall_hooks, HookReport, HookState,
     HOOK_NAMES,
@@ -60,6 +60,14 @@ pub enum GitError {
     BadPath { path: PathBuf, reason: &'static str },
     #[error("{path}: has unresolved merge conflicts in the index; resolve them first")]
     Conflicted { path: PathBuf },
+    #[error(
+        "{path}: another git process holds the index lock; try again when it is done: {source}"
+    )]
+    IndexLocked {
+        path: PathBuf,
+        #[source]
+        source: BoxError,
+    },
     #[error("branch {branch} kept moving; gave up after {attempts} attempts")]
     Contended { branch: String, attempts: u32 },
     #[error("issue id {id:?} cannot name a branch or directory: {reason}")]
