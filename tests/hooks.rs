@@ -250,3 +250,28 @@ fn which_git() -> PathBuf {
         .find(|p| p.is_file())
         .expect("git on PATH")
 }
+
+#[test]
+fn a_hook_in_another_language_is_refused_and_no_hook_is_touched() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    repo(dir);
+    let hooks = dir.join(".git/hooks");
+    let python = "#!/usr/bin/env python3\nprint('hi')\n";
+    let p = hook_file(&hooks, "post-rewrite", python);
+    let out = std::process::Command::new(SPOOL)
+        .args(["hooks", "install"])
+        .current_dir(dir)
+        .output()
+        .expect("run spool");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("post-rewrite") && stderr.contains("not a shell"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&p).expect("read"), python);
+    for name in ["pre-commit", "post-merge", "post-checkout"] {
+        assert!(!hooks.join(name).exists(), "{name} must not be written");
+    }
+}

@@ -86,24 +86,28 @@ pub fn rescan_path(repo_dir: &Path) -> Result<PathBuf> {
 }
 
 /// Installs (or refreshes) spool's section in every hook of [`HOOK_NAMES`], calling
-/// `spool_bin` (normally the running binary). Running it twice changes nothing.
+/// `spool_bin` (normally the running binary). Running it twice changes nothing. Every
+/// hook is planned before any is written, so a hook spool cannot edit (another language,
+/// a damaged section) leaves all of them untouched.
 pub fn install_hooks(repo_dir: &Path, spool_bin: &Path) -> Result<Vec<HookReport>> {
     let dir = hooks_dir(repo_dir)?;
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| GitError::io(format!("creating {}", dir.display()), e))?;
-    let mut reports = Vec::new();
+    let mut plans = Vec::new();
     for name in HOOK_NAMES {
         let path = dir.join(name);
         let existing = read_existing(&path)?;
+        let at = |reason: String| GitError::Hook {
+            path: path.clone(),
+            reason,
+        };
         let (text, action) = match &existing {
             None => (new_hook_file(&section(name, spool_bin, true)?), "created"),
             Some(old) => {
-                let created =
-                    find_section(old)?.is_some_and(|(s, e)| old[s..e].contains(CREATED_LINE));
-                let new = insert_section(old, &section(name, spool_bin, created)?)?;
+                let found = find_section(old).map_err(at)?;
+                let created = found.is_some_and(|(s, e)| old[s..e].contains(CREATED_LINE));
+                let new = insert_section(old, &section(name, spool_bin, created)?).map_err(at)?;
                 let action = if &new == old {
                     "unchanged"
-                } else if find_section(old)?.is_some() {
+                } else if found.is_some() {
                     "updated"
                 } else {
                     "added"
@@ -111,13 +115,19 @@ pub fn install_hooks(repo_dir: &Path, spool_bin: &Path) -> Result<Vec<HookReport
                 (new, action)
             }
         };
+        plans.push((name, path, existing, text, action));
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| GitError::io(format!("creating {}", dir.display()), e))?;
+    let mut reports = Vec::new();
+    for (name, path, existing, text, action) in plans {
         if existing.as_deref() != Some(text.as_str()) {
             write_hook(&path, &text)?;
         }
         ensure_executable(&path)?;
         reports.push(HookReport {
             name,
-            state: state_of(Some(&text), name, spool_bin)?,
+            state: state_of(Some(&text), name, spool_bin, &path)?,
             path,
             action,
         });
@@ -135,7 +145,10 @@ pub fn uninstall_hooks(repo_dir: &Path) -> Result<Vec<HookReport>> {
         let existing = read_existing(&path)?;
         let (state, action) = match existing {
             None => (HookState::Absent, "absent"),
-            Some(old) => match remove_section(&old)? {
+            Some(old) => match remove_section(&old).map_err(|reason| GitError::Hook {
+                path: path.clone(),
+                reason,
+            })? {
                 Removal::NotThere => (HookState::UserOnly, "unchanged"),
                 Removal::DeleteFile => {
                     std::fs::remove_file(&path)
@@ -168,7 +181,7 @@ pub fn list_hooks(repo_dir: &Path, spool_bin: &Path) -> Result<Vec<HookReport>> 
         let existing = read_existing(&path)?;
         reports.push(HookReport {
             name,
-            state: state_of(existing.as_deref(), name, spool_bin)?,
+            state: state_of(existing.as_deref(), name, spool_bin, &path)?,
             path,
             action: "listed",
         });
@@ -176,11 +189,15 @@ pub fn list_hooks(repo_dir: &Path, spool_bin: &Path) -> Result<Vec<HookReport>> 
     Ok(reports)
 }
 
-fn state_of(text: Option<&str>, name: &str, spool_bin: &Path) -> Result<HookState> {
+fn state_of(text: Option<&str>, name: &str, spool_bin: &Path, path: &Path) -> Result<HookState> {
     let Some(text) = text else {
         return Ok(HookState::Absent);
     };
-    let Some((start, end)) = find_section(text)? else {
+    let found = find_section(text).map_err(|reason| GitError::Hook {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let Some((start, end)) = found else {
         return Ok(HookState::UserOnly);
     };
     let created = text[start..end].contains(CREATED_LINE);
@@ -192,14 +209,14 @@ fn state_of(text: Option<&str>, name: &str, spool_bin: &Path) -> Result<HookStat
 
 /// spool's section for hook `name`, calling `spool_bin`.
 pub fn section(name: &str, spool_bin: &Path, created: bool) -> Result<String> {
-    let tpl = template(name).ok_or_else(|| GitError::BadPath {
+    let problem = |reason: &str| GitError::Hook {
         path: name.into(),
-        reason: "is not a hook spool installs",
-    })?;
-    let (start, end) = find_section(tpl)?.ok_or(GitError::BadPath {
-        path: name.into(),
-        reason: "shipped hook template has no spool section",
-    })?;
+        reason: reason.to_string(),
+    };
+    let tpl = template(name).ok_or_else(|| problem("is not a hook spool installs"))?;
+    let (start, end) = find_section(tpl)
+        .map_err(|r| problem(&r))?
+        .ok_or_else(|| problem("shipped hook template has no spool section"))?;
     let bin = spool_bin.to_str().ok_or_else(|| GitError::BadPath {
         path: spool_bin.to_path_buf(),
         reason: "spool's path is not valid UTF-8; hooks cannot name it",
@@ -223,7 +240,7 @@ fn shell_quote(s: &str) -> String {
 
 /// Byte range of spool's section in `text`: from the start of the begin-marker line to
 /// just after the end-marker line's newline.
-pub fn find_section(text: &str) -> Result<Option<(usize, usize)>> {
+pub fn find_section(text: &str) -> std::result::Result<Option<(usize, usize)>, String> {
     let mut start = None;
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
@@ -247,17 +264,14 @@ pub fn find_section(text: &str) -> Result<Option<(usize, usize)>> {
     }
 }
 
-fn damaged(reason: &'static str) -> GitError {
-    GitError::BadPath {
-        path: "hook file".into(),
-        reason,
-    }
+fn damaged(reason: &str) -> String {
+    format!("{reason}; fix or remove spool's section by hand")
 }
 
 /// `existing` with `section` in place: replacing spool's old section where it is, or
 /// inserted right after the shebang line. Refuses hooks in other languages, where shell
 /// lines would break the user's script.
-pub fn insert_section(existing: &str, section: &str) -> Result<String> {
+pub fn insert_section(existing: &str, section: &str) -> std::result::Result<String, String> {
     if let Some((s, e)) = find_section(existing)? {
         return Ok(format!("{}{section}{}", &existing[..s], &existing[e..]));
     }
@@ -268,17 +282,14 @@ pub fn insert_section(existing: &str, section: &str) -> Result<String> {
     let first_line_end = existing.find('\n').map(|i| i + 1);
     let shebang = &existing[..first_line_end.unwrap_or(existing.len())];
     if !is_shell_shebang(shebang) {
-        return Err(GitError::BadPath {
-            path: shebang.trim().into(),
-            reason: "is not a shell script; add spool's hook to it by hand (see `hooks/` in spool's sources)",
-        });
+        return Err(format!(
+            "runs {:?}, not a shell; add spool's hook to it by hand (see `hooks/` in spool's sources)",
+            shebang.trim()
+        ));
     }
     match first_line_end {
         Some(i) => Ok(format!("{}{section}{}", &existing[..i], &existing[i..])),
-        None => Err(GitError::BadPath {
-            path: shebang.trim().into(),
-            reason: "hook file is a shebang line without a newline; add one and install again",
-        }),
+        None => Err("is a shebang line without a newline; add one and install again".into()),
     }
 }
 
@@ -314,7 +325,7 @@ pub enum Removal {
 }
 
 /// `text` without spool's section (see [`Removal`]).
-pub fn remove_section(text: &str) -> Result<Removal> {
+pub fn remove_section(text: &str) -> std::result::Result<Removal, String> {
     let Some((s, e)) = find_section(text)? else {
         return Ok(Removal::NotThere);
     };

@@ -58,6 +58,14 @@ pub enum GitError {
     DetachedHead,
     #[error("{path}: {reason}")]
     BadPath { path: PathBuf, reason: &'static str },
+    #[error("{path}: {reason}")]
+    Hook { path: PathBuf, reason: String },
+    #[error("{what} {value:?}: {reason}")]
+    BadArgument {
+        what: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("{path}: has unresolved merge conflicts in the index; resolve them first")]
     Conflicted { path: PathBuf },
     #[error(

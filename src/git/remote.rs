@@ -133,13 +133,10 @@ pub fn classify_push(success: bool, stdout: &str, stderr: &str) -> PushOutcome {
 /// Refuses arguments git would read as options (or that are empty).
 fn check_arg(value: &str, what: &'static str) -> Result<()> {
     if value.is_empty() || value.starts_with('-') || value.contains(['\n', '\0']) {
-        return Err(GitError::BadPath {
-            path: value.into(),
-            reason: match what {
-                "remote" => "is not a usable remote (empty, or starts with `-`)",
-                "branch" => "is not a usable branch name (empty, or starts with `-`)",
-                _ => "is not a usable refspec (empty, or starts with `-`)",
-            },
+        return Err(GitError::BadArgument {
+            what,
+            value: value.to_string(),
+            reason: "must be non-empty, one line, and not start with `-`",
         });
     }
     Ok(())
