@@ -210,3 +210,46 @@ fn kill_group(child: &mut std::process::Child) {
     }
     let _ = child.kill();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_hanging_command_is_killed_with_its_children_at_the_timeout() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let git = Git::new(tmp.path()).with_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        // The alias runs through a shell whose `sleep` child holds the output pipes: only
+        // killing the whole process group lets the call return.
+        let err = git
+            .run(["-c", "alias.hang=!sleep 30", "hang"])
+            .expect_err("must time out");
+        assert!(matches!(err, GitCommandError::Timeout { .. }), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "returned after {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn failures_carry_the_exit_code_and_stderr_in_english() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let err = Git::new(tmp.path())
+            .run(["rev-parse", "--verify", "HEAD"])
+            .expect_err("not a repository");
+        let GitCommandError::Failed { status, stderr, .. } = &err else {
+            panic!("expected a failure, got {err}");
+        };
+        assert_eq!(status, "exit 128");
+        assert!(stderr.contains("not a git repository"), "{stderr}");
+        let out = Git::new(tmp.path())
+            .output(["-c", "alias.env=!env", "env"])
+            .expect("run");
+        let env = out.stdout_str();
+        assert!(env.lines().any(|l| l == "LC_ALL=C"), "{env}");
+        assert!(env.lines().any(|l| l == "GIT_TERMINAL_PROMPT=0"), "{env}");
+    }
+}
