@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod backlog;
 pub mod cli;
 pub mod exec;
+pub mod git;
 pub mod gitconfig;
 pub mod synth;
 pub mod workspace;

@@ -99,6 +99,9 @@ pub enum Command {
     /// Benchmarks: synthetic backlogs and end-to-end command timings.
     #[command(subcommand)]
     Bench(super::bench::BenchCommand),
+    /// Git hooks: check the staged backlog before commits, nudge the daemon after checkouts.
+    #[command(subcommand)]
+    Hooks(super::hooks::HooksCommand),
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod bench;
 mod common;
 mod doctor;
 mod edit;
+mod hooks;
 mod init;
 pub mod output;
 mod query;
@@ -204,6 +205,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Export(a) => transfer::export(&ctx, a),
         Command::Import(a) => transfer::import(&ctx, a),
         Command::Bench(b) => bench::run(&ctx, b),
+        Command::Hooks(h) => hooks::run(&ctx, h),
         Command::Quickstart => {
             print!("{}", QUICKSTART);
             Ok(0)
