@@ -4,3 +4,5 @@
 //! randomness. Time, ids and random seeds are arguments. Parse problems are data
 //! (diagnostics), not panics.
 pub mod beads;
+pub mod template;
+pub mod workflow;

@@ -18,15 +18,19 @@ pub struct Timestamp {
 
 impl Timestamp {
     pub fn parse(raw: &str) -> Option<Timestamp> {
-        DateTime::parse_from_rfc3339(raw)
-            .ok()
-            .map(|at| Timestamp { raw: raw.to_string(), at })
+        DateTime::parse_from_rfc3339(raw).ok().map(|at| Timestamp {
+            raw: raw.to_string(),
+            at,
+        })
     }
 
     /// Formats like Go's RFC3339Nano (trailing fractional zeros trimmed), in UTC.
     pub fn from_utc(at: DateTime<chrono::Utc>) -> Timestamp {
         let raw = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-        Timestamp { raw, at: at.fixed_offset() }
+        Timestamp {
+            raw,
+            at: at.fixed_offset(),
+        }
     }
 
     /// Unix nanoseconds, as bd feeds into its hash ids.
@@ -43,7 +47,9 @@ impl PartialOrd for Timestamp {
 
 impl Ord for Timestamp {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.at.cmp(&other.at).then_with(|| self.raw.cmp(&other.raw))
+        self.at
+            .cmp(&other.at)
+            .then_with(|| self.raw.cmp(&other.raw))
     }
 }
 
@@ -295,7 +301,9 @@ fn de_priority<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         serde_json::Value::Number(n) => n
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
-            .ok_or_else(|| serde::de::Error::custom(format!("priority must be an integer, got {n}"))),
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("priority must be an integer, got {n}"))
+            }),
         serde_json::Value::Null => Ok(default_priority()),
         other => Err(serde::de::Error::custom(format!(
             "priority must be an integer, got {other}"
@@ -360,15 +368,25 @@ mod tests {
         assert_eq!(i.status(), "open");
         assert_eq!(i.issue_type(), "task");
         assert!(i.ephemeral);
-        assert_eq!(i.created_at.as_ref().map(|t| t.raw.as_str()), Some("2026-01-02T03:04:05Z"));
+        assert_eq!(
+            i.created_at.as_ref().map(|t| t.raw.as_str()),
+            Some("2026-01-02T03:04:05Z")
+        );
         assert_eq!(i.parent_id(), Some("x-0"));
-        assert_eq!(i.comments[0].id.as_ref().map(|c| c.to_string()), Some("7".into()));
-        assert_eq!(i.comments[1].id.as_ref().map(|c| c.to_string()), Some("0190-uuid".into()));
+        assert_eq!(
+            i.comments[0].id.as_ref().map(|c| c.to_string()),
+            Some("7".into())
+        );
+        assert_eq!(
+            i.comments[1].id.as_ref().map(|c| c.to_string()),
+            Some("0190-uuid".into())
+        );
     }
 
     #[test]
     fn missing_or_null_priority_defaults_to_two() {
-        let i: Issue = serde_json::from_str(r#"{"id":"x-1","title":"t","priority":null}"#).expect("parses");
+        let i: Issue =
+            serde_json::from_str(r#"{"id":"x-1","title":"t","priority":null}"#).expect("parses");
         assert_eq!(i.priority, 2);
         let i: Issue = serde_json::from_str(r#"{"id":"x-1","title":"t"}"#).expect("parses");
         assert_eq!(i.priority, 2);
@@ -393,7 +411,9 @@ mod tests {
             dep_type: "waits-for".into(),
             created_at: None,
             created_by: None,
-            metadata: Some(serde_json::Value::String(r#"{"gate":"any-children"}"#.into())),
+            metadata: Some(serde_json::Value::String(
+                r#"{"gate":"any-children"}"#.into(),
+            )),
             thread_id: None,
         };
         assert!(d.waits_for_any());
