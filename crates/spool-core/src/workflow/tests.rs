@@ -921,7 +921,7 @@ fn sleep_fires_at_its_time_and_never_early() {
 
 #[test]
 fn missing_placeholder_values_fail_without_retry() {
-    let mut sim = Sim::started(TWO_STEPS, json!({}));
+    let sim = Sim::started(TWO_STEPS, json!({}));
     assert_eq!(sim.state.status, RunStatus::Failed);
     assert_eq!(
         sim.state.failure.as_ref().map(|f| f.error_type.as_str()),
@@ -1070,7 +1070,7 @@ proptest! {
             }
             sim.now += Duration::milliseconds(i64::from(c) * 37);
             match c % 8 {
-                0 | 1 | 2 if !sim.running.is_empty() => {
+                0..=2 if !sim.running.is_empty() => {
                     let t = sim.running.remove(usize::from(c) % sim.running.len());
                     let _ = sim.send(Input::ActivityStarted { scheduled_event_id: t.scheduled_event_id, attempt: t.attempt, epoch: sim.epoch });
                     let input = if c % 3 == 0 {
