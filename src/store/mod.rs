@@ -140,6 +140,17 @@ fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// Fire times round up to the next millisecond, so a row that is due by its stored
+/// `fire_at` is never early by the exact time the state machine checks.
+fn ms_ceil(t: DateTime<Utc>) -> i64 {
+    let floor = t.timestamp_millis();
+    if t.timestamp_subsec_nanos() % 1_000_000 == 0 {
+        floor
+    } else {
+        floor + 1
+    }
+}
+
 fn text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
@@ -408,7 +419,8 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT run_id, task, lease_epoch, cancel_requested FROM activity WHERE lease_epoch < ?1",
         )?;
-        let rows = stmt.query_map(params![epoch as i64], |r| {
+        let bound = i64::try_from(epoch).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![bound], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -620,7 +632,7 @@ fn write_one(tx: &Connection, w: &Write<'_>) -> Result<()> {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO timer(run_id, timer_key, fire_at) VALUES (?1, ?2, ?3)",
                 )?
-                .execute(params![w.run_id, key.encode(), ms(*fire_at)])?;
+                .execute(params![w.run_id, key.encode(), ms_ceil(*fire_at)])?;
             }
             Effect::CancelTimer { key } => {
                 tx.prepare_cached("DELETE FROM timer WHERE run_id = ?1 AND timer_key = ?2")?
