@@ -1,4 +1,12 @@
-//! spool's application library: the IO-performing modules around `spool-core`.
-//! The `spool` binary is a thin command line over this crate.
+//! spool, the application: the IO-performing modules around `spool-core` — the backlog
+//! on disk, process execution, the command line. The `spool` binary is a thin shell over
+//! this crate.
+pub mod atomic;
+pub mod backlog;
+pub mod cli;
 pub mod engine;
+pub mod exec;
+pub mod gitconfig;
 pub mod store;
+pub mod synth;
+pub mod workspace;

@@ -1,4 +1,17 @@
-//! The `spool` binary.
+//! The `spool` binary: see `spool --help`.
 fn main() {
-    println!("spool {}", env!("CARGO_PKG_VERSION"));
+    restore_sigpipe();
+    std::process::exit(spool::cli::main());
+}
+
+/// Rust ignores SIGPIPE, which turns `spool list | head` into a write error (or a panic in
+/// `println!`). Command-line tools die quietly instead, as `cat` does.
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: called first thing in main, before any other thread exists; installing the
+    // default disposition has no handler code that could run concurrently.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
 }

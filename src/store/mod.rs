@@ -144,7 +144,7 @@ fn ms(t: DateTime<Utc>) -> i64 {
 /// `fire_at` is never early by the exact time the state machine checks.
 fn ms_ceil(t: DateTime<Utc>) -> i64 {
     let floor = t.timestamp_millis();
-    if t.timestamp_subsec_nanos() % 1_000_000 == 0 {
+    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
         floor
     } else {
         floor + 1

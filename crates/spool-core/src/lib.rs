@@ -5,4 +5,5 @@
 //! (diagnostics), not panics.
 pub mod beads;
 pub mod template;
+pub mod template_vars;
 pub mod workflow;

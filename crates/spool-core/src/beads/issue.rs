@@ -24,9 +24,17 @@ impl Timestamp {
         })
     }
 
-    /// Formats like Go's RFC3339Nano (trailing fractional zeros trimmed), in UTC.
+    /// Formats like Go's RFC3339Nano in UTC: fractional seconds with trailing zeros
+    /// trimmed (`…:05.1234Z`, `…:05Z`), which is how bd writes times.
     pub fn from_utc(at: DateTime<chrono::Utc>) -> Timestamp {
-        let raw = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let mut raw = at.format("%Y-%m-%dT%H:%M:%S").to_string();
+        let nanos = at.timestamp_subsec_nanos();
+        if nanos > 0 {
+            let frac = format!("{nanos:09}");
+            raw.push('.');
+            raw.push_str(frac.trim_end_matches('0'));
+        }
+        raw.push('Z');
         Timestamp {
             raw,
             at: at.fixed_offset(),
@@ -392,6 +400,15 @@ mod tests {
         assert_eq!(i.priority, 2);
         let bad = serde_json::from_str::<Issue>(r#"{"id":"x-1","title":"t","priority":"high"}"#);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn utc_timestamps_trim_fraction_like_go() {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 123_400_000).expect("valid");
+        assert_eq!(Timestamp::from_utc(at).raw, "2023-11-14T22:13:20.1234Z");
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid");
+        assert_eq!(Timestamp::from_utc(at).raw, "2023-11-14T22:13:20Z");
+        assert!(Timestamp::parse(&Timestamp::from_utc(at).raw).is_some());
     }
 
     #[test]

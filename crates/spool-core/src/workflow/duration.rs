@@ -56,7 +56,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Temporal's JSON form of a duration: seconds with an `s` suffix, millisecond precision.
 pub fn format_temporal(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}.{:03}s", ms / 1000, ms % 1000)

@@ -1,0 +1,854 @@
+//! A whole `.beads/issues.jsonl`, kept byte for byte.
+//!
+//! Every line stays as its original bytes, with its own terminator; issue lines also carry
+//! their typed [`Issue`]. Parsing never fails as a whole: a bad line is kept verbatim and
+//! reported as a [`Diagnostic`]. Edits rewrite only the edited line, new issues are
+//! inserted as one new line, and [`BeadsFile::to_bytes`] of an untouched file is the
+//! input.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::edit::LineEditor;
+use super::issue::Issue;
+use super::json::Evidence;
+use super::line::{self, LineError, LineStyle};
+use super::write::{render_issue_with_line, NewIssue};
+
+/// How a line ends in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEnding {
+    Lf,
+    CrLf,
+    /// The last line of a file without a final newline.
+    None,
+}
+
+impl LineEnding {
+    pub fn as_bytes(self) -> &'static [u8] {
+        match self {
+            LineEnding::Lf => b"\n",
+            LineEnding::CrLf => b"\r\n",
+            LineEnding::None => b"",
+        }
+    }
+}
+
+/// A valid JSON object line that is not an issue; kept in the file, never interpreted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordKind {
+    /// `{"_type":"memory",...}` of bd v1 exports.
+    Memory,
+    /// A `{"_schema":...}` header line.
+    Header,
+    /// Another `_type`, as written.
+    Other(String),
+}
+
+/// What a line holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineKind {
+    /// Empty or only whitespace.
+    Blank,
+    /// Boxed so lines stay small to move around.
+    Issue(Box<Issue>),
+    Record(RecordKind),
+    /// Kept verbatim; its diagnostic says why.
+    Invalid(DiagnosticKind),
+}
+
+/// A line's bytes: a range of the buffer the file was read from (no copy per line), or
+/// its own bytes once edited or inserted.
+#[derive(Clone)]
+enum Bytes {
+    Shared {
+        buf: Arc<Vec<u8>>,
+        start: usize,
+        end: usize,
+    },
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Shared { buf, start, end } => &buf[*start..*end],
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+impl PartialEq for Bytes {
+    fn eq(&self, other: &Bytes) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
+    }
+}
+
+/// One line of the file: its bytes without terminator, the terminator, and what it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    bytes: Bytes,
+    ending: LineEnding,
+    kind: LineKind,
+}
+
+impl Line {
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
+    pub fn ending(&self) -> LineEnding {
+        self.ending
+    }
+
+    pub fn kind(&self) -> &LineKind {
+        &self.kind
+    }
+
+    pub fn issue(&self) -> Option<&Issue> {
+        match &self.kind {
+            LineKind::Issue(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// The line is not usable; it is kept verbatim and ignored by the semantics.
+    Error,
+    /// The line is usable but something needs a human's attention.
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DiagnosticKind {
+    InvalidJson,
+    /// The line ends inside a value.
+    Truncated,
+    InvalidUtf8,
+    /// `<<<<<<<`, `|||||||`, `=======` or `>>>>>>>` from an unresolved git merge.
+    ConflictMarker,
+    /// Valid JSON, but not an object.
+    NotAnObject,
+    /// An object with no (or an empty) `id`.
+    MissingId,
+    /// A field whose value has the wrong type for an issue.
+    FieldType,
+    /// The id already appeared on an earlier line; the last occurrence is in effect.
+    DuplicateId,
+}
+
+impl DiagnosticKind {
+    pub fn severity(self) -> Severity {
+        match self {
+            DiagnosticKind::DuplicateId => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+}
+
+/// A problem with one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// 1-based line number.
+    pub line: usize,
+    pub severity: Severity,
+    pub kind: DiagnosticKind,
+    pub message: String,
+}
+
+impl Diagnostic {
+    fn new(line: usize, kind: DiagnosticKind, message: String) -> Diagnostic {
+        Diagnostic {
+            line,
+            severity: kind.severity(),
+            kind,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}: {}", self.line, self.severity, self.message)
+    }
+}
+
+/// The message for a line carrying a git conflict marker.
+pub const CONFLICT_MARKER_MESSAGE: &str =
+    "git conflict marker: resolve the merge (keep both sides' lines, remove the markers) and run spool doctor";
+
+/// Why an edit or insert was refused. The file is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("no issue {id} in the file")]
+    NotFound { id: String },
+    #[error("issue {id} appears on lines {}; remove one of them (keep the one you want) and retry", join_lines(.lines))]
+    Duplicate {
+        id: String,
+        /// 1-based line numbers of every occurrence.
+        lines: Vec<usize>,
+    },
+    #[error("issue {id} already exists on line {line}")]
+    AlreadyExists { id: String, line: usize },
+    #[error("issue {id} (line {line}): {source}")]
+    Line {
+        id: String,
+        line: usize,
+        #[source]
+        source: LineError,
+    },
+    #[error("issue {id} (line {line}): the edit would leave an unreadable line: {message}")]
+    Invalid {
+        id: String,
+        line: usize,
+        message: String,
+    },
+}
+
+fn join_lines(lines: &[usize]) -> String {
+    match lines {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => {
+            let init: Vec<String> = init.iter().map(usize::to_string).collect();
+            format!("{} and {last}", init.join(", "))
+        }
+    }
+}
+
+/// The result of a successful edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edited {
+    /// 1-based number of the line that holds the issue.
+    pub line: usize,
+    /// Whether any byte changed.
+    pub changed: bool,
+}
+
+/// A parsed `.beads/issues.jsonl`. Two files are equal when their lines are.
+#[derive(Debug, Clone)]
+pub struct BeadsFile {
+    lines: Vec<Line>,
+    /// id → index of its last occurrence (the one in effect).
+    index: HashMap<String, usize>,
+    /// ids on more than one line → every index, in file order.
+    duplicates: HashMap<String, Vec<usize>>,
+}
+
+impl PartialEq for BeadsFile {
+    fn eq(&self, other: &BeadsFile) -> bool {
+        // Everything else is derived from the lines or a cache.
+        self.lines == other.lines
+    }
+}
+
+enum Parsed {
+    Blank,
+    Issue(Box<Issue>),
+    Record(RecordKind),
+    Invalid(DiagnosticKind, String),
+}
+
+/// serde_json's message without its " at line L column C" suffix, plus our column.
+fn serde_message(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let msg = full.strip_suffix(&suffix).unwrap_or(&full);
+    if e.line() == 0 {
+        msg.to_string()
+    } else {
+        format!("{msg} at column {}", e.column())
+    }
+}
+
+fn json_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn is_conflict_marker(text: &str) -> bool {
+    ["<<<<<<<", "|||||||", "=======", ">>>>>>>"]
+        .iter()
+        .any(|m| text.starts_with(m))
+}
+
+/// Names the first field whose value the typed view rejects.
+fn field_error(map: &serde_json::Map<String, Value>) -> Option<String> {
+    map.iter().find_map(|(k, v)| {
+        let mut one = serde_json::Map::new();
+        one.insert(k.clone(), v.clone());
+        serde_json::from_value::<Issue>(Value::Object(one))
+            .err()
+            .map(|e| format!("field {k:?}: {e}"))
+    })
+}
+
+/// Classifies one line's text (terminator excluded).
+fn parse_line(text: &str) -> Parsed {
+    // A byte order mark (an editor's, at the start of a file or of pasted lines) is not
+    // content.
+    let text = text.strip_prefix(BOM).unwrap_or(text);
+    let trimmed = text.trim_start_matches([' ', '\t', '\r']);
+    if trimmed.is_empty() {
+        return Parsed::Blank;
+    }
+    // serde would also read a JSON array into a struct (positionally): only objects are
+    // issues.
+    if trimmed.starts_with('{') {
+        match serde_json::from_str::<Issue>(text) {
+            Ok(issue) => return classify_object(text, Box::new(issue)),
+            Err(e) => return classify_failure(text, trimmed, &e),
+        }
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => Parsed::Invalid(
+            DiagnosticKind::NotAnObject,
+            format!(
+                "not a JSON object: found {}; each line must hold one issue object",
+                json_type_name(&v)
+            ),
+        ),
+        Err(e) => classify_syntax(trimmed, &e),
+    }
+}
+
+fn classify_object(text: &str, issue: Box<Issue>) -> Parsed {
+    if let Some(t) = issue.record_type.as_deref().filter(|t| *t != "issue") {
+        return Parsed::Record(match t {
+            "memory" => RecordKind::Memory,
+            other => RecordKind::Other(other.to_string()),
+        });
+    }
+    if !issue.id.is_empty() {
+        return Parsed::Issue(issue);
+    }
+    let is_header = serde_json::from_str::<serde_json::Map<String, Value>>(text)
+        .map(|m| m.contains_key("_schema"))
+        .unwrap_or(false);
+    if is_header {
+        Parsed::Record(RecordKind::Header)
+    } else {
+        Parsed::Invalid(
+            DiagnosticKind::MissingId,
+            "missing \"id\": every issue line needs a non-empty string \"id\"".to_string(),
+        )
+    }
+}
+
+fn classify_syntax(trimmed: &str, e: &serde_json::Error) -> Parsed {
+    if is_conflict_marker(trimmed) {
+        return Parsed::Invalid(
+            DiagnosticKind::ConflictMarker,
+            CONFLICT_MARKER_MESSAGE.to_string(),
+        );
+    }
+    if e.classify() == serde_json::error::Category::Eof {
+        Parsed::Invalid(
+            DiagnosticKind::Truncated,
+            format!("truncated JSON: {}", serde_message(e)),
+        )
+    } else {
+        Parsed::Invalid(
+            DiagnosticKind::InvalidJson,
+            format!("invalid JSON: {}", serde_message(e)),
+        )
+    }
+}
+
+fn classify_failure(text: &str, trimmed: &str, issue_err: &serde_json::Error) -> Parsed {
+    match serde_json::from_str::<Value>(text) {
+        Err(e) => classify_syntax(trimmed, &e),
+        // A record that is not an issue is not held to the issue's field types.
+        Ok(Value::Object(map)) => match map.get("_type").and_then(Value::as_str) {
+            Some("memory") => Parsed::Record(RecordKind::Memory),
+            Some(t) if t != "issue" => Parsed::Record(RecordKind::Other(t.to_string())),
+            _ if map.contains_key("_schema") && !map.contains_key("id") => {
+                Parsed::Record(RecordKind::Header)
+            }
+            _ => Parsed::Invalid(
+                DiagnosticKind::FieldType,
+                field_error(&map).unwrap_or_else(|| {
+                    format!("invalid issue record: {}", serde_message(issue_err))
+                }),
+            ),
+        },
+        Ok(v) => Parsed::Invalid(
+            DiagnosticKind::NotAnObject,
+            format!(
+                "not a JSON object: found {}; each line must hold one issue object",
+                json_type_name(&v)
+            ),
+        ),
+    }
+}
+
+fn parse_bytes(content: &[u8], text: Option<&str>) -> Parsed {
+    match text {
+        Some(t) => parse_line(t),
+        None => match std::str::from_utf8(content) {
+            Ok(t) => parse_line(t),
+            Err(e) => Parsed::Invalid(
+                DiagnosticKind::InvalidUtf8,
+                format!("invalid UTF-8 at column {}", e.valid_up_to() + 1),
+            ),
+        },
+    }
+}
+
+const BOM: &str = "\u{feff}";
+
+/// How many bytes of neighbouring lines an edit reads to learn the file's escaping.
+const NEIGHBOUR_SCAN_LIMIT: usize = 4 << 20;
+
+/// Splits `buf` into up to `n` byte ranges that each start at a line start.
+fn chunk_bounds(buf: &[u8], n: usize) -> Vec<std::ops::Range<usize>> {
+    let mut bounds = vec![0];
+    for k in 1..n {
+        let target = buf.len() * k / n;
+        let prev = bounds[bounds.len() - 1];
+        if target <= prev {
+            continue;
+        }
+        match memchr::memchr(b'\n', &buf[target..]) {
+            Some(off) => bounds.push(target + off + 1),
+            None => break,
+        }
+    }
+    bounds.push(buf.len());
+    bounds.dedup();
+    bounds.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+/// Parses the lines of `buf[range]` (which starts at a line start). Diagnostic line
+/// numbers are relative to the chunk.
+fn parse_chunk(
+    buf: &Arc<Vec<u8>>,
+    whole: Option<&str>,
+    range: std::ops::Range<usize>,
+) -> (Vec<Line>, Vec<Diagnostic>) {
+    let mut lines = Vec::with_capacity((range.end - range.start) / 256 + 1);
+    let mut diagnostics = Vec::new();
+    let mut start = range.start;
+    while start < range.end {
+        let (end, next, ending) = match memchr::memchr(b'\n', &buf[start..range.end]) {
+            Some(off) => {
+                let nl = start + off;
+                if nl > start && buf[nl - 1] == b'\r' {
+                    (nl - 1, nl + 1, LineEnding::CrLf)
+                } else {
+                    (nl, nl + 1, LineEnding::Lf)
+                }
+            }
+            None => (range.end, range.end, LineEnding::None),
+        };
+        // Slicing at '\n' / '\r' positions always lands on char boundaries.
+        let text = whole.map(|w| &w[start..end]);
+        let kind = match parse_bytes(&buf[start..end], text) {
+            Parsed::Blank => LineKind::Blank,
+            Parsed::Issue(i) => LineKind::Issue(i),
+            Parsed::Record(r) => LineKind::Record(r),
+            Parsed::Invalid(k, message) => {
+                diagnostics.push(Diagnostic::new(lines.len() + 1, k, message));
+                LineKind::Invalid(k)
+            }
+        };
+        lines.push(Line {
+            bytes: Bytes::Shared {
+                buf: Arc::clone(buf),
+                start,
+                end,
+            },
+            ending,
+            kind,
+        });
+        start = next;
+    }
+    (lines, diagnostics)
+}
+
+impl BeadsFile {
+    /// Parses a whole file on one thread. Never fails: bad lines are kept verbatim and
+    /// reported.
+    pub fn parse(bytes: &[u8]) -> (BeadsFile, Vec<Diagnostic>) {
+        BeadsFile::parse_owned(bytes.to_vec(), NonZeroUsize::MIN)
+    }
+
+    /// [`BeadsFile::parse`] without copying the input, and with the lines split over
+    /// `threads` threads (the caller knows the machine; this crate does not ask it). The
+    /// result does not depend on `threads`.
+    pub fn parse_owned(bytes: Vec<u8>, threads: NonZeroUsize) -> (BeadsFile, Vec<Diagnostic>) {
+        let buf = Arc::new(bytes);
+        // One validation of the whole buffer lets every line be parsed as `&str` without
+        // re-validating; only files with bad bytes are checked line by line.
+        let whole = std::str::from_utf8(&buf).ok();
+        let chunks = chunk_bounds(&buf, threads.get());
+        let parts: Vec<(Vec<Line>, Vec<Diagnostic>)> = if chunks.len() == 1 {
+            vec![parse_chunk(&buf, whole, 0..buf.len())]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = chunks
+                    .iter()
+                    .map(|r| {
+                        let (buf, r) = (&buf, r.clone());
+                        scope.spawn(move || parse_chunk(buf, whole, r))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| match h.join() {
+                        Ok(part) => part,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    })
+                    .collect()
+            })
+        };
+        let mut lines = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+        let mut diagnostics = Vec::new();
+        for (part_lines, part_diags) in parts {
+            let offset = lines.len();
+            diagnostics.extend(part_diags.into_iter().map(|mut d| {
+                d.line += offset;
+                d
+            }));
+            lines.extend(part_lines);
+        }
+        let mut file = BeadsFile {
+            lines,
+            index: HashMap::new(),
+            duplicates: HashMap::new(),
+        };
+        file.rebuild_index();
+        for (id, idxs) in &file.duplicates {
+            let last = idxs[idxs.len() - 1] + 1;
+            for pair in idxs.windows(2) {
+                diagnostics.push(Diagnostic::new(
+                    pair[1] + 1,
+                    DiagnosticKind::DuplicateId,
+                    format!(
+                        "duplicate id {id:?}: also on line {}; the last occurrence (line {last}) is the one in effect",
+                        pair[0] + 1
+                    ),
+                ));
+            }
+        }
+        diagnostics.sort_by_key(|d| d.line);
+        (file, diagnostics)
+    }
+
+    fn rebuild_index(&mut self) {
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(self.lines.len());
+        let mut duplicates: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, l) in self.lines.iter().enumerate() {
+            if let LineKind::Issue(issue) = &l.kind {
+                if let Some(prev) = index.insert(issue.id.clone(), i) {
+                    duplicates
+                        .entry(issue.id.clone())
+                        .or_insert_with(|| vec![prev])
+                        .push(i);
+                }
+            }
+        }
+        self.index = index;
+        self.duplicates = duplicates;
+    }
+
+    /// The file's bytes: every line and terminator as read or edited.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let len = self.lines.iter().map(|l| l.bytes().len() + 2).sum();
+        let mut out = Vec::with_capacity(len);
+        for l in &self.lines {
+            out.extend_from_slice(l.bytes());
+            out.extend_from_slice(l.ending.as_bytes());
+        }
+        out
+    }
+
+    /// All lines, in file order.
+    pub fn lines(&self) -> &[Line] {
+        &self.lines
+    }
+
+    /// The issues in effect, in file order: for a duplicated id only its last line.
+    /// Tombstones are included; hiding them is the semantics' job.
+    pub fn issues(&self) -> impl Iterator<Item = &Issue> + '_ {
+        self.lines
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, l)| match &l.kind {
+                LineKind::Issue(issue)
+                    if self.duplicates.is_empty() || self.index.get(&issue.id) == Some(&i) =>
+                {
+                    Some(&**issue)
+                }
+                _ => None,
+            })
+    }
+
+    /// The issue in effect for `id` (its last occurrence).
+    pub fn get(&self, id: &str) -> Option<&Issue> {
+        self.index.get(id).and_then(|&i| self.lines[i].issue())
+    }
+
+    /// 1-based line number of the issue in effect for `id`.
+    pub fn line_of(&self, id: &str) -> Option<usize> {
+        self.index.get(id).map(|i| i + 1)
+    }
+
+    /// Ids on more than one line, with every (1-based) line number, in no fixed order.
+    pub fn duplicates(&self) -> impl Iterator<Item = (&str, Vec<usize>)> + '_ {
+        self.duplicates
+            .iter()
+            .map(|(id, idxs)| (id.as_str(), idxs.iter().map(|i| i + 1).collect()))
+    }
+
+    /// The issue as bd-shaped JSON for tools, with its line's unknown keys.
+    pub fn render(&self, id: &str) -> Option<Value> {
+        let &i = self.index.get(id)?;
+        let line = &self.lines[i];
+        line.issue()
+            .map(|issue| render_issue_with_line(issue, line.bytes()))
+    }
+
+    /// The index of the single line holding `id`, or why there is none.
+    fn locate(&self, id: &str) -> Result<usize, EditError> {
+        if let Some(idxs) = self.duplicates.get(id) {
+            return Err(EditError::Duplicate {
+                id: id.to_string(),
+                lines: idxs.iter().map(|i| i + 1).collect(),
+            });
+        }
+        self.index
+            .get(id)
+            .copied()
+            .ok_or_else(|| EditError::NotFound { id: id.to_string() })
+    }
+
+    /// Escaping evidence from the lines around line `i` in the same separator style
+    /// (most likely the same writer), nearest first, until every dimension `own` leaves
+    /// open is decided or [`NEIGHBOUR_SCAN_LIMIT`] bytes were read, so that the first
+    /// edit of a huge file stays cheap.
+    fn neighbour_evidence(&self, i: usize, spaced: bool, own: &Evidence) -> Evidence {
+        let mut acc = Evidence::default();
+        let mut scanned = 0;
+        for d in 1..self.lines.len() {
+            if d > i && i + d >= self.lines.len() {
+                break;
+            }
+            for j in [i.checked_sub(d), Some(i + d)].into_iter().flatten() {
+                let Some(l) = self.lines.get(j) else {
+                    continue;
+                };
+                if !matches!(l.kind, LineKind::Issue(_) | LineKind::Record(_))
+                    || line::starts_spaced(l.bytes()) != spaced
+                {
+                    continue;
+                }
+                acc.add(&Evidence::scan(l.bytes()));
+                scanned += l.bytes().len();
+                let open = own
+                    .decided()
+                    .iter()
+                    .zip(acc.decided())
+                    .any(|(o, a)| !o && !a);
+                if !open || scanned > NEIGHBOUR_SCAN_LIMIT {
+                    return acc;
+                }
+            }
+        }
+        acc
+    }
+
+    /// The dialect of line `i`: its own, with neighbouring lines of the same separator
+    /// style filling in what the line itself does not show.
+    fn style_of(&self, i: usize) -> Result<LineStyle, LineError> {
+        let bytes = self.lines[i].bytes();
+        let layout = line::scan_object(bytes)?;
+        let own = Evidence::scan(bytes);
+        Ok(LineStyle::detect(bytes, &layout, |spaced| {
+            self.neighbour_evidence(i, spaced, &own)
+        }))
+    }
+
+    /// Applies `f` to the line of issue `id` and re-derives its typed view. Only that
+    /// line changes. Refused (file unchanged) when the id is absent or on several lines,
+    /// when `f` fails, or when the result would no longer be a readable issue line.
+    pub fn edit<F>(&mut self, id: &str, f: F) -> Result<Edited, EditError>
+    where
+        F: FnOnce(&mut LineEditor) -> Result<(), LineError>,
+    {
+        let i = self.locate(id)?;
+        let line_err = |source| EditError::Line {
+            id: id.to_string(),
+            line: i + 1,
+            source,
+        };
+        let style = self.style_of(i).map_err(line_err)?;
+        let mut editor = LineEditor::new(self.lines[i].bytes().to_vec(), style);
+        f(&mut editor).map_err(line_err)?;
+        let bytes = editor.into_bytes();
+        if bytes == self.lines[i].bytes() {
+            return Ok(Edited {
+                line: i + 1,
+                changed: false,
+            });
+        }
+        let invalid = |message: String| EditError::Invalid {
+            id: id.to_string(),
+            line: i + 1,
+            message,
+        };
+        let issue = match parse_bytes(&bytes, None) {
+            Parsed::Issue(issue) => issue,
+            Parsed::Invalid(_, message) => return Err(invalid(message)),
+            Parsed::Blank | Parsed::Record(_) => {
+                return Err(invalid("it is no longer an issue record".into()))
+            }
+        };
+        if issue.id != id {
+            if let Some(&other) = self.index.get(&issue.id) {
+                return Err(EditError::AlreadyExists {
+                    id: issue.id,
+                    line: other + 1,
+                });
+            }
+        }
+        let renamed = issue.id != id;
+        self.lines[i].bytes = Bytes::Owned(bytes);
+        self.lines[i].kind = LineKind::Issue(issue);
+        if renamed {
+            self.rebuild_index();
+        }
+        Ok(Edited {
+            line: i + 1,
+            changed: true,
+        })
+    }
+
+    /// The terminator new lines get: the file's first, else `\n`.
+    fn default_ending(&self) -> LineEnding {
+        self.lines
+            .iter()
+            .map(|l| l.ending)
+            .find(|e| *e != LineEnding::None)
+            .unwrap_or(LineEnding::Lf)
+    }
+
+    /// Inserts a new issue as one classic-bd line (see [`NewIssue::to_line`]) before the
+    /// first issue line whose id sorts after it (byte-wise, as classic bd sorts), else
+    /// after the last issue line. Returns its 1-based line number.
+    pub fn insert(&mut self, new: &NewIssue) -> Result<usize, EditError> {
+        self.insert_line(&new.id, new.to_line())
+    }
+
+    /// Inserts an issue given as a JSON object (e.g. one read from another file): keys in
+    /// bd order, written as classic bd writes (see [`BeadsFile::insert`] for placement).
+    pub fn insert_map(&mut self, map: serde_json::Map<String, Value>) -> Result<usize, EditError> {
+        let id = map
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut bytes = Vec::with_capacity(256);
+        super::json::write_value(
+            &mut bytes,
+            &Value::Object(super::write::sort_bd_order(map)),
+            &super::json::Format::go(),
+        );
+        self.insert_line(&id, bytes)
+    }
+
+    fn insert_line(&mut self, id: &str, bytes: Vec<u8>) -> Result<usize, EditError> {
+        let new_id = id;
+        if let Some(&i) = self.index.get(new_id) {
+            return Err(EditError::AlreadyExists {
+                id: new_id.to_string(),
+                line: i + 1,
+            });
+        }
+        let issue = match parse_bytes(&bytes, None) {
+            Parsed::Issue(issue) => issue,
+            Parsed::Invalid(_, message) => {
+                return Err(EditError::Invalid {
+                    id: new_id.to_string(),
+                    line: 0,
+                    message,
+                })
+            }
+            Parsed::Blank | Parsed::Record(_) => {
+                return Err(EditError::Invalid {
+                    id: new_id.to_string(),
+                    line: 0,
+                    message: "it is not an issue record".into(),
+                })
+            }
+        };
+        let ending = self.default_ending();
+        let mut last_issue = None;
+        let mut before = None;
+        for (i, l) in self.lines.iter().enumerate() {
+            if let LineKind::Issue(other) = &l.kind {
+                if other.id.as_bytes() > new_id.as_bytes() {
+                    before = Some(i);
+                    break;
+                }
+                last_issue = Some(i);
+            }
+        }
+        let at = match (before, last_issue) {
+            (Some(i), _) => i,
+            (None, Some(i)) => i + 1,
+            (None, None) => self.lines.len(),
+        };
+        let mut new_line = Line {
+            bytes: Bytes::Owned(bytes),
+            ending,
+            kind: LineKind::Issue(issue),
+        };
+        if at > 0 && self.lines[at - 1].ending == LineEnding::None {
+            // Appending after a last line without a newline: it gets one, and the new last
+            // line keeps the file's missing final newline.
+            self.lines[at - 1].ending = ending;
+            new_line.ending = LineEnding::None;
+        }
+        self.lines.insert(at, new_line);
+        for i in self.index.values_mut() {
+            if *i >= at {
+                *i += 1;
+            }
+        }
+        for idxs in self.duplicates.values_mut() {
+            for i in idxs.iter_mut().filter(|i| **i >= at) {
+                *i += 1;
+            }
+        }
+        self.index.insert(new_id.to_string(), at);
+        Ok(at + 1)
+    }
+}

@@ -1,0 +1,575 @@
+//! `ready`, `blocked` and `ready --explain`: which issues can be worked on now, in what
+//! order, and why the others cannot.
+//!
+//! An issue is ready (bd v1) when it is live, its status is `open`, it is not pinned and
+//! not ephemeral, its type is not infrastructure ([`NON_WORK_TYPES`]; an explicit type
+//! filter replaces that exclusion), `defer_until` is unset or not after `now`, no direct
+//! parent is deferred past `now`, and it is not blocked (see [`super::graph`]).
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::graph::{instant_nanos, DirectBlock, Graph, Ix};
+use super::issue::{canonical_dep_type, DepKind, Issue, StatusKind, NON_WORK_TYPES};
+
+/// bd's default `ready --limit` (v1.0.4+).
+pub const DEFAULT_LIMIT: usize = 100;
+/// How recent an issue must be for the hybrid sort to rank it by priority.
+pub const HYBRID_RECENT_HOURS: i64 = 48;
+
+/// Order of the ready list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SortPolicy {
+    /// Priority ascending, then newest first, then id.
+    #[default]
+    Priority,
+    /// Issues created in the last 48 hours first, by priority (then oldest first);
+    /// older issues after them, oldest first.
+    Hybrid,
+    /// Oldest first.
+    Oldest,
+}
+
+impl std::str::FromStr for SortPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "priority" => Ok(SortPolicy::Priority),
+            "hybrid" => Ok(SortPolicy::Hybrid),
+            "oldest" => Ok(SortPolicy::Oldest),
+            other => Err(format!(
+                "unknown sort policy {other:?} (expected priority, hybrid or oldest)"
+            )),
+        }
+    }
+}
+
+/// Filters, order and limit of a ready query. `Default` is bd's `ready` with no flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyQuery {
+    pub sort: SortPolicy,
+    /// At most this many issues; 0 means all.
+    pub limit: usize,
+    /// Only issues assigned to this actor.
+    pub assignee: Option<String>,
+    /// Only issues with no assignee (takes precedence over `assignee`).
+    pub unassigned: bool,
+    /// Only issues carrying all of these labels.
+    pub labels: Vec<String>,
+    /// Only issues carrying at least one of these labels (ignored when empty).
+    pub labels_any: Vec<String>,
+    /// Only issues of this type; replaces the exclusion of infrastructure types.
+    pub issue_type: Option<String>,
+    pub priority: Option<i64>,
+    /// Only transitive descendants of this issue: by `parent-child` edges, or by an id
+    /// starting with `<parent>.` when the issue has no `parent-child` edge at all.
+    pub parent: Option<String>,
+}
+
+impl Default for ReadyQuery {
+    fn default() -> Self {
+        ReadyQuery {
+            sort: SortPolicy::Priority,
+            limit: DEFAULT_LIMIT,
+            assignee: None,
+            unassigned: false,
+            labels: Vec::new(),
+            labels_any: Vec::new(),
+            issue_type: None,
+            priority: None,
+            parent: None,
+        }
+    }
+}
+
+/// The answer to a ready query: the issues to show and how many matched in all, for
+/// "Showing N of M".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyList {
+    pub issues: Vec<Ix>,
+    pub total: usize,
+}
+
+impl ReadyList {
+    pub fn truncated(&self) -> bool {
+        self.issues.len() < self.total
+    }
+}
+
+/// Which issues the query's filters let through (assignee, labels, type, priority,
+/// parent), independent of readiness.
+struct Filter<'q> {
+    query: &'q ReadyQuery,
+    /// Indexed like the issues: inside the `parent` scope.
+    in_scope: Option<Vec<bool>>,
+}
+
+impl<'q> Filter<'q> {
+    fn new(graph: &Graph<'_>, query: &'q ReadyQuery) -> Filter<'q> {
+        let in_scope = query.parent.as_deref().map(|parent| {
+            let mut scope = vec![false; graph.issues().len()];
+            if let Some(p) = graph.lookup(parent) {
+                for d in graph.descendants(p) {
+                    scope[d] = true;
+                }
+            }
+            // Ids under `<parent>.` count too, unless a parent-child edge puts them
+            // somewhere else.
+            let dotted = format!("{parent}.");
+            for (i, issue) in graph.issues().iter().enumerate() {
+                if issue.id.starts_with(&dotted)
+                    && !issue
+                        .dependencies
+                        .iter()
+                        .any(|d| d.kind() == DepKind::ParentChild)
+                {
+                    scope[i] = true;
+                }
+            }
+            scope
+        });
+        Filter { query, in_scope }
+    }
+
+    fn admits(&self, i: Ix, issue: &Issue) -> bool {
+        let q = self.query;
+        if q.unassigned {
+            if !issue.assignee.is_empty() {
+                return false;
+            }
+        } else if q.assignee.as_ref().is_some_and(|a| &issue.assignee != a) {
+            return false;
+        }
+        if !q.labels.iter().all(|l| issue.has_label(l)) {
+            return false;
+        }
+        if !q.labels_any.is_empty() && !q.labels_any.iter().any(|l| issue.has_label(l)) {
+            return false;
+        }
+        if let Some(t) = &q.issue_type {
+            if issue.issue_type() != t {
+                return false;
+            }
+        }
+        if q.priority.is_some_and(|p| p != issue.priority) {
+            return false;
+        }
+        self.in_scope.as_ref().is_none_or(|s| s[i])
+    }
+}
+
+/// The readiness rules, without filters. `explicit_type` turns off the exclusion of
+/// infrastructure types. Reads only the graph's compact per-issue arrays.
+fn is_ready(graph: &Graph<'_>, i: Ix, now_nanos: i64, explicit_type: bool) -> bool {
+    let deferred = |j: Ix| graph.defer_until_nanos(j).is_some_and(|t| t > now_nanos);
+    graph.is_workable(i)
+        && (explicit_type || !graph.is_infra_type(i))
+        && !deferred(i)
+        && !graph.parents(i).any(deferred)
+}
+
+/// Sorts `ix` by `policy`, fully or — when `limit` cuts the list — only the first
+/// `limit` (selection first, so a large backlog with a small limit stays linear).
+fn sort_issues(
+    graph: &Graph<'_>,
+    ix: &mut Vec<Ix>,
+    policy: SortPolicy,
+    now: DateTime<Utc>,
+    limit: usize,
+) {
+    let recent_since = now
+        .checked_sub_signed(Duration::hours(HYBRID_RECENT_HOURS))
+        .map_or(i64::MIN, |t| instant_nanos(&t.fixed_offset()));
+    let keys: Vec<(i64, Option<i64>, bool)> = ix
+        .iter()
+        .map(|&i| {
+            let created = graph.created_nanos(i);
+            (
+                graph.issue(i).priority,
+                created,
+                created.is_some_and(|c| c >= recent_since),
+            )
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..ix.len()).collect();
+    let cmp = |&a: &usize, &b: &usize| -> Ordering {
+        let (pa, ca, ra) = keys[a];
+        let (pb, cb, rb) = keys[b];
+        let primary = match policy {
+            // Newest first; a missing creation time sorts last.
+            SortPolicy::Priority => pa.cmp(&pb).then_with(|| match (ca, cb) {
+                (Some(x), Some(y)) => y.cmp(&x),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            }),
+            SortPolicy::Hybrid => rb.cmp(&ra).then_with(|| {
+                if ra && rb {
+                    pa.cmp(&pb).then_with(|| ca.cmp(&cb))
+                } else {
+                    ca.cmp(&cb)
+                }
+            }),
+            // A missing creation time counts as oldest.
+            SortPolicy::Oldest => ca.cmp(&cb),
+        };
+        primary.then_with(|| graph.issue(ix[a]).id.cmp(&graph.issue(ix[b]).id))
+    };
+    if limit > 0 && limit < order.len() {
+        order.select_nth_unstable_by(limit - 1, cmp);
+        order.truncate(limit);
+    }
+    order.sort_unstable_by(cmp);
+    *ix = order.into_iter().map(|k| ix[k]).collect();
+}
+
+/// `bd ready`: the ready issues that pass the query's filters, sorted and limited, with
+/// the total before the limit. `now` decides deferrals and the hybrid sort's window.
+pub fn ready(graph: &Graph<'_>, query: &ReadyQuery, now: DateTime<Utc>) -> ReadyList {
+    let now_nanos = instant_nanos(&now.fixed_offset());
+    let filter = Filter::new(graph, query);
+    let explicit_type = query.issue_type.is_some();
+    let mut ix: Vec<Ix> = graph
+        .workable_indexes()
+        .filter(|&i| {
+            is_ready(graph, i, now_nanos, explicit_type) && filter.admits(i, graph.issue(i))
+        })
+        .collect();
+    let total = ix.len();
+    sort_issues(graph, &mut ix, query.sort, now, query.limit);
+    ReadyList { issues: ix, total }
+}
+
+/// An issue as explanations name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IssueRef<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub status: &'a str,
+    pub priority: i64,
+}
+
+impl<'a> IssueRef<'a> {
+    pub fn of(issue: &'a Issue) -> IssueRef<'a> {
+        IssueRef {
+            id: issue.id.as_str(),
+            title: issue.title.as_str(),
+            status: issue.status(),
+            priority: issue.priority,
+        }
+    }
+}
+
+/// One reason an issue is not ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+pub enum Reason<'a> {
+    /// The status is not `open`.
+    Status {
+        status: &'a str,
+    },
+    Pinned,
+    Ephemeral,
+    /// An infrastructure type, excluded unless asked for by an explicit type filter.
+    TypeExcluded {
+        issue_type: &'a str,
+    },
+    /// `defer_until` is after now.
+    Deferred {
+        until: &'a str,
+    },
+    /// A direct parent's `defer_until` is after now.
+    ParentDeferred {
+        parent: IssueRef<'a>,
+        until: &'a str,
+    },
+    /// A `blocks`/`conditional-blocks` target that is still live.
+    BlockedBy {
+        blocker: IssueRef<'a>,
+        dep_type: &'a str,
+    },
+    /// A `waits-for` gate over `gate`'s children that is not satisfied.
+    WaitsFor {
+        gate: IssueRef<'a>,
+        any_children: bool,
+        closed_children: usize,
+        total_children: usize,
+    },
+    /// Blocked through the nearest blocked ancestor.
+    AncestorBlocked {
+        ancestor: IssueRef<'a>,
+    },
+}
+
+impl Reason<'_> {
+    /// A short stable code (`blocks:bd-1`, `deferred`, …) for tests and terse output.
+    pub fn code(&self) -> String {
+        match self {
+            Reason::Status { status } => format!("status:{status}"),
+            Reason::Pinned => "pinned".into(),
+            Reason::Ephemeral => "ephemeral".into(),
+            Reason::TypeExcluded { issue_type } => format!("type:{issue_type}"),
+            Reason::Deferred { .. } => "deferred".into(),
+            Reason::ParentDeferred { parent, .. } => format!("parent-deferred:{}", parent.id),
+            Reason::BlockedBy { blocker, .. } => format!("blocks:{}", blocker.id),
+            Reason::WaitsFor { gate, .. } => format!("waits-for:{}", gate.id),
+            Reason::AncestorBlocked { ancestor } => format!("ancestor:{}", ancestor.id),
+        }
+    }
+}
+
+impl std::fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r =
+            |i: &IssueRef<'_>| format!("{} \"{}\" ({}, P{})", i.id, i.title, i.status, i.priority);
+        match self {
+            Reason::Status { status } => write!(f, "status is {status}, not open"),
+            Reason::Pinned => f.write_str("pinned"),
+            Reason::Ephemeral => f.write_str("ephemeral"),
+            Reason::TypeExcluded { issue_type } => {
+                write!(f, "type {issue_type} is not offered as work")
+            }
+            Reason::Deferred { until } => write!(f, "deferred until {until}"),
+            Reason::ParentDeferred { parent, until } => {
+                write!(f, "parent {} deferred until {until}", r(parent))
+            }
+            Reason::BlockedBy { blocker, dep_type } => {
+                write!(f, "blocked by {} ({dep_type})", r(blocker))
+            }
+            Reason::WaitsFor {
+                gate,
+                any_children,
+                closed_children,
+                total_children,
+            } => write!(
+                f,
+                "waits for {} of the children of {} ({closed_children} of {total_children} closed)",
+                if *any_children { "any" } else { "all" },
+                r(gate)
+            ),
+            Reason::AncestorBlocked { ancestor } => {
+                write!(f, "ancestor {} is blocked", r(ancestor))
+            }
+        }
+    }
+}
+
+/// Why the issue at `i` is or is not ready, ignoring filters other than the explicit
+/// type (which lifts the type exclusion). Empty means ready. Reasons come in a fixed
+/// order: status, pinned, ephemeral, type, deferrals, direct blockers, ancestor.
+pub fn explain_issue<'a>(
+    graph: &Graph<'a>,
+    i: Ix,
+    explicit_type: bool,
+    now: DateTime<Utc>,
+) -> Vec<Reason<'a>> {
+    let issue = graph.issue(i);
+    let mut reasons = Vec::new();
+    if issue.status_kind() != StatusKind::Open {
+        reasons.push(Reason::Status {
+            status: issue.status(),
+        });
+    }
+    if issue.pinned {
+        reasons.push(Reason::Pinned);
+    }
+    if issue.ephemeral {
+        reasons.push(Reason::Ephemeral);
+    }
+    if !explicit_type && NON_WORK_TYPES.contains(&issue.issue_type()) {
+        reasons.push(Reason::TypeExcluded {
+            issue_type: issue.issue_type(),
+        });
+    }
+    if let Some(t) = issue.defer_until.as_ref().filter(|t| t.at > now) {
+        reasons.push(Reason::Deferred {
+            until: t.raw.as_str(),
+        });
+    }
+    for p in graph.parents(i) {
+        let parent = graph.issue(p);
+        if let Some(t) = parent.defer_until.as_ref().filter(|t| t.at > now) {
+            reasons.push(Reason::ParentDeferred {
+                parent: IssueRef::of(parent),
+                until: t.raw.as_str(),
+            });
+        }
+    }
+    if !graph.is_blocked(i) {
+        return reasons;
+    }
+    for b in graph.direct_blockers(i) {
+        let target = graph.issue(b.blocker);
+        reasons.push(match b.why {
+            DirectBlock::Blocks => Reason::BlockedBy {
+                blocker: IssueRef::of(target),
+                dep_type: canonical_dep_type(&b.dep.dep_type),
+            },
+            DirectBlock::WaitsFor => {
+                let progress = graph.progress(b.blocker);
+                Reason::WaitsFor {
+                    gate: IssueRef::of(target),
+                    any_children: b.dep.waits_for_any(),
+                    closed_children: progress.closed,
+                    total_children: progress.total,
+                }
+            }
+        });
+    }
+    if let Some(a) = graph.blocked_ancestor(i) {
+        reasons.push(Reason::AncestorBlocked {
+            ancestor: IssueRef::of(graph.issue(a)),
+        });
+    }
+    reasons
+}
+
+/// A ready issue in an explanation, with the blockers that no longer hold it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReadyEntry<'a> {
+    pub issue: IssueRef<'a>,
+    /// `blocks`-type targets that exist but are closed or pinned.
+    pub resolved_blockers: Vec<IssueRef<'a>>,
+}
+
+/// A not-ready issue in an explanation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotReadyEntry<'a> {
+    pub issue: IssueRef<'a>,
+    pub reasons: Vec<Reason<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExplainSummary {
+    pub ready: usize,
+    pub not_ready: usize,
+    pub cycles: usize,
+}
+
+/// `ready --explain`: every non-closed issue that passes the query's filters, split into
+/// ready (in the query's order, no limit) and not ready (priority order) with reasons,
+/// plus the blocking cycles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation<'a> {
+    pub ready: Vec<ReadyEntry<'a>>,
+    pub not_ready: Vec<NotReadyEntry<'a>>,
+    pub cycles: Vec<Vec<&'a str>>,
+    pub summary: ExplainSummary,
+}
+
+pub fn explain<'a>(graph: &Graph<'a>, query: &ReadyQuery, now: DateTime<Utc>) -> Explanation<'a> {
+    let now_nanos = instant_nanos(&now.fixed_offset());
+    let filter = Filter::new(graph, query);
+    let explicit_type = query.issue_type.is_some();
+    let mut ready_ix = Vec::new();
+    let mut not_ready_ix = Vec::new();
+    for i in graph.live_indexes() {
+        let issue = graph.issue(i);
+        if graph.status_kind(i) == StatusKind::Closed || !filter.admits(i, issue) {
+            continue;
+        }
+        if is_ready(graph, i, now_nanos, explicit_type) {
+            ready_ix.push(i);
+        } else {
+            not_ready_ix.push(i);
+        }
+    }
+    sort_issues(graph, &mut ready_ix, query.sort, now, 0);
+    sort_issues(graph, &mut not_ready_ix, SortPolicy::Priority, now, 0);
+    let ready: Vec<ReadyEntry<'a>> = ready_ix
+        .into_iter()
+        .map(|i| ReadyEntry {
+            issue: IssueRef::of(graph.issue(i)),
+            resolved_blockers: graph
+                .dependencies(i)
+                .into_iter()
+                .filter(|e| matches!(e.dep.kind(), DepKind::Blocks | DepKind::ConditionalBlocks))
+                .filter_map(|e| e.other)
+                .map(|t| IssueRef::of(graph.issue(t)))
+                .collect(),
+        })
+        .collect();
+    let not_ready: Vec<NotReadyEntry<'a>> = not_ready_ix
+        .into_iter()
+        .map(|i| NotReadyEntry {
+            issue: IssueRef::of(graph.issue(i)),
+            reasons: explain_issue(graph, i, explicit_type, now),
+        })
+        .collect();
+    let cycles = graph.cycles();
+    let summary = ExplainSummary {
+        ready: ready.len(),
+        not_ready: not_ready.len(),
+        cycles: cycles.len(),
+    };
+    Explanation {
+        ready,
+        not_ready,
+        cycles,
+        summary,
+    }
+}
+
+/// One entry of `bd blocked`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedEntry<'a> {
+    pub issue: Ix,
+    /// What bd lists as `blocked_by`: the direct blockers (live `blocks` targets,
+    /// unsatisfied `waits-for` gates), each once in dependency order; for an issue blocked
+    /// only through its parent chain, that blocked parent.
+    pub blocked_by: Vec<&'a str>,
+    /// The nearest directly blocked ancestor, when there is a blocked parent.
+    pub blocked_ancestor: Option<&'a str>,
+}
+
+/// `bd blocked`: every blocked issue (only issues that are neither closed nor `pinned`
+/// can be blocked), optionally only under `parent` (same scope rule as the ready filter).
+/// Priority order, then newest first, then id — bd's order.
+pub fn blocked<'a>(graph: &Graph<'a>, parent: Option<&str>) -> Vec<BlockedEntry<'a>> {
+    let query = ReadyQuery {
+        parent: parent.map(str::to_string),
+        ..ReadyQuery::default()
+    };
+    let filter = Filter::new(graph, &query);
+    let mut ix: Vec<Ix> = graph
+        .live_indexes()
+        .filter(|&i| graph.is_blocked(i) && filter.admits(i, graph.issue(i)))
+        .collect();
+    // The priority order does not look at the clock.
+    sort_issues(
+        graph,
+        &mut ix,
+        SortPolicy::Priority,
+        DateTime::<Utc>::UNIX_EPOCH,
+        0,
+    );
+    ix.into_iter()
+        .map(|i| {
+            let mut blocked_by: Vec<&'a str> = Vec::new();
+            for b in graph.direct_blockers(i) {
+                let id = graph.issue(b.blocker).id.as_str();
+                if !blocked_by.contains(&id) {
+                    blocked_by.push(id);
+                }
+            }
+            if blocked_by.is_empty() {
+                blocked_by.extend(
+                    graph
+                        .parents(i)
+                        .find(|&p| graph.is_blocked(p))
+                        .map(|p| graph.issue(p).id.as_str()),
+                );
+            }
+            BlockedEntry {
+                issue: i,
+                blocked_by,
+                blocked_ancestor: graph
+                    .blocked_ancestor(i)
+                    .map(|a| graph.issue(a).id.as_str()),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,133 @@
+//! Crash-safe file replacement and the cross-process write lock.
+//!
+//! A reader must only ever see the old file or the new one, never a mix: write a temp file
+//! in the same directory, fsync it, rename it over the target, fsync the directory.
+//! Writers serialize on an advisory lock file so a read-modify-write never loses another
+//! process's update.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Replaces `path` with `bytes` atomically, keeping the file's permissions.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".spool-write-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        std::fs::set_permissions(tmp.path(), meta.permissions())
+            .with_context(|| format!("copying permissions of {}", path.display()))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("replacing {}", path.display()))?;
+    // The rename is durable only once the directory entry is.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))?;
+    Ok(())
+}
+
+/// An exclusive advisory lock held until dropped.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    /// Waits up to `timeout` for the lock at `path` (created if missing).
+    pub fn acquire(path: &Path, timeout: Duration) -> Result<FileLock> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening lock file {}", path.display()))?;
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => {
+                    return Ok(FileLock {
+                        file,
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if Instant::now() >= deadline {
+                        bail!(
+                            "timed out after {:?} waiting for the lock {} (another spool process is writing)",
+                            timeout,
+                            path.display()
+                        );
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("locking {}", path.display()));
+                }
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Closing the descriptor releases the lock as well; unlocking first makes the
+        // hand-over immediate for waiters polling with try_lock.
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_keeps_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("f.jsonl");
+        std::fs::write(&p, b"old\n").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        write_atomic(&p, b"new\n").expect("atomic write");
+        assert_eq!(std::fs::read(&p).expect("read"), b"new\n");
+        let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        let leftovers: Vec<_> = std::fs::read_dir(t.path())
+            .expect("readdir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".spool-write-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files left behind");
+    }
+
+    #[test]
+    fn lock_times_out_while_held_and_is_free_after_drop() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("x.lock");
+        let held = FileLock::acquire(&p, Duration::from_secs(1)).expect("first lock");
+        let err = FileLock::acquire(&p, Duration::from_millis(30)).expect_err("second must wait");
+        assert!(err.to_string().contains("timed out"), "{err}");
+        drop(held);
+        FileLock::acquire(&p, Duration::from_millis(30)).expect("free after drop");
+    }
+}

@@ -1,0 +1,116 @@
+//! Pieces every backlog command shares: loading a snapshot, resolving ids, rendering
+//! issues as bd-shaped JSON.
+
+use anyhow::{anyhow, Result};
+use serde_json::{Map, Value};
+use spool_core::beads::graph::IssueCounts;
+use spool_core::beads::ids::{resolve_id, IdError};
+use spool_core::beads::{BeadsFile, Issue, Timestamp};
+
+use super::Ctx;
+use crate::backlog::Backlog;
+
+/// A backlog loaded for reading.
+pub struct Snapshot {
+    pub backlog: Backlog,
+}
+
+impl Snapshot {
+    pub fn load(ctx: &Ctx) -> Result<Snapshot> {
+        let ws = ctx.workspace()?;
+        let backlog = Backlog::load(&ws)?;
+        Ok(Snapshot { backlog })
+    }
+
+    pub fn file(&self) -> &BeadsFile {
+        &self.backlog.file
+    }
+
+    /// The issues in effect (last occurrence of duplicated ids), tombstones included.
+    pub fn issues(&self) -> Vec<&Issue> {
+        self.backlog.file.issues().collect()
+    }
+}
+
+/// Resolves a full id, a unique hash suffix or a unique substring to an issue id.
+pub fn resolve<'a>(issues: &[&'a Issue], query: &str) -> Result<&'a str> {
+    resolve_id(issues.iter().copied(), query, false).map_err(id_error)
+}
+
+pub fn id_error(e: IdError) -> anyhow::Error {
+    match e {
+        IdError::NotFound { query } => anyhow!("no issue matches {query:?}"),
+        IdError::Ambiguous { query, candidates } => {
+            let shown: Vec<&str> = candidates.iter().take(10).map(String::as_str).collect();
+            let more = candidates.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            anyhow!(
+                "{query:?} is ambiguous: it matches {}{more}; give more of the id",
+                shown.join(", ")
+            )
+        }
+        other => anyhow!("{other:?}"),
+    }
+}
+
+/// The issue as tools expect it from bd: its record (unknown keys kept) plus
+/// `dependency_count`, `dependent_count`, `comment_count` and `parent`.
+pub fn issue_json(file: &BeadsFile, issue: &Issue, counts: Option<&IssueCounts<'_>>) -> Value {
+    let mut v = file
+        .render(&issue.id)
+        .unwrap_or_else(|| spool_core::beads::render_issue(issue));
+    if let (Value::Object(m), Some(c)) = (&mut v, counts) {
+        add_counts(m, c);
+    }
+    v
+}
+
+fn add_counts(m: &mut Map<String, Value>, c: &IssueCounts<'_>) {
+    m.insert("dependency_count".into(), c.dependency_count.into());
+    m.insert("dependent_count".into(), c.dependent_count.into());
+    m.insert("comment_count".into(), c.comment_count.into());
+    if let Some(p) = c.parent {
+        m.insert("parent".into(), p.into());
+    }
+}
+
+/// The time now, as bd writes it.
+pub fn now_stamp(ctx: &Ctx) -> Timestamp {
+    Timestamp::from_utc(ctx.now)
+}
+
+/// Parses a priority flag.
+pub fn priority_arg(s: &str) -> Result<i64> {
+    spool_core::beads::ops::parse_priority(s).map_err(|e| anyhow!(e))
+}
+
+/// Parses a time flag relative to now.
+pub fn time_arg(ctx: &Ctx, flag: &str, s: &str) -> Result<Timestamp> {
+    spool_core::beads::ops::parse_when(s, ctx.now)
+        .map(Timestamp::from_utc)
+        .map_err(|e| anyhow!("--{flag}: {e}"))
+}
+
+/// One line per issue for people: `id  P1  type  status  title`.
+pub fn issue_line(ctx: &Ctx, issue: &Issue) -> String {
+    let st = super::output::Style { color: ctx.color };
+    let mut line = format!(
+        "{}  {}  {:<8} {:<12} {}",
+        st.bold(&issue.id),
+        st.priority(issue.priority),
+        issue.issue_type(),
+        st.status(issue.status()),
+        issue.title
+    );
+    if !issue.assignee.is_empty() {
+        line.push_str(&st.dim(&format!("  @{}", issue.assignee)));
+    }
+    if !issue.labels.is_empty() {
+        line.push_str(&st.dim(&format!("  [{}]", issue.labels.join(", "))));
+    }
+    line
+}

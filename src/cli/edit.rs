@@ -1,0 +1,702 @@
+//! Commands that change the backlog: create, update, close, reopen, dep add/remove,
+//! label add/remove, comments, notes.
+//!
+//! Each runs inside [`crate::backlog::modify`]: the file is re-read under the lock, every
+//! check is made against that fresh copy, and only the lines of the issues named change.
+
+use std::collections::HashSet;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use spool_core::beads::graph::{EdgeRefusal, Graph};
+use spool_core::beads::ids::{self, IdSeed};
+use spool_core::beads::ops::{self, Stamp};
+use spool_core::beads::{
+    canonical_dep_type, BeadsFile, CommentId, DepKind, Issue, NewComment, NewDependency, NewIssue,
+    StatusKind, Timestamp,
+};
+
+use super::args::{CloseArgs, CreateArgs, ReopenArgs, UpdateArgs};
+use super::common::{id_error, issue_json, now_stamp, priority_arg, resolve, time_arg};
+use super::output::print_json;
+use super::Ctx;
+use crate::backlog::{modify, Tx};
+use crate::workspace::{BeadsConfig, Workspace};
+
+/// bd limits titles to 500 bytes.
+const MAX_TITLE: usize = 500;
+
+fn check_title(title: &str) -> Result<()> {
+    if title.trim().is_empty() {
+        bail!("a title is required");
+    }
+    if title.len() > MAX_TITLE {
+        bail!("title is {} bytes; the limit is {MAX_TITLE}", title.len());
+    }
+    Ok(())
+}
+
+/// Renders issues after a write, for `--json`.
+fn render_all(file: &BeadsFile, ids: &[String]) -> Vec<Value> {
+    let issues: Vec<&Issue> = file.issues().collect();
+    let graph = Graph::new(issues);
+    let counts = graph.counts();
+    ids.iter()
+        .filter_map(|id| {
+            let i = graph.lookup(id)?;
+            Some(issue_json(file, graph.issue(i), Some(&counts[i])))
+        })
+        .collect()
+}
+
+/// Splits `type:id` (or a bare id, meaning `blocks`).
+fn parse_dep_spec(spec: &str) -> (&str, &str) {
+    match spec.split_once(':') {
+        Some((t, id)) if !t.is_empty() && !id.is_empty() => (t, id),
+        _ => ("blocks", spec),
+    }
+}
+
+fn new_dep(id: &str, target: &str, dep_type: &str, stamp: Stamp<'_>) -> NewDependency {
+    NewDependency {
+        issue_id: id.to_string(),
+        depends_on_id: target.to_string(),
+        dep_type: canonical_dep_type(dep_type).to_string(),
+        created_at: stamp.now.clone(),
+        created_by: stamp.actor.to_string(),
+        metadata: String::new(),
+        thread_id: String::new(),
+    }
+}
+
+pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
+    let ws = ctx.workspace()?;
+    let actor = ctx.actor(Some(&ws));
+    let now = now_stamp(ctx);
+    let title = args
+        .title
+        .clone()
+        .or_else(|| args.title_flag.clone())
+        .unwrap_or_default();
+    check_title(&title)?;
+    let priority = args
+        .priority
+        .as_deref()
+        .map(priority_arg)
+        .transpose()?
+        .unwrap_or(2);
+    let defer = args
+        .defer
+        .as_deref()
+        .map(|s| time_arg(ctx, "defer", s))
+        .transpose()?;
+    let due = args
+        .due
+        .as_deref()
+        .map(|s| time_arg(ctx, "due", s))
+        .transpose()?;
+    let config = BeadsConfig::load(&ws.config_path())?;
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
+
+    let id = modify(&ws, |tx| {
+        let issues: Vec<&Issue> = tx.file.issues().collect();
+        let parent = args
+            .parent
+            .as_deref()
+            .map(|p| resolve(&issues, p).map(str::to_string))
+            .transpose()?;
+        let mut deps = Vec::new();
+        for spec in args.deps.iter().filter(|s| !s.trim().is_empty()) {
+            let (t, target) = parse_dep_spec(spec.trim());
+            let target = resolve(&issues, target).with_context(|| format!("--deps {spec}"))?;
+            deps.push((t.to_string(), target.to_string()));
+        }
+        let all_ids: HashSet<&str> = issues.iter().map(|i| i.id.as_str()).collect();
+        let id = match (&args.id, &parent) {
+            (Some(id), _) => {
+                if all_ids.contains(id.as_str()) {
+                    bail!("issue {id} already exists");
+                }
+                id.clone()
+            }
+            (None, Some(p)) => ids::next_child_id(
+                p,
+                all_ids.iter().copied(),
+                ids::DEFAULT_MAX_CHILD_DEPTH,
+            )
+            .map_err(|e| match e {
+                ids::IdError::MaxDepth { parent, max_depth } => {
+                    anyhow!("{parent} is already {max_depth} levels deep; it cannot have children")
+                }
+                other => id_error(other),
+            })?,
+            (None, None) => {
+                let prefix = ids::choose_prefix(
+                    config.issue_prefix.as_deref(),
+                    all_ids.iter().copied(),
+                    &ws.dir_name(),
+                );
+                let seed = IdSeed {
+                    title: &title,
+                    description: args.description.as_deref().unwrap_or(""),
+                    creator: &actor,
+                    created_at_unix_nanos: now.unix_nanos(),
+                };
+                ids::generate_id(&prefix, seed, &all_ids)
+                    .map_err(|e| anyhow!("could not make a new id: {e:?}"))?
+            }
+        };
+        let mut new = NewIssue::new(id.clone(), title.clone(), now.clone(), actor.clone());
+        new.priority = priority;
+        new.issue_type = args.issue_type.clone().unwrap_or_else(|| "task".into());
+        new.description = args.description.clone().unwrap_or_default();
+        new.design = args.design.clone().unwrap_or_default();
+        new.acceptance_criteria = args.acceptance.clone().unwrap_or_default();
+        new.notes = args.notes.clone().unwrap_or_default();
+        new.assignee = args.assignee.clone().unwrap_or_default();
+        new.external_ref = args.external_ref.clone().unwrap_or_default();
+        new.estimated_minutes = args.estimate;
+        new.defer_until = defer.clone();
+        new.due_at = due.clone();
+        new.labels = args
+            .labels
+            .iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if let Some(p) = &parent {
+            new.dependencies
+                .push(new_dep(&id, p, "parent-child", stamp));
+        }
+        for (t, target) in &deps {
+            if Some(target) == parent.as_ref() {
+                continue;
+            }
+            new.dependencies.push(new_dep(&id, target, t, stamp));
+        }
+        tx.insert(&new)?;
+        Ok(id)
+    })?;
+
+    if quick || args.silent {
+        println!("{id}");
+        return Ok(0);
+    }
+    let file = crate::backlog::Backlog::load(&ws)?.file;
+    if ctx.global.json {
+        let mut out = render_all(&file, std::slice::from_ref(&id));
+        return print_json(&out.pop().unwrap_or(Value::Null)).map(|_| 0);
+    }
+    if !ctx.global.quiet {
+        println!("Created {id}: {title}");
+    }
+    Ok(0)
+}
+
+/// Resolves every query against the current file, refusing unknown ids up front.
+fn resolve_all(file: &BeadsFile, queries: &[String]) -> Result<Vec<String>> {
+    let issues: Vec<&Issue> = file.issues().collect();
+    queries
+        .iter()
+        .map(|q| resolve(&issues, q).map(str::to_string))
+        .collect()
+}
+
+pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
+    let ws = ctx.workspace()?;
+    let actor = ctx.actor(Some(&ws));
+    let now = now_stamp(ctx);
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
+    let priority = args.priority.as_deref().map(priority_arg).transpose()?;
+    let defer = parse_optional_time(ctx, "defer", args.defer.as_deref())?;
+    let due = parse_optional_time(ctx, "due", args.due.as_deref())?;
+    if let Some(t) = &args.title {
+        check_title(t)?;
+    }
+    let ids = modify(&ws, |tx| {
+        let ids = resolve_all(&tx.file, &args.ids)?;
+        for id in &ids {
+            update_one(tx, id, args, stamp, priority, defer.as_ref(), due.as_ref())?;
+        }
+        Ok(ids)
+    })?;
+    report(ctx, &ws, &ids, "Updated")
+}
+
+/// `Some(None)` clears (the flag was given empty), `Some(Some(t))` sets.
+fn parse_optional_time(
+    ctx: &Ctx,
+    flag: &str,
+    v: Option<&str>,
+) -> Result<Option<Option<Timestamp>>> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(Some(None)),
+        Some(s) => Ok(Some(Some(time_arg(ctx, flag, s)?))),
+    }
+}
+
+fn update_one(
+    tx: &mut Tx,
+    id: &str,
+    args: &UpdateArgs,
+    stamp: Stamp<'_>,
+    priority: Option<i64>,
+    defer: Option<&Option<Timestamp>>,
+    due: Option<&Option<Timestamp>>,
+) -> Result<()> {
+    let issue = tx
+        .file
+        .get(id)
+        .cloned()
+        .ok_or_else(|| anyhow!("no issue {id}"))?;
+    let claim = if args.claim {
+        ops::check_claim(&issue, stamp.actor)?
+    } else {
+        false
+    };
+    let new_parent = match &args.parent {
+        None => None,
+        Some(p) if p.trim().is_empty() => Some(None),
+        Some(p) => {
+            let issues: Vec<&Issue> = tx.file.issues().collect();
+            let target = resolve(&issues, p)?.to_string();
+            let graph = Graph::new(issues);
+            let me = graph.lookup(id).expect("issue exists");
+            let t = graph.lookup(&target).expect("resolved ids exist");
+            if t == me || graph.descendants(me).contains(&t) {
+                bail!("{target} is {id} or one of its descendants; it cannot become its parent");
+            }
+            Some(Some(target))
+        }
+    };
+    tx.edit(id, |ed| {
+        let before = ed.bytes().to_vec();
+        if claim {
+            ops::claim(ed, &issue, stamp)?;
+        }
+        if let Some(s) = &args.status {
+            ops::set_status(ed, &issue, s, stamp)?;
+        }
+        if let Some(t) = &args.title {
+            ed.set("title", t.as_str())?;
+        }
+        if let Some(t) = &args.issue_type {
+            ed.set("issue_type", t.as_str())?;
+        }
+        if let Some(p) = priority {
+            ed.set("priority", p)?;
+        }
+        if let Some(a) = &args.assignee {
+            ed.set_or_remove("assignee", a.as_str())?;
+        }
+        for (key, v) in [
+            ("description", &args.description),
+            ("design", &args.design),
+            ("acceptance_criteria", &args.acceptance),
+            ("notes", &args.notes),
+            ("external_ref", &args.external_ref),
+        ] {
+            if let Some(v) = v {
+                ops::set_text(ed, key, v)?;
+            }
+        }
+        if let Some(extra) = &args.append_notes {
+            let current = ed
+                .get("notes")?
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let base = Issue {
+                notes: current,
+                ..Issue::default()
+            };
+            ops::append_notes(ed, &base, extra)?;
+        }
+        for l in &args.add_label {
+            ed.add_label(l.trim())?;
+        }
+        for l in &args.remove_label {
+            ed.remove_label(l.trim())?;
+        }
+        if let Some(d) = defer {
+            ops::set_time(ed, "defer_until", d.as_ref())?;
+        }
+        if let Some(d) = due {
+            ops::set_time(ed, "due_at", d.as_ref())?;
+        }
+        if let Some(e) = args.estimate {
+            ops::set_int(ed, "estimated_minutes", Some(e))?;
+        }
+        if let Some(p) = &new_parent {
+            for dep in issue
+                .dependencies
+                .iter()
+                .filter(|d| d.kind() == DepKind::ParentChild)
+            {
+                ed.remove_dependency(&dep.depends_on_id)?;
+            }
+            if let Some(p) = p {
+                ed.remove_dependency(p)?;
+                ed.add_dependency(&new_dep(id, p, "parent-child", stamp))?;
+            }
+        }
+        if ed.bytes() != before.as_slice() {
+            ops::touch(ed, stamp)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// After a write: JSON of the issues for tools, a line for people.
+fn report(ctx: &Ctx, ws: &Workspace, ids: &[String], verb: &str) -> Result<i32> {
+    if ctx.global.json {
+        let file = crate::backlog::Backlog::load(ws)?.file;
+        return print_json(&render_all(&file, ids)).map(|_| 0);
+    }
+    if !ctx.global.quiet {
+        for id in ids {
+            println!("{verb} {id}");
+        }
+    }
+    Ok(0)
+}
+
+pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
+    let ws = ctx.workspace()?;
+    let actor = ctx.actor(Some(&ws));
+    let now = now_stamp(ctx);
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
+    let ids = modify(&ws, |tx| {
+        let ids = resolve_all(&tx.file, &args.ids)?;
+        if !args.force {
+            let issues: Vec<&Issue> = tx.file.issues().collect();
+            let graph = Graph::new(issues);
+            for id in &ids {
+                let i = graph.lookup(id).expect("resolved ids exist");
+                let issue = graph.issue(i);
+                if issue.status_kind() == StatusKind::Pinned || issue.pinned {
+                    bail!("{id} is pinned; use --force to close it");
+                }
+                let blockers: Vec<&str> = graph
+                    .direct_blockers(i)
+                    .iter()
+                    .map(|b| graph.issue(b.blocker).id.as_str())
+                    .filter(|b| !ids.iter().any(|x| x == b))
+                    .collect();
+                if !blockers.is_empty() {
+                    bail!(
+                        "{id} still has open blockers: {}; close them first or use --force",
+                        blockers.join(", ")
+                    );
+                }
+                if issue.issue_type() == "epic" {
+                    let open: Vec<&str> = graph
+                        .children(i)
+                        .filter(|&c| !graph.issue(c).is_closed() && graph.is_live(c))
+                        .map(|c| graph.issue(c).id.as_str())
+                        .filter(|c| !ids.iter().any(|x| x == c))
+                        .collect();
+                    if !open.is_empty() {
+                        bail!(
+                            "epic {id} has open children: {}; close them first or use --force",
+                            open.join(", ")
+                        );
+                    }
+                }
+            }
+        }
+        for id in &ids {
+            let issue = tx.file.get(id).cloned().expect("resolved ids exist");
+            tx.edit(id, |ed| {
+                ops::close(ed, &issue, args.reason.as_deref(), stamp)
+            })?;
+        }
+        Ok(ids)
+    })?;
+    report(ctx, &ws, &ids, "Closed")
+}
+
+pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
+    let ws = ctx.workspace()?;
+    let actor = ctx.actor(Some(&ws));
+    let now = now_stamp(ctx);
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
+    let ids = modify(&ws, |tx| {
+        let ids = resolve_all(&tx.file, &args.ids)?;
+        let comment_id = CommentIds::of(&tx.file);
+        for (n, id) in ids.iter().enumerate() {
+            let issue = tx.file.get(id).cloned().expect("resolved ids exist");
+            if !issue.is_closed() {
+                bail!("{id} is not closed (status {})", issue.status());
+            }
+            tx.edit(id, |ed| {
+                ops::reopen(ed, stamp)?;
+                if let Some(r) = args.reason.as_deref().filter(|r| !r.trim().is_empty()) {
+                    ed.add_comment(&NewComment {
+                        id: comment_id.nth(n as i64, ctx),
+                        issue_id: id.clone(),
+                        author: actor.clone(),
+                        text: format!("Reopened: {r}"),
+                        created_at: now.clone(),
+                    })?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(ids)
+    })?;
+    report(ctx, &ws, &ids, "Reopened")
+}
+
+/// How new comment ids are made: classic files number comments (the next integer after
+/// the largest in the file); bd v1 files use UUIDs (v7, time-ordered).
+struct CommentIds {
+    next_int: Option<i64>,
+}
+
+impl CommentIds {
+    fn of(file: &BeadsFile) -> CommentIds {
+        let mut max = 0i64;
+        let mut strings = false;
+        for c in file.issues().flat_map(|i| i.comments.iter()) {
+            match &c.id {
+                Some(CommentId::Int(n)) => max = max.max(*n),
+                Some(CommentId::Str(_)) => strings = true,
+                None => {}
+            }
+        }
+        CommentIds {
+            next_int: if strings { None } else { Some(max + 1) },
+        }
+    }
+
+    fn nth(&self, n: i64, ctx: &Ctx) -> CommentId {
+        match self.next_int {
+            Some(first) => CommentId::Int(first + n),
+            None => CommentId::Str(new_uuid(ctx, n)),
+        }
+    }
+}
+
+fn new_uuid(ctx: &Ctx, n: i64) -> String {
+    let secs = ctx.now.timestamp().max(0) as u64;
+    let nanos = ctx.now.timestamp_subsec_nanos();
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos.saturating_add(n as u32));
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
+pub fn comment_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
+    if text.trim().is_empty() {
+        bail!("comment text is empty");
+    }
+    let ws = ctx.workspace()?;
+    let actor = ctx.actor(Some(&ws));
+    let now = now_stamp(ctx);
+    let comment = modify(&ws, |tx| {
+        let id = resolve_all(&tx.file, &[query.to_string()])?.remove(0);
+        let comment = NewComment {
+            id: CommentIds::of(&tx.file).nth(0, ctx),
+            issue_id: id.clone(),
+            author: actor.clone(),
+            text: text.to_string(),
+            created_at: now.clone(),
+        };
+        tx.edit(&id, |ed| {
+            ed.add_comment(&comment)?;
+            ops::touch(
+                ed,
+                Stamp {
+                    now: &now,
+                    actor: &actor,
+                },
+            )
+        })?;
+        Ok(comment)
+    })?;
+    if ctx.global.json {
+        return print_json(&json!({
+            "id": comment.id.to_string(),
+            "issue_id": comment.issue_id,
+            "author": comment.author,
+            "text": comment.text,
+            "created_at": comment.created_at.raw,
+        }))
+        .map(|_| 0);
+    }
+    if !ctx.global.quiet {
+        println!("Added comment to {}", comment.issue_id);
+    }
+    Ok(0)
+}
+
+pub fn note_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
+    let ws = ctx.workspace()?;
+    let actor = ctx.actor(Some(&ws));
+    let now = now_stamp(ctx);
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
+    let ids = modify(&ws, |tx| {
+        let ids = resolve_all(&tx.file, &[query.to_string()])?;
+        let issue = tx.file.get(&ids[0]).cloned().expect("resolved ids exist");
+        tx.edit(&ids[0], |ed| {
+            ops::append_notes(ed, &issue, text)?;
+            ops::touch(ed, stamp)
+        })?;
+        Ok(ids)
+    })?;
+    report(ctx, &ws, &ids, "Appended a note to")
+}
+
+pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Result<i32> {
+    let ws = ctx.workspace()?;
+    let actor = ctx.actor(Some(&ws));
+    let now = now_stamp(ctx);
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
+    let dep_type = canonical_dep_type(dep_type.trim()).to_string();
+    let (id, target, added) = modify(&ws, |tx| {
+        let ids = resolve_all(&tx.file, &[issue_q.to_string(), target_q.to_string()])?;
+        let (id, target) = (ids[0].clone(), ids[1].clone());
+        let issues: Vec<&Issue> = tx.file.issues().collect();
+        let graph = Graph::new(issues);
+        if let Some(existing) = graph.edge_between(&id, &target) {
+            let existing_type = canonical_dep_type(&existing.dep_type);
+            if existing_type == dep_type {
+                return Ok((id, target, false));
+            }
+            bail!(
+                "{id} already depends on {target} ({existing_type}); one edge per pair: \
+                 `spool dep remove {id} {target}` first to change its type"
+            );
+        }
+        graph
+            .would_create_cycle(&id, &target, &dep_type)
+            .map_err(|r| match r {
+                EdgeRefusal::SelfEdge => anyhow!("{id} cannot depend on itself"),
+                other => anyhow!("refusing {id} → {target}: {other}"),
+            })?;
+        drop(graph);
+        tx.edit(&id, |ed| {
+            ed.add_dependency(&new_dep(&id, &target, &dep_type, stamp))?;
+            ops::touch(ed, stamp)
+        })?;
+        Ok((id, target, true))
+    })?;
+    if ctx.global.json {
+        return print_json(&json!({
+            "status": if added { "added" } else { "exists" },
+            "issue_id": id, "depends_on_id": target, "type": dep_type,
+        }))
+        .map(|_| 0);
+    }
+    if !ctx.global.quiet {
+        if added {
+            println!("Added dependency: {id} depends on {target} ({dep_type})");
+        } else {
+            println!("{id} already depends on {target} ({dep_type})");
+        }
+    }
+    Ok(0)
+}
+
+pub fn dep_remove(ctx: &Ctx, issue_q: &str, target_q: &str) -> Result<i32> {
+    let ws = ctx.workspace()?;
+    let actor = ctx.actor(Some(&ws));
+    let now = now_stamp(ctx);
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
+    let (id, target) = modify(&ws, |tx| {
+        let ids = resolve_all(&tx.file, &[issue_q.to_string(), target_q.to_string()])?;
+        let (id, target) = (ids[0].clone(), ids[1].clone());
+        let mut removed = 0;
+        tx.edit(&id, |ed| {
+            removed = ed.remove_dependency(&target)?;
+            if removed > 0 {
+                ops::touch(ed, stamp)?;
+            }
+            Ok(())
+        })?;
+        if removed == 0 {
+            bail!("{id} does not depend on {target}");
+        }
+        Ok((id, target))
+    })?;
+    if ctx.global.json {
+        return print_json(&json!({"status": "removed", "issue_id": id, "depends_on_id": target}))
+            .map(|_| 0);
+    }
+    if !ctx.global.quiet {
+        println!("Removed dependency: {id} no longer depends on {target}");
+    }
+    Ok(0)
+}
+
+pub fn label_change(ctx: &Ctx, args: &[String], add: bool) -> Result<i32> {
+    let (label, queries) = args
+        .split_last()
+        .ok_or_else(|| anyhow!("give issue ids and a label"))?;
+    let label = label.trim();
+    if label.is_empty() {
+        bail!("the label is empty");
+    }
+    let ws = ctx.workspace()?;
+    let actor = ctx.actor(Some(&ws));
+    let now = now_stamp(ctx);
+    let stamp = Stamp {
+        now: &now,
+        actor: &actor,
+    };
+    let ids = modify(&ws, |tx| {
+        let ids = resolve_all(&tx.file, queries)?;
+        for id in &ids {
+            tx.edit(id, |ed| {
+                let changed = if add {
+                    ed.add_label(label)?
+                } else {
+                    ed.remove_label(label)?
+                };
+                if changed {
+                    ops::touch(ed, stamp)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(ids)
+    })?;
+    if ctx.global.json {
+        let out: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"status": if add { "added" } else { "removed" }, "issue_id": id, "label": label}))
+            .collect();
+        return print_json(&out).map(|_| 0);
+    }
+    if !ctx.global.quiet {
+        for id in &ids {
+            println!(
+                "{} label {label:?} {} {id}",
+                if add { "Added" } else { "Removed" },
+                if add { "to" } else { "from" }
+            );
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,104 @@
+//! `spool init`: create `.beads/` the way bd does, so bd tools recognise the workspace.
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use super::args::InitArgs;
+use super::Ctx;
+use crate::atomic::write_atomic;
+use crate::workspace::Workspace;
+
+const GITIGNORE: &str = "\
+# Local, derived state: never commit.
+*.lock
+.spool/
+beads.db
+beads.db-*
+bd.sock
+daemon.*
+";
+
+pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32> {
+    let root = Workspace::init_root(&ctx.cwd);
+    let beads = root.join(".beads");
+    let issues = beads.join("issues.jsonl");
+    if issues.exists() {
+        bail!(
+            "{} already exists: this backlog is initialized",
+            issues.display()
+        );
+    }
+    let ws = Workspace {
+        beads_dir: beads.clone(),
+        root: root.clone(),
+    };
+    let prefix = match &args.prefix {
+        Some(p) => p.trim_end_matches('-').to_string(),
+        None => sanitize_prefix(&ws.dir_name()),
+    };
+    if prefix.is_empty()
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("invalid prefix {prefix:?}: use letters, digits, '-' or '_'");
+    }
+    std::fs::create_dir_all(&beads).with_context(|| format!("creating {}", beads.display()))?;
+    write_atomic(&issues, b"")?;
+    let config = beads.join("config.yaml");
+    if !config.exists() {
+        let text = format!(
+            "# Beads backlog configuration (read by spool and bd).\n\
+             # Prefix of new issue ids: <prefix>-<hash>.\n\
+             issue-prefix: \"{prefix}\"\n"
+        );
+        write_atomic(&config, text.as_bytes())?;
+    }
+    let metadata = beads.join("metadata.json");
+    if !metadata.exists() {
+        let text = serde_json::to_string_pretty(&json!({
+            "database": "beads.db",
+            "jsonl_export": "issues.jsonl",
+        }))?;
+        write_atomic(&metadata, format!("{text}\n").as_bytes())?;
+    }
+    let gitignore = beads.join(".gitignore");
+    if !gitignore.exists() {
+        write_atomic(&gitignore, GITIGNORE.as_bytes())?;
+    }
+    let message = format!(
+        "Initialized a backlog in {} with prefix {prefix}",
+        beads.display()
+    );
+    if ctx.global.json {
+        super::output::print_json(&json!({
+            "database": issues.display().to_string(),
+            "prefix": prefix,
+            "message": message,
+        }))?;
+    } else if !ctx.global.quiet {
+        println!("{message}");
+        println!("Create an issue: spool create \"First task\" -p 1");
+    }
+    Ok(0)
+}
+
+/// bd uses the directory name as the default prefix; keep only characters valid in ids.
+fn sanitize_prefix(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() {
+        "bd".to_string()
+    } else {
+        s
+    }
+}

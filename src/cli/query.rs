@@ -1,0 +1,726 @@
+//! Read-only commands: ready, blocked, list, show, stats, and the list forms of dep,
+//! label and comments.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::{json, Value};
+use spool_core::beads::graph::{Direction, Graph};
+use spool_core::beads::ready::{self, ReadyQuery, SortPolicy};
+use spool_core::beads::stats::stats;
+use spool_core::beads::{Issue, StatusKind};
+
+use super::args::{BlockedArgs, ListArgs, ReadyArgs};
+use super::common::{issue_json, issue_line, priority_arg, resolve, Snapshot};
+use super::output::{print_json, Style};
+use super::Ctx;
+
+fn ready_query(args: &ReadyArgs) -> Result<ReadyQuery> {
+    Ok(ReadyQuery {
+        sort: args.sort.parse::<SortPolicy>().map_err(|e| anyhow!(e))?,
+        limit: args.limit,
+        assignee: args.assignee.clone(),
+        unassigned: args.unassigned,
+        labels: args.label.clone(),
+        labels_any: args.label_any.clone(),
+        issue_type: match args.issue_type.as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            _ => bail!("--type takes one type for ready"),
+        },
+        priority: args.priority.as_deref().map(priority_arg).transpose()?,
+        parent: args.parent.clone(),
+    })
+}
+
+pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
+    let snap = Snapshot::load(ctx)?;
+    let issues = snap.issues();
+    let mut query = ready_query(args)?;
+    if let Some(p) = &query.parent {
+        query.parent = Some(resolve(&issues, p)?.to_string());
+    }
+    let graph = Graph::new(issues);
+    if args.explain {
+        let ex = ready::explain(&graph, &query, ctx.now);
+        if ctx.global.json {
+            return print_json(&ex).map(|_| 0);
+        }
+        let st = Style { color: ctx.color };
+        println!("{}", st.bold(&format!("Ready ({}):", ex.summary.ready)));
+        for e in &ex.ready {
+            println!(
+                "  {}  P{}  {}",
+                st.green(e.issue.id),
+                e.issue.priority,
+                e.issue.title
+            );
+            for b in &e.resolved_blockers {
+                println!("      {} {} ({})", st.dim("resolved:"), b.id, b.status);
+            }
+        }
+        println!(
+            "{}",
+            st.bold(&format!("Not ready ({}):", ex.summary.not_ready))
+        );
+        for e in &ex.not_ready {
+            println!(
+                "  {}  P{}  {}",
+                st.yellow(e.issue.id),
+                e.issue.priority,
+                e.issue.title
+            );
+            for r in &e.reasons {
+                println!("      {}", describe_reason(r));
+            }
+        }
+        if !ex.cycles.is_empty() {
+            println!(
+                "{}",
+                st.red(&format!("Blocking cycles ({}):", ex.cycles.len()))
+            );
+            for c in &ex.cycles {
+                println!("  {}", c.join(" → "));
+            }
+        }
+        return Ok(0);
+    }
+    let list = ready::ready(&graph, &query, ctx.now);
+    if ctx.global.json {
+        let counts = graph.counts();
+        let out: Vec<Value> = list
+            .issues
+            .iter()
+            .map(|&i| issue_json(snap.file(), graph.issue(i), Some(&counts[i])))
+            .collect();
+        print_json(&out)?;
+        if list.truncated() {
+            eprintln!(
+                "Showing {} of {} ready issues (use --limit 0 for all)",
+                list.issues.len(),
+                list.total
+            );
+        }
+        return Ok(0);
+    }
+    let st = Style { color: ctx.color };
+    if list.total == 0 {
+        println!("No ready work: nothing open is free of blockers.");
+        return Ok(0);
+    }
+    println!(
+        "{}",
+        st.bold(&format!("Ready work ({} with no blockers):", list.total))
+    );
+    for &i in &list.issues {
+        println!("  {}", issue_line(ctx, graph.issue(i)));
+    }
+    if list.truncated() {
+        println!(
+            "{}",
+            st.dim(&format!(
+                "Showing {} of {} (use --limit 0 for all)",
+                list.issues.len(),
+                list.total
+            ))
+        );
+    }
+    Ok(0)
+}
+
+fn describe_reason(r: &ready::Reason<'_>) -> String {
+    use ready::Reason::*;
+    match r {
+        Status { status } => format!("status is {status}"),
+        Pinned => "pinned".into(),
+        Ephemeral => "ephemeral (wisp)".into(),
+        TypeExcluded { issue_type } => {
+            format!("type {issue_type} is not work (use --type to include)")
+        }
+        Deferred { until } => format!("deferred until {until}"),
+        ParentDeferred { parent, until } => format!("parent {} deferred until {until}", parent.id),
+        BlockedBy { blocker, dep_type } => {
+            format!(
+                "{dep_type} {} ({}, P{}): {}",
+                blocker.id, blocker.status, blocker.priority, blocker.title
+            )
+        }
+        WaitsFor {
+            gate,
+            any_children,
+            closed_children,
+            total_children,
+        } => format!(
+            "waits for {} of {}'s children ({closed_children}/{total_children} closed)",
+            if *any_children { "any" } else { "all" },
+            gate.id
+        ),
+        AncestorBlocked { ancestor } => format!("ancestor {} is blocked", ancestor.id),
+    }
+}
+
+pub fn blocked_cmd(ctx: &Ctx, args: &BlockedArgs) -> Result<i32> {
+    let snap = Snapshot::load(ctx)?;
+    let issues = snap.issues();
+    let parent = args
+        .parent
+        .as_deref()
+        .map(|p| resolve(&issues, p))
+        .transpose()?;
+    let graph = Graph::new(issues);
+    let entries = ready::blocked(&graph, parent);
+    if ctx.global.json {
+        let counts = graph.counts();
+        let out: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                let mut v = issue_json(snap.file(), graph.issue(e.issue), Some(&counts[e.issue]));
+                if let Value::Object(m) = &mut v {
+                    m.insert("blocked_by_count".into(), e.blocked_by.len().into());
+                    m.insert("blocked_by".into(), json!(e.blocked_by));
+                }
+                v
+            })
+            .collect();
+        return print_json(&out).map(|_| 0);
+    }
+    let st = Style { color: ctx.color };
+    if entries.is_empty() {
+        println!("Nothing is blocked.");
+        return Ok(0);
+    }
+    println!("{}", st.bold(&format!("Blocked ({}):", entries.len())));
+    for e in &entries {
+        println!("  {}", issue_line(ctx, graph.issue(e.issue)));
+        println!("      {} {}", st.red("blocked by"), e.blocked_by.join(", "));
+    }
+    Ok(0)
+}
+
+/// Statuses `list` hides unless `--all` or `--status` asks for them.
+fn hidden_by_default(issue: &Issue) -> bool {
+    matches!(
+        issue.status_kind(),
+        StatusKind::Closed | StatusKind::Pinned | StatusKind::Tombstone
+    ) || issue.is_template
+}
+
+pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
+    let snap = Snapshot::load(ctx)?;
+    let issues = snap.issues();
+    let priority = args.priority.as_deref().map(priority_arg).transpose()?;
+    let parent = args
+        .parent
+        .as_deref()
+        .map(|p| resolve(&issues, p))
+        .transpose()?;
+    let graph = Graph::new(issues);
+    let scope: Option<std::collections::HashSet<usize>> = parent.map(|p| {
+        let ix = graph.lookup(p).expect("resolved ids are in the graph");
+        graph.descendants(ix).into_iter().collect()
+    });
+    let title = args.title.as_ref().map(|t| t.to_lowercase());
+    let mut picked: Vec<usize> = graph
+        .live_indexes()
+        .filter(|&i| {
+            let issue = graph.issue(i);
+            if args.status.is_empty() {
+                if !args.all && hidden_by_default(issue) {
+                    return false;
+                }
+            } else if !args.status.iter().any(|s| s == issue.status()) {
+                return false;
+            }
+            (args.issue_type.is_empty() || args.issue_type.iter().any(|t| t == issue.issue_type()))
+                && args.label.iter().all(|l| issue.has_label(l))
+                && (args.label_any.is_empty() || args.label_any.iter().any(|l| issue.has_label(l)))
+                && args.assignee.as_ref().is_none_or(|a| &issue.assignee == a)
+                && (!args.no_assignee || issue.assignee.is_empty())
+                && priority.is_none_or(|p| issue.priority == p)
+                && title
+                    .as_ref()
+                    .is_none_or(|t| issue.title.to_lowercase().contains(t))
+                && scope.as_ref().is_none_or(|s| s.contains(&i))
+        })
+        .collect();
+    sort_list(&graph, &mut picked, &args.sort)?;
+    if args.reverse {
+        picked.reverse();
+    }
+    let total = picked.len();
+    if args.limit > 0 {
+        picked.truncate(args.limit);
+    }
+    if ctx.global.json {
+        let counts = graph.counts();
+        let out: Vec<Value> = picked
+            .iter()
+            .map(|&i| issue_json(snap.file(), graph.issue(i), Some(&counts[i])))
+            .collect();
+        print_json(&out)?;
+    } else {
+        for &i in &picked {
+            println!("{}", issue_line(ctx, graph.issue(i)));
+        }
+        if picked.is_empty() {
+            println!("No issues match.");
+        }
+    }
+    if picked.len() < total {
+        eprintln!(
+            "Showing {} of {} issues (use --limit 0 for all)",
+            picked.len(),
+            total
+        );
+    }
+    Ok(0)
+}
+
+fn sort_list(graph: &Graph<'_>, ix: &mut [usize], sort: &str) -> Result<()> {
+    let key_time = |t: &Option<spool_core::beads::Timestamp>| t.as_ref().map(|t| t.at);
+    match sort {
+        "priority" => ix.sort_by(|&a, &b| {
+            let (x, y) = (graph.issue(a), graph.issue(b));
+            x.priority
+                .cmp(&y.priority)
+                .then_with(|| key_time(&y.created_at).cmp(&key_time(&x.created_at)))
+                .then_with(|| x.id.cmp(&y.id))
+        }),
+        "created" => ix.sort_by_key(|&i| (key_time(&graph.issue(i).created_at), graph.issue(i).id.clone())),
+        "updated" => ix.sort_by_key(|&i| (key_time(&graph.issue(i).updated_at), graph.issue(i).id.clone())),
+        "closed" => ix.sort_by_key(|&i| (key_time(&graph.issue(i).closed_at), graph.issue(i).id.clone())),
+        "status" => ix.sort_by(|&a, &b| graph.issue(a).status().cmp(graph.issue(b).status()).then_with(|| graph.issue(a).id.cmp(&graph.issue(b).id))),
+        "id" => ix.sort_by(|&a, &b| graph.issue(a).id.cmp(&graph.issue(b).id)),
+        "title" => ix.sort_by(|&a, &b| graph.issue(a).title.cmp(&graph.issue(b).title)),
+        "type" => ix.sort_by(|&a, &b| graph.issue(a).issue_type().cmp(graph.issue(b).issue_type()).then_with(|| graph.issue(a).id.cmp(&graph.issue(b).id))),
+        "assignee" => ix.sort_by(|&a, &b| graph.issue(a).assignee.cmp(&graph.issue(b).assignee).then_with(|| graph.issue(a).id.cmp(&graph.issue(b).id))),
+        other => bail!("unknown sort {other:?} (priority, created, updated, closed, status, id, title, type, assignee)"),
+    }
+    Ok(())
+}
+
+/// A linked issue as `show` lists it: the other issue's fields plus the edge type.
+fn linked(
+    snap: &Snapshot,
+    graph: &Graph<'_>,
+    other: Option<usize>,
+    other_id: &str,
+    dep_type: &str,
+) -> Value {
+    let mut v = match other {
+        Some(o) => issue_json(snap.file(), graph.issue(o), None),
+        None => json!({ "id": other_id, "missing": true }),
+    };
+    if let Value::Object(m) = &mut v {
+        // Linked issues carry their summary, not their own edges and comments.
+        for k in [
+            "dependencies",
+            "comments",
+            "description",
+            "design",
+            "acceptance_criteria",
+            "notes",
+        ] {
+            m.remove(k);
+        }
+        m.insert("dependency_type".into(), dep_type.into());
+    }
+    v
+}
+
+pub fn show_cmd(ctx: &Ctx, ids: &[String]) -> Result<i32> {
+    let snap = Snapshot::load(ctx)?;
+    let issues = snap.issues();
+    let resolved: Vec<&str> = ids
+        .iter()
+        .map(|q| resolve(&issues, q))
+        .collect::<Result<_>>()?;
+    let graph = Graph::new(issues);
+    let counts = graph.counts();
+    let mut out = Vec::new();
+    for id in resolved {
+        let i = graph.lookup(id).expect("resolved ids are in the graph");
+        let issue = graph.issue(i);
+        let mut v = issue_json(snap.file(), issue, Some(&counts[i]));
+        let deps: Vec<Value> = graph
+            .dependencies(i)
+            .iter()
+            .map(|e| {
+                linked(
+                    &snap,
+                    &graph,
+                    e.other,
+                    e.other_id,
+                    spool_core::beads::canonical_dep_type(&e.dep.dep_type),
+                )
+            })
+            .collect();
+        let dependents: Vec<Value> = graph
+            .dependents(i)
+            .iter()
+            .map(|e| {
+                linked(
+                    &snap,
+                    &graph,
+                    e.other,
+                    e.other_id,
+                    spool_core::beads::canonical_dep_type(&e.dep.dep_type),
+                )
+            })
+            .collect();
+        if let Value::Object(m) = &mut v {
+            m.insert("dependencies".into(), Value::Array(deps));
+            m.insert("dependents".into(), Value::Array(dependents));
+            m.insert("comments".into(), comments_json(issue));
+            if issue.issue_type() == "epic" {
+                let p = graph.progress(i);
+                m.insert("epic_total_children".into(), p.total.into());
+                m.insert("epic_closed_children".into(), p.closed.into());
+                m.insert(
+                    "epic_closeable".into(),
+                    (p.total > 0 && p.closed == p.total).into(),
+                );
+            }
+        }
+        if !ctx.global.json {
+            print_issue_detail(ctx, &graph, i);
+        }
+        out.push(v);
+    }
+    if ctx.global.json {
+        print_json(&out)?;
+    }
+    Ok(0)
+}
+
+fn print_issue_detail(ctx: &Ctx, graph: &Graph<'_>, i: usize) {
+    let st = Style { color: ctx.color };
+    let issue = graph.issue(i);
+    println!("{}  {}", st.bold(&issue.id), st.bold(&issue.title));
+    println!(
+        "  {}  {}  {}{}",
+        st.status(issue.status()),
+        st.priority(issue.priority),
+        issue.issue_type(),
+        if issue.assignee.is_empty() {
+            String::new()
+        } else {
+            format!("  @{}", issue.assignee)
+        }
+    );
+    if let Some(t) = &issue.created_at {
+        println!(
+            "  {} {}{}",
+            st.dim("created"),
+            t.raw,
+            if issue.created_by.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", issue.created_by)
+            }
+        );
+    }
+    if let Some(t) = &issue.updated_at {
+        println!("  {} {}", st.dim("updated"), t.raw);
+    }
+    if let Some(t) = &issue.closed_at {
+        println!("  {} {}  {}", st.dim("closed"), t.raw, issue.close_reason);
+    }
+    if let Some(t) = &issue.defer_until {
+        println!("  {} {}", st.dim("deferred until"), t.raw);
+    }
+    if !issue.labels.is_empty() {
+        println!("  {} {}", st.dim("labels"), issue.labels.join(", "));
+    }
+    for (name, text) in [
+        ("Description", &issue.description),
+        ("Design", &issue.design),
+        ("Acceptance criteria", &issue.acceptance_criteria),
+        ("Notes", &issue.notes),
+    ] {
+        if !text.is_empty() {
+            println!("\n{}\n{}", st.bold(name), indent(text));
+        }
+    }
+    let deps = graph.dependencies(i);
+    if !deps.is_empty() {
+        println!("\n{}", st.bold("Depends on"));
+        for e in deps {
+            let (title, status) = e
+                .other
+                .map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status()))
+                .unwrap_or(("(missing)", "?"));
+            println!(
+                "  {} {}  {}  {}",
+                st.dim(&e.dep.dep_type),
+                e.other_id,
+                st.status(status),
+                title
+            );
+        }
+    }
+    let dependents = graph.dependents(i);
+    if !dependents.is_empty() {
+        println!("\n{}", st.bold("Needed by"));
+        for e in dependents {
+            let (title, status) = e
+                .other
+                .map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status()))
+                .unwrap_or(("(missing)", "?"));
+            println!(
+                "  {} {}  {}  {}",
+                st.dim(&e.dep.dep_type),
+                e.other_id,
+                st.status(status),
+                title
+            );
+        }
+    }
+    if !issue.comments.is_empty() {
+        println!("\n{}", st.bold("Comments"));
+        for c in &issue.comments {
+            println!(
+                "  {} {}",
+                st.cyan(&c.author),
+                st.dim(c.created_at.as_ref().map(|t| t.raw.as_str()).unwrap_or(""))
+            );
+            println!("{}", indent(&c.text));
+        }
+    }
+    println!();
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Comments as bd's JSON shows them: ids always strings.
+pub fn comments_json(issue: &Issue) -> Value {
+    Value::Array(
+        issue
+            .comments
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id.as_ref().map(|i| i.to_string()).unwrap_or_default(),
+                    "issue_id": if c.issue_id.is_empty() { issue.id.as_str() } else { c.issue_id.as_str() },
+                    "author": c.author,
+                    "text": c.text,
+                    "created_at": c.created_at.as_ref().map(|t| t.raw.as_str()),
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn comments_list(ctx: &Ctx, query: &str) -> Result<i32> {
+    let snap = Snapshot::load(ctx)?;
+    let issues = snap.issues();
+    let id = resolve(&issues, query)?;
+    let issue = snap.file().get(id).expect("resolved ids exist");
+    if ctx.global.json {
+        return print_json(&comments_json(issue)).map(|_| 0);
+    }
+    let st = Style { color: ctx.color };
+    if issue.comments.is_empty() {
+        println!("{id} has no comments.");
+    }
+    for c in &issue.comments {
+        println!(
+            "{} {}",
+            st.cyan(&c.author),
+            st.dim(c.created_at.as_ref().map(|t| t.raw.as_str()).unwrap_or(""))
+        );
+        println!("{}\n", indent(&c.text));
+    }
+    Ok(0)
+}
+
+pub fn stats_cmd(ctx: &Ctx) -> Result<i32> {
+    let snap = Snapshot::load(ctx)?;
+    let graph = Graph::new(snap.issues());
+    let s = stats(&graph, ctx.now);
+    let tombstones = graph.issues().iter().filter(|i| i.is_tombstone()).count();
+    if ctx.global.json {
+        // bd's shape has the counts under `summary`; older consumers read them flat.
+        let summary = serde_json::to_value(&s)?;
+        let mut out = summary.clone();
+        if let (Value::Object(m), Value::Object(mut sm)) = (&mut out, summary) {
+            sm.insert("tombstone_issues".into(), tombstones.into());
+            m.insert("tombstone_issues".into(), tombstones.into());
+            m.insert("summary".into(), Value::Object(sm));
+        }
+        return print_json(&out).map(|_| 0);
+    }
+    let st = Style { color: ctx.color };
+    println!("{}", st.bold("Backlog"));
+    println!("  total        {}", s.total_issues);
+    println!("  open         {}", s.open_issues);
+    println!("  in progress  {}", s.in_progress_issues);
+    println!("  closed       {}", s.closed_issues);
+    println!("  deferred     {}", s.deferred_issues);
+    println!("  pinned       {}", s.pinned_issues);
+    println!("  {}        {}", st.green("ready"), s.ready_issues);
+    println!("  {}      {}", st.red("blocked"), s.blocked_issues);
+    println!("  epics ready to close  {}", s.epics_eligible_for_closure);
+    println!("  average lead time     {:.1} h", s.average_lead_time_hours);
+    Ok(0)
+}
+
+pub fn dep_list(ctx: &Ctx, query: &str, direction: &str) -> Result<i32> {
+    let snap = Snapshot::load(ctx)?;
+    let issues = snap.issues();
+    let id = resolve(&issues, query)?;
+    let dir: Direction = direction.parse().map_err(|e: String| anyhow!(e))?;
+    let graph = Graph::new(issues);
+    let i = graph.lookup(id).expect("resolved ids are in the graph");
+    let mut edges = Vec::new();
+    if matches!(dir, Direction::Down | Direction::Both) {
+        edges.extend(graph.dependencies(i).into_iter().map(|e| ("down", e)));
+    }
+    if matches!(dir, Direction::Up | Direction::Both) {
+        edges.extend(graph.dependents(i).into_iter().map(|e| ("up", e)));
+    }
+    if ctx.global.json {
+        let out: Vec<Value> = edges
+            .iter()
+            .map(|(d, e)| {
+                linked(
+                    &snap,
+                    &graph,
+                    e.other,
+                    e.other_id,
+                    spool_core::beads::canonical_dep_type(&e.dep.dep_type),
+                )
+                .as_object()
+                .cloned()
+                .map(|mut m| {
+                    m.insert("direction".into(), (*d).into());
+                    Value::Object(m)
+                })
+                .unwrap_or(Value::Null)
+            })
+            .collect();
+        return print_json(&out).map(|_| 0);
+    }
+    if edges.is_empty() {
+        println!(
+            "{id} has no {} dependencies.",
+            if dir == Direction::Up { "incoming" } else { "" }.trim()
+        );
+    }
+    let st = Style { color: ctx.color };
+    for (d, e) in edges {
+        let arrow = if d == "down" { "→" } else { "←" };
+        let (title, status) = e
+            .other
+            .map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status()))
+            .unwrap_or(("(missing)", "?"));
+        println!(
+            "{id} {arrow} {} {}  {}  {}",
+            st.dim(&e.dep.dep_type),
+            e.other_id,
+            st.status(status),
+            title
+        );
+    }
+    Ok(0)
+}
+
+pub fn dep_tree(ctx: &Ctx, query: &str, direction: &str, max_depth: usize) -> Result<i32> {
+    let snap = Snapshot::load(ctx)?;
+    let issues = snap.issues();
+    let id = resolve(&issues, query)?;
+    let dir: Direction = direction.parse().map_err(|e: String| anyhow!(e))?;
+    let graph = Graph::new(issues);
+    let i = graph.lookup(id).expect("resolved ids are in the graph");
+    let nodes = graph.tree(i, dir, max_depth);
+    if ctx.global.json {
+        return print_json(&nodes).map(|_| 0);
+    }
+    let st = Style { color: ctx.color };
+    for n in &nodes {
+        let pad = "  ".repeat(n.depth);
+        let arrow = match (n.depth, n.direction) {
+            (0, _) => "",
+            (_, Direction::Up) => "← ",
+            _ => "→ ",
+        };
+        let mut line = format!(
+            "{pad}{arrow}{}  {}  {}",
+            st.bold(n.id),
+            st.status(n.status.unwrap_or("missing")),
+            n.title.unwrap_or("")
+        );
+        if let Some(t) = n.dep_type {
+            line.push_str(&st.dim(&format!("  ({t})")));
+        }
+        if n.blocked {
+            line.push_str(&format!("  {}", st.red("[BLOCKED]")));
+        }
+        if n.truncated {
+            line.push_str(&st.dim("  …"));
+        }
+        println!("{line}");
+    }
+    Ok(0)
+}
+
+pub fn dep_cycles(ctx: &Ctx) -> Result<i32> {
+    let snap = Snapshot::load(ctx)?;
+    let graph = Graph::new(snap.issues());
+    let cycles = graph.cycles();
+    if ctx.global.json {
+        return print_json(&cycles).map(|_| 0);
+    }
+    if cycles.is_empty() {
+        println!("No blocking cycles.");
+    }
+    for c in &cycles {
+        let mut path = c.join(" → ");
+        if let Some(first) = c.first() {
+            path.push_str(" → ");
+            path.push_str(first);
+        }
+        println!("cycle: {path}");
+    }
+    Ok(0)
+}
+
+pub fn label_list(ctx: &Ctx, query: &str) -> Result<i32> {
+    let snap = Snapshot::load(ctx)?;
+    let issues = snap.issues();
+    let id = resolve(&issues, query)?;
+    let issue = snap.file().get(id).expect("resolved ids exist");
+    if ctx.global.json {
+        return print_json(&issue.labels).map(|_| 0);
+    }
+    for l in &issue.labels {
+        println!("{l}");
+    }
+    Ok(0)
+}
+
+pub fn label_list_all(ctx: &Ctx) -> Result<i32> {
+    let snap = Snapshot::load(ctx)?;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for issue in snap.file().issues().filter(|i| !i.is_tombstone()) {
+        for l in &issue.labels {
+            *counts.entry(l.as_str()).or_default() += 1;
+        }
+    }
+    if ctx.global.json {
+        let out: Vec<Value> = counts
+            .iter()
+            .map(|(l, n)| json!({"label": l, "count": n}))
+            .collect();
+        return print_json(&out).map(|_| 0);
+    }
+    for (l, n) in counts {
+        println!("{l}\t{n}");
+    }
+    Ok(0)
+}

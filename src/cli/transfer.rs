@@ -1,0 +1,213 @@
+//! `spool export` / `spool import`: moving issues between the classic shape spool keeps
+//! and bd v1's export shape (`_type` first, counts last), so teams can mix tools.
+
+use std::io::{Read, Write};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{Map, Value};
+use spool_core::beads::graph::Graph;
+use spool_core::beads::json::{write_value, Format};
+use spool_core::beads::write::sort_bd_order;
+use spool_core::beads::{BeadsFile, LineKind, Severity, Timestamp};
+
+use super::args::{ExportArgs, ImportArgs};
+use super::common::Snapshot;
+use super::output::print_json;
+use super::Ctx;
+use crate::atomic::write_atomic;
+use crate::backlog::modify;
+
+/// Keys tools compute rather than store; never imported, replaced on export.
+const COMPUTED: &[&str] = &[
+    "_type",
+    "dependency_count",
+    "dependent_count",
+    "comment_count",
+    "parent",
+];
+
+fn raw_map(bytes: &[u8]) -> Result<Map<String, Value>> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+fn strip_computed(mut m: Map<String, Value>) -> Map<String, Value> {
+    for k in COMPUTED {
+        m.remove(*k);
+    }
+    m
+}
+
+pub fn export(ctx: &Ctx, args: &ExportArgs) -> Result<i32> {
+    let v1 = match args.format.as_str() {
+        "v1" => true,
+        "classic" => false,
+        other => bail!("unknown export format {other:?} (v1 or classic)"),
+    };
+    let snap = Snapshot::load(ctx)?;
+    let file = snap.file();
+    let graph = Graph::new(file.issues());
+    let counts = graph.counts();
+    let mut out = Vec::new();
+    let mut n = 0usize;
+    for line in file.lines() {
+        let LineKind::Issue(issue) = line.kind() else {
+            continue;
+        };
+        // The issue in effect only (a duplicated id is exported once).
+        if file.line_of(&issue.id).map(|l| &file.lines()[l - 1]) != Some(line) {
+            continue;
+        }
+        if issue.is_tombstone() && !args.all {
+            continue;
+        }
+        let mut m = strip_computed(raw_map(line.bytes())?);
+        if v1 {
+            let mut with_type = Map::new();
+            with_type.insert("_type".into(), "issue".into());
+            with_type.extend(sort_bd_order(m));
+            if let Some(i) = graph.lookup(&issue.id) {
+                let c = &counts[i];
+                with_type.insert("dependency_count".into(), c.dependency_count.into());
+                with_type.insert("dependent_count".into(), c.dependent_count.into());
+                with_type.insert("comment_count".into(), c.comment_count.into());
+            }
+            m = with_type;
+        } else {
+            m = sort_bd_order(m);
+        }
+        write_value(&mut out, &Value::Object(m), &Format::go());
+        out.push(b'\n');
+        n += 1;
+    }
+    match &args.output {
+        Some(p) => {
+            let path = ctx.cwd.join(p);
+            write_atomic(&path, &out)?;
+            if !ctx.global.quiet {
+                eprintln!("Exported {n} issues to {}", path.display());
+            }
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&out)?;
+            stdout.flush()?;
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct ImportSummary {
+    created: usize,
+    updated: usize,
+    unchanged: usize,
+    /// Present here with a newer or equal `updated_at`: kept.
+    skipped_older: usize,
+    /// Not issues (`_type:"memory"`, headers): left out.
+    skipped_records: usize,
+    dry_run: bool,
+}
+
+fn updated_at(m: &Map<String, Value>) -> Option<Timestamp> {
+    m.get("updated_at")
+        .or_else(|| m.get("updated"))
+        .and_then(Value::as_str)
+        .and_then(Timestamp::parse)
+}
+
+pub fn import(ctx: &Ctx, args: &ImportArgs) -> Result<i32> {
+    let (label, bytes) = if args.file.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .context("reading stdin")?;
+        ("<stdin>".to_string(), b)
+    } else {
+        let p = ctx.cwd.join(&args.file);
+        (
+            p.display().to_string(),
+            std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
+        )
+    };
+    let (incoming, diags) = BeadsFile::parse(&bytes);
+    let errors: Vec<String> = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| format!("{label}:{}: {}", d.line, d.message))
+        .collect();
+    if !errors.is_empty() {
+        bail!(
+            "nothing imported; fix these lines first:\n{}",
+            errors.join("\n")
+        );
+    }
+    let mut records: Vec<Map<String, Value>> = Vec::new();
+    let mut summary = ImportSummary {
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    for line in incoming.lines() {
+        match line.kind() {
+            LineKind::Issue(_) => records.push(strip_computed(raw_map(line.bytes())?)),
+            LineKind::Record(_) => summary.skipped_records += 1,
+            _ => {}
+        }
+    }
+    let ws = ctx.workspace()?;
+    let summary = modify(&ws, |tx| {
+        for m in records {
+            let id = m
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let Some(line) = tx.file.line_of(&id) else {
+                summary.created += 1;
+                if !args.dry_run {
+                    tx.file.insert_map(m)?;
+                    tx.mark_changed();
+                }
+                continue;
+            };
+            let current = strip_computed(raw_map(tx.file.lines()[line - 1].bytes())?);
+            if current == m {
+                summary.unchanged += 1;
+                continue;
+            }
+            if updated_at(&m) <= updated_at(&current) {
+                summary.skipped_older += 1;
+                continue;
+            }
+            summary.updated += 1;
+            if args.dry_run {
+                continue;
+            }
+            tx.edit(&id, |ed| {
+                for (k, v) in &m {
+                    if current.get(k) != Some(v) {
+                        ed.set(k, v.clone())?;
+                    }
+                }
+                for k in current.keys().filter(|k| !m.contains_key(*k)) {
+                    ed.remove(k)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(summary)
+    })?;
+    if ctx.global.json {
+        print_json(&summary)?;
+    } else if !ctx.global.quiet {
+        println!(
+            "{}{} created, {} updated, {} unchanged, {} kept (newer here), {} non-issue records skipped",
+            if summary.dry_run { "Dry run: " } else { "" },
+            summary.created,
+            summary.updated,
+            summary.unchanged,
+            summary.skipped_older,
+            summary.skipped_records
+        );
+    }
+    Ok(0)
+}
