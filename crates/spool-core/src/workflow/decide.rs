@@ -805,7 +805,15 @@ impl<'a> Decider<'a> {
                     return rejected("timeout not yet due");
                 }
                 if pa.cancel_requested_event_id.is_some() {
-                    return rejected("activity is being cancelled");
+                    // The attempt ignored its cancellation past a deadline: kill it and
+                    // close it as cancelled, so the run is never stuck waiting.
+                    self.effects.push(Effect::CancelActivity {
+                        scheduled_event_id,
+                        attempt: pa.attempt,
+                        kill: true,
+                    });
+                    self.cancel_closed(scheduled_event_id)?;
+                    return Ok(Verdict::Applied);
                 }
                 if !matches!(pa.phase, AttemptPhase::Backoff { .. }) {
                     self.effects.push(Effect::CancelActivity {

@@ -1117,3 +1117,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_attempt_ignoring_cancellation_is_killed_at_its_deadline() {
+    let src = "[[step]]\nid = \"a\"\nkind = \"activity\"\ncommand = [\"x\"]\ntimeouts = { start_to_close = \"10s\" }\n";
+    let mut sim = Sim::started(src, Value::Null);
+    let t = sim.take("a");
+    sim.start_task(&t);
+    sim.send(Input::CancelRequested {
+        reason: "stop".into(),
+    });
+    assert_eq!(sim.state.status, RunStatus::Running);
+    sim.fire_next();
+    assert_eq!(sim.now, t0() + Duration::seconds(10));
+    assert!(sim
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::CancelActivity { kill: true, .. })));
+    assert_eq!(sim.state.status, RunStatus::Canceled);
+}
