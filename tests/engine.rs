@@ -562,3 +562,110 @@ async fn wait_for_async(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+fn command_config(dir: &Path) -> EngineConfig {
+    let mut c = EngineConfig::new(dir.join("db").join("spool.db"));
+    c.templates = Templates::new(vec![dir.to_path_buf()]);
+    c.poll_interval = Duration::from_millis(20);
+    c.runner(
+        "command",
+        Arc::new(spool::engine::CommandRunner::new(dir.join("attempts"))),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_commands_run_with_placeholders_result_files_and_when() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "real",
+        r#"
+[[step]]
+id = "greet"
+kind = "activity"
+command = ["echo", "hello {issue.title}"]
+[[step]]
+id = "result"
+kind = "activity"
+command = ["sh", "-c", "printf '{{\"ok\": true}}' > \"$SPOOL_RESULT_FILE\""]
+[[step]]
+id = "check"
+kind = "activity"
+command = ["true"]
+when = "steps.result.result.ok && steps.greet.exit_code == 0"
+[[step]]
+id = "skipped"
+kind = "activity"
+command = ["false"]
+when = "!steps.result.result.ok"
+"#,
+    );
+    let engine = Engine::start(command_config(dir.path()))
+        .await
+        .expect("start");
+    let run = engine
+        .start_run(
+            "real",
+            None,
+            json!({"issue": {"title": "a; rm -rf / && $(x)"}}),
+        )
+        .await
+        .expect("run");
+    assert_eq!(
+        engine.wait_closed(&run, WAIT).await.expect("closed"),
+        RunStatus::Completed
+    );
+    let r = run.clone();
+    let (_, state) = engine
+        .read(move |s| s.load_state(&r).expect("load"))
+        .await
+        .expect("read")
+        .expect("state");
+    assert_eq!(
+        state.outputs["greet"]["stdout"],
+        "hello a; rm -rf / && $(x)\n"
+    );
+    assert_eq!(state.outputs["result"]["result"]["ok"], true);
+    assert_eq!(state.outputs["check"]["status"], "completed");
+    assert_eq!(state.outputs["skipped"]["status"], "skipped");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_real_command_stops_its_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "long",
+        "[[step]]\nid = \"wait\"\nkind = \"activity\"\ncommand = [\"sleep\", \"30\"]\n",
+    );
+    let engine = Engine::start(command_config(dir.path()))
+        .await
+        .expect("start");
+    let run = engine
+        .start_run("long", None, Value::Null)
+        .await
+        .expect("run");
+    let r = run.clone();
+    wait_for_async("attempt started", &engine, move |s| {
+        s.activities_before(u64::MAX)
+            .expect("rows")
+            .iter()
+            .any(|a| a.run_id == r && a.lease_epoch > 0)
+    })
+    .await;
+    let asked = std::time::Instant::now();
+    engine
+        .cancel(&run, "no longer needed")
+        .await
+        .expect("cancel");
+    assert_eq!(
+        engine.wait_closed(&run, WAIT).await.expect("closed"),
+        RunStatus::Canceled
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "SIGTERM ends `sleep` at once"
+    );
+    engine.shutdown().await;
+}

@@ -10,10 +10,12 @@
 //!   activity type measures the engine alone).
 //! - [`templates`]: template lookup by name.
 
+pub mod command;
 pub mod runner;
 pub mod templates;
 mod writer;
 
+pub use command::CommandRunner;
 pub use runner::{ActivityRunner, AttemptControl, AttemptResult, BoxFuture, NOOP};
 pub use templates::{TemplateLoadError, Templates};
 pub use writer::new_id;
