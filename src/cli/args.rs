@@ -96,6 +96,27 @@ pub enum Command {
     Import(ImportArgs),
     /// A short guide for agents and people.
     Quickstart,
+    /// Workflow runs: start, list, show, history, signal, cancel, terminate, retry.
+    Run {
+        /// The run database (default: `.git/spool/spool.db` of this repository).
+        #[arg(
+            long = "spool-db",
+            env = "SPOOL_DB",
+            global = true,
+            value_name = "PATH"
+        )]
+        db: Option<std::path::PathBuf>,
+        #[command(subcommand)]
+        command: super::run::RunCommand,
+    },
+    /// Run the workflow engine until interrupted.
+    Worker {
+        /// The run database (default: `.git/spool/spool.db` of this repository).
+        #[arg(long = "spool-db", env = "SPOOL_DB", value_name = "PATH")]
+        db: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        args: super::worker::WorkerArgs,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,9 @@ mod edit;
 mod init;
 pub mod output;
 mod query;
+pub mod run;
 mod transfer;
+pub mod worker;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -202,6 +204,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Doctor(a) => doctor::run(&ctx, a),
         Command::Export(a) => transfer::export(&ctx, a),
         Command::Import(a) => transfer::import(&ctx, a),
+        Command::Run { db, command } => run::run_cmd(&ctx, command, db.as_deref()),
+        Command::Worker { db, args } => worker::worker_cmd(&ctx, args, db.as_deref()),
         Command::Quickstart => {
             print!("{}", QUICKSTART);
             Ok(0)
