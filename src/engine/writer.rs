@@ -141,10 +141,9 @@ impl Writer {
     }
 
     pub fn run(mut self, rx: Receiver<Cmd>) {
-        let mut pending = std::mem::take(&mut self.pending);
         let mut shutting_down = false;
         while !shutting_down {
-            let mut items = std::mem::take(&mut pending);
+            let mut items = std::mem::take(&mut self.pending);
             let wait = if items.is_empty() {
                 self.wait_budget()
             } else {
@@ -424,14 +423,23 @@ impl Writer {
         let results = match results {
             Ok(r) => r,
             Err(e) => {
-                // Nothing was written: forget cached state and tell every caller.
+                // Nothing was written: forget cached state and tell every caller. Attempt
+                // results have no caller to tell, so they are kept and tried again (inbox
+                // rows and timers are still in the database and come back by themselves).
                 let message = e.to_string();
                 for s in staged {
                     self.runs.remove(&s.item.run_id);
-                    if let Some(reply) = s.item.reply {
-                        let _ = reply.send(Err(EngineError::Store(message.clone())));
+                    match s.item.reply {
+                        Some(reply) => {
+                            let _ = reply.send(Err(EngineError::Store(message.clone())));
+                        }
+                        None if matches!(s.item.source, Source::Direct) => {
+                            self.pending.push(s.item)
+                        }
+                        None => {}
                     }
                 }
+                std::thread::sleep(Duration::from_millis(10));
                 return;
             }
         };

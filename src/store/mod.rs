@@ -9,7 +9,7 @@
 mod schema;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use spool_core::workflow::decide::{ActivityTask, Decision, Effect, Input, TimerKey, Verdict};
 use spool_core::workflow::event::{Event, EventAttributes};
 use spool_core::workflow::state::{AttemptPhase, RunState};
@@ -167,7 +167,7 @@ impl Store {
         }
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        set_wal(&conn)?;
         let sync = match durability {
             Durability::Full => "FULL",
             Durability::Process => "NORMAL",
@@ -179,21 +179,25 @@ impl Store {
         Ok(store)
     }
 
+    /// Applies missing migrations. Each runs in an IMMEDIATE transaction that re-reads the
+    /// version, so two processes opening a new database at once do not both migrate.
     fn migrate(&mut self) -> Result<()> {
         let known = schema::MIGRATIONS.len() as i64;
-        let found: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if found > known {
-            return Err(StoreError::TooNew { found, known });
-        }
-        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction()?;
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if found > known {
+                return Err(StoreError::TooNew { found, known });
+            }
+            let Some(sql) = schema::MIGRATIONS.get(found as usize) else {
+                return Ok(());
+            };
             tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.pragma_update(None, "user_version", found + 1)?;
             tx.commit()?;
         }
-        Ok(())
     }
 
     /// The schema version in force.
@@ -481,6 +485,37 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         updated_at: r.get(8)?,
         closed_at: r.get(9)?,
     })
+}
+
+/// WAL is a property of the file, set once; changing it needs an exclusive lock that a
+/// busy timeout does not wait for, so a concurrent first open retries for a while.
+fn set_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(m) => {
+                return Err(StoreError::Invalid(format!(
+                    "cannot switch the database to WAL (mode {m})"
+                )))
+            }
+            Err(e) if std::time::Instant::now() < deadline && is_busy(&e) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn open_run(conn: &Connection, workflow_id: &str) -> Result<Option<String>> {
