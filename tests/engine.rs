@@ -255,6 +255,20 @@ command = ["ok", "{issue.id}", "{steps.review.payload.by}"]
             .count(),
         1
     );
+    // The stored history folds to the stored state.
+    let (_, program) = Templates::new(vec![dir.path().to_path_buf()])
+        .load("flow")
+        .expect("template");
+    let r = run.clone();
+    let (_, stored) = engine
+        .read(move |s| s.load_state(&r).expect("load"))
+        .await
+        .expect("read")
+        .expect("state");
+    assert_eq!(
+        spool_core::workflow::fold(&program, &events).expect("fold"),
+        stored.history_view()
+    );
     engine.shutdown().await;
 }
 

@@ -152,7 +152,7 @@ fn ms_ceil(t: DateTime<Utc>) -> i64 {
 }
 
 fn text(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 impl Store {
@@ -746,4 +746,178 @@ fn write_one(tx: &Connection, w: &Write<'_>) -> Result<()> {
         tx.execute("DELETE FROM timer WHERE run_id = ?1", params![w.run_id])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spool_core::template::{compile, content_hash};
+    use spool_core::workflow::decide::decide;
+    use spool_core::workflow::Program;
+
+    const SRC: &str = "[[step]]\nid = \"nap\"\nkind = \"sleep\"\nduration = \"1s\"\n";
+
+    fn template() -> (TemplateRow, Program) {
+        let program = compile("nap.toml", SRC).expect("template");
+        let row = TemplateRow {
+            hash: content_hash(SRC.as_bytes()),
+            name: "nap".into(),
+            file: "nap.toml".into(),
+            source: SRC.into(),
+        };
+        (row, program)
+    }
+
+    fn new_run(id: &str, workflow: &str) -> NewRun {
+        let (row, _) = template();
+        NewRun {
+            run_id: id.into(),
+            workflow_id: workflow.into(),
+            workflow_type: "nap".into(),
+            template_hash: row.hash,
+            parent_run_id: None,
+        }
+    }
+
+    fn start_input(run: &NewRun) -> Input {
+        Input::Start {
+            workflow_id: run.workflow_id.clone(),
+            run_id: run.run_id.clone(),
+            input: serde_json::Value::Null,
+            parent: None,
+        }
+    }
+
+    #[test]
+    fn open_configures_wal_durability_and_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a").join("spool.db");
+        let store = Store::open(&path, Durability::Full).expect("open");
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+        let sync: i64 = store
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("sync");
+        assert_eq!(sync, 2, "FULL");
+        assert_eq!(
+            store.schema_version().expect("version"),
+            schema::MIGRATIONS.len() as i64
+        );
+        drop(store);
+        let store = Store::open(&path, Durability::Process).expect("reopen");
+        let sync: i64 = store
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("sync");
+        assert_eq!(sync, 1, "NORMAL");
+        store
+            .conn
+            .pragma_update(None, "user_version", 99)
+            .expect("bump");
+        drop(store);
+        assert!(matches!(
+            Store::open(&path, Durability::Full),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn boot_epoch_increments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("s.db"), Durability::Full).expect("open");
+        assert_eq!(store.boot_epoch().expect("epoch"), 0);
+        assert_eq!(store.bump_boot_epoch().expect("bump"), 1);
+        assert_eq!(store.bump_boot_epoch().expect("bump"), 2);
+        assert_eq!(store.boot_epoch().expect("epoch"), 2);
+    }
+
+    #[test]
+    fn one_open_run_per_workflow_and_inbox_dedup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("s.db"), Durability::Full).expect("open");
+        let (row, _) = template();
+        let now = Utc::now();
+        let a = new_run("r1", "wf");
+        store
+            .create_run(&a, &row, &start_input(&a), now)
+            .expect("first");
+        let b = new_run("r2", "wf");
+        assert!(matches!(
+            store.create_run(&b, &row, &start_input(&b), now),
+            Err(StoreError::AlreadyOpen { ref run_id, .. }) if run_id == "r1"
+        ));
+        assert_eq!(store.open_run("wf").expect("open run"), Some("r1".into()));
+        let sig = Input::Signal {
+            name: "x".into(),
+            payload: serde_json::Value::Null,
+            request_id: "q".into(),
+        };
+        assert!(store.push_inbox("r1", Some("q"), &sig, now).expect("push"));
+        assert!(!store.push_inbox("r1", Some("q"), &sig, now).expect("push"));
+        // The create queued the start; the signal is second.
+        let inbox = store.take_inbox(10).expect("inbox");
+        assert_eq!(inbox.len(), 2);
+        assert!(matches!(inbox[0].input, Input::Start { .. }));
+    }
+
+    #[test]
+    fn a_failed_transition_is_rolled_back_alone_and_timers_follow_effects() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("s.db"), Durability::Full).expect("open");
+        let (row, program) = template();
+        let now = Utc::now();
+        let a = new_run("r1", "a");
+        let b = new_run("r2", "b");
+        let da = decide(&RunState::default(), &program, start_input(&a), now).expect("decide");
+        let db = decide(&RunState::default(), &program, start_input(&b), now).expect("decide");
+        // The second write of r1 would append events 1..n again: a conflict.
+        let results = store
+            .commit(&[
+                Write {
+                    run_id: "r1",
+                    create: Some((&a, &row)),
+                    decision: Some(&da),
+                    now,
+                    ..Default::default()
+                },
+                Write {
+                    run_id: "r1",
+                    decision: Some(&da),
+                    now,
+                    ..Default::default()
+                },
+                Write {
+                    run_id: "r2",
+                    create: Some((&b, &row)),
+                    decision: Some(&db),
+                    now,
+                    ..Default::default()
+                },
+            ])
+            .expect("commit");
+        assert!(results[0].is_ok());
+        assert!(results[1].is_err(), "{:?}", results[1]);
+        assert!(results[2].is_ok());
+        assert_eq!(store.history("r1").expect("history").len(), da.events.len());
+        assert_eq!(store.history("r2").expect("history"), db.events);
+        let (_, state) = store.load_state("r2").expect("load").expect("state");
+        assert_eq!(state, db.state);
+        // The sleep armed a timer 1 s out: not due now, due after.
+        assert!(store.due_timers(now, 10).expect("due").is_empty());
+        let later = now + chrono::Duration::milliseconds(1001);
+        assert_eq!(store.due_timers(later, 10).expect("due").len(), 2);
+        assert!(store.next_fire_at().expect("next").is_some_and(|t| t > now));
+    }
+
+    #[test]
+    fn fire_times_round_up_to_the_millisecond() {
+        let t = DateTime::from_timestamp(10, 1_500_000).expect("time");
+        assert_eq!(ms_ceil(t), 10_002);
+        let exact = DateTime::from_timestamp(10, 2_000_000).expect("time");
+        assert_eq!(ms_ceil(exact), 10_002);
+    }
 }
