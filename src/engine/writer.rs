@@ -13,7 +13,7 @@ use spool_core::workflow::decide::{
 use spool_core::workflow::event::{Failure, ParentRef};
 use spool_core::workflow::state::{RunState, RunStatus};
 use spool_core::workflow::Program;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,6 +71,73 @@ struct Staged {
     children: Vec<ChildStart>,
     inbox: Vec<InboxRow>,
     error: Option<EngineError>,
+}
+
+/// One item after `decide`, as its caller will hear of it.
+struct Member {
+    item: Item,
+    verdict: Verdict,
+    error: Option<EngineError>,
+}
+
+/// The items of one run in a batch, merged into one write.
+struct Group {
+    run_id: String,
+    create: Option<(NewRun, TemplateRow)>,
+    merged: Option<Decision>,
+    consume_inbox: Vec<i64>,
+    consume_timers: Vec<TimerKey>,
+    children: Vec<ChildStart>,
+    inbox: Vec<InboxRow>,
+    members: Vec<Member>,
+}
+
+impl Group {
+    fn new(run_id: &str) -> Group {
+        Group {
+            run_id: run_id.to_string(),
+            create: None,
+            merged: None,
+            consume_inbox: Vec::new(),
+            consume_timers: Vec::new(),
+            children: Vec::new(),
+            inbox: Vec::new(),
+            members: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, mut s: Staged) {
+        if let Some(create) = s.item.create.take() {
+            self.create.get_or_insert(create);
+        }
+        match &s.item.source {
+            Source::Inbox(seq) => self.consume_inbox.push(*seq),
+            Source::Timer(key) => self.consume_timers.push(key.clone()),
+            Source::Direct => {}
+        }
+        self.children.append(&mut s.children);
+        self.inbox.append(&mut s.inbox);
+        let verdict = match s.decision {
+            Some(d) if d.verdict == Verdict::Applied => {
+                match &mut self.merged {
+                    None => self.merged = Some(d),
+                    Some(m) => {
+                        m.events.extend(d.events);
+                        m.effects.extend(d.effects);
+                        m.state = d.state;
+                    }
+                }
+                Verdict::Applied
+            }
+            Some(d) => d.verdict,
+            None => Verdict::Rejected("not applied".into()),
+        };
+        self.members.push(Member {
+            item: s.item,
+            verdict,
+            error: s.error,
+        });
+    }
 }
 
 pub(crate) struct Writer {
@@ -396,25 +463,31 @@ impl Writer {
         }
     }
 
+    /// Decides every item, then commits them in one transaction. Items of the same run
+    /// are merged into one write (their events in order, the last state), so a run that
+    /// moved several times in a batch is written once.
     fn process(&mut self, items: Vec<Item>) {
-        let staged: Vec<Staged> = items.into_iter().map(|i| self.stage(i)).collect();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut by_run: HashMap<String, usize> = HashMap::new();
+        for item in items {
+            let staged = self.stage(item);
+            let g = *by_run.entry(staged.item.run_id.clone()).or_insert_with(|| {
+                groups.push(Group::new(&staged.item.run_id));
+                groups.len() - 1
+            });
+            groups[g].add(staged);
+        }
         let now = Utc::now();
-        let writes: Vec<Write<'_>> = staged
+        let writes: Vec<Write<'_>> = groups
             .iter()
-            .map(|s| Write {
-                run_id: &s.item.run_id,
-                create: s.item.create.as_ref().map(|(r, t)| (r, t)),
-                decision: s.decision.as_ref(),
-                consume_inbox: match s.item.source {
-                    Source::Inbox(seq) => Some(seq),
-                    _ => None,
-                },
-                consume_timer: match &s.item.source {
-                    Source::Timer(k) => Some(k),
-                    _ => None,
-                },
-                children: &s.children,
-                inbox: &s.inbox,
+            .map(|g| Write {
+                run_id: &g.run_id,
+                create: g.create.as_ref().map(|(r, t)| (r, t)),
+                decision: g.merged.as_ref(),
+                consume_inbox: &g.consume_inbox,
+                consume_timers: &g.consume_timers,
+                children: &g.children,
+                inbox: &g.inbox,
                 now,
             })
             .collect();
@@ -427,56 +500,56 @@ impl Writer {
                 // results have no caller to tell, so they are kept and tried again (inbox
                 // rows and timers are still in the database and come back by themselves).
                 let message = e.to_string();
-                for s in staged {
-                    self.runs.remove(&s.item.run_id);
-                    match s.item.reply {
-                        Some(reply) => {
-                            let _ = reply.send(Err(EngineError::Store(message.clone())));
+                for g in groups {
+                    self.runs.remove(&g.run_id);
+                    for m in g.members {
+                        match m.item.reply {
+                            Some(reply) => {
+                                let _ = reply.send(Err(EngineError::Store(message.clone())));
+                            }
+                            None if matches!(m.item.source, Source::Direct) => {
+                                self.pending.push(m.item)
+                            }
+                            None => {}
                         }
-                        None if matches!(s.item.source, Source::Direct) => {
-                            self.pending.push(s.item)
-                        }
-                        None => {}
                     }
                 }
                 std::thread::sleep(Duration::from_millis(10));
                 return;
             }
         };
-        let mut failed_runs = HashSet::new();
-        for (s, result) in staged.into_iter().zip(results) {
-            let outcome = match (s.error, result) {
-                (Some(e), _) => Err(e),
-                (None, Err(e)) => Err(EngineError::from(e)),
-                (None, Ok(())) => Ok(s.decision),
-            };
-            match outcome {
+        for (g, result) in groups.into_iter().zip(results) {
+            match result {
                 Err(e) => {
-                    failed_runs.insert(s.item.run_id.clone());
-                    if let Some(reply) = s.item.reply {
-                        let _ = reply.send(Err(e));
+                    self.runs.remove(&g.run_id);
+                    let message = e.to_string();
+                    let mut first = Some(EngineError::from(e));
+                    for m in g.members {
+                        let err = m
+                            .error
+                            .or_else(|| first.take())
+                            .unwrap_or_else(|| EngineError::Store(message.clone()));
+                        if let Some(reply) = m.item.reply {
+                            let _ = reply.send(Err(err));
+                        }
                     }
                 }
-                Ok(decision) => {
-                    let verdict = decision
-                        .as_ref()
-                        .map(|d| d.verdict.clone())
-                        .unwrap_or(Verdict::Rejected("not applied".into()));
-                    if let Some(d) = decision.filter(|d| d.verdict == Verdict::Applied) {
-                        self.after_commit(
-                            &s.item.run_id,
-                            d,
-                            !(s.children.is_empty() && s.inbox.is_empty()),
-                        );
+                Ok(()) => {
+                    let wrote_rows = !(g.children.is_empty() && g.inbox.is_empty());
+                    if let Some(d) = g.merged {
+                        self.after_commit(&g.run_id, d, wrote_rows);
                     }
-                    if let Some(reply) = s.item.reply {
-                        let _ = reply.send(Ok(verdict));
+                    for m in g.members {
+                        let answer = match m.error {
+                            Some(e) => Err(e),
+                            None => Ok(m.verdict),
+                        };
+                        if let Some(reply) = m.item.reply {
+                            let _ = reply.send(answer);
+                        }
                     }
                 }
             }
-        }
-        for run in failed_runs {
-            self.runs.remove(&run);
         }
     }
 

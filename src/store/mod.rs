@@ -123,10 +123,10 @@ pub struct Write<'a> {
     pub create: Option<(&'a NewRun, &'a TemplateRow)>,
     /// What `decide` returned; only an applied decision writes events and state.
     pub decision: Option<&'a Decision>,
-    /// Inbox row consumed by this transition.
-    pub consume_inbox: Option<i64>,
-    /// Timer row consumed by this transition (deleted only if still due at `now`).
-    pub consume_timer: Option<&'a TimerKey>,
+    /// Inbox rows consumed by this transition.
+    pub consume_inbox: &'a [i64],
+    /// Timer rows consumed by this transition (deleted only if still due at `now`).
+    pub consume_timers: &'a [TimerKey],
     pub children: &'a [ChildStart],
     pub inbox: &'a [InboxRow],
     pub now: DateTime<Utc>,
@@ -581,10 +581,10 @@ fn write_one(tx: &Connection, w: &Write<'_>) -> Result<()> {
     if let Some((run, template)) = w.create {
         insert_run(tx, run, template, w.now)?;
     }
-    if let Some(seq) = w.consume_inbox {
+    for seq in w.consume_inbox {
         tx.execute("DELETE FROM inbox WHERE seq = ?1", params![seq])?;
     }
-    if let Some(key) = w.consume_timer {
+    for key in w.consume_timers {
         tx.execute(
             "DELETE FROM timer WHERE run_id = ?1 AND timer_key = ?2 AND fire_at <= ?3",
             params![w.run_id, key.encode(), ms(w.now)],
