@@ -95,28 +95,26 @@ pub(crate) async fn dispatcher(
                 let task = *task;
                 let sid = task.scheduled_event_id;
                 let attempt = task.attempt;
-                apply(
-                    &cmds,
-                    &task.run_id,
-                    Input::ActivityStarted {
+                let started = Input::ActivityStarted {
+                    scheduled_event_id: sid,
+                    attempt,
+                    epoch,
+                };
+                if task.activity_type == NOOP {
+                    // Started and completed at once: one commit for both.
+                    let done = Input::ActivityCompleted {
                         scheduled_event_id: sid,
                         attempt,
                         epoch,
-                    },
-                );
-                if task.activity_type == NOOP {
-                    apply(
-                        &cmds,
-                        &task.run_id,
-                        Input::ActivityCompleted {
-                            scheduled_event_id: sid,
-                            attempt,
-                            epoch,
-                            output: ActivityOutput::default(),
-                        },
-                    );
+                        output: ActivityOutput::default(),
+                    };
+                    let _ = cmds.send(Cmd::ApplyAll(vec![
+                        (task.run_id.clone(), started),
+                        (task.run_id, done),
+                    ]));
                     continue;
                 }
+                apply(&cmds, &task.run_id, started);
                 let Some(runner) = runners.get(&task.activity_type).cloned() else {
                     let failure = Failure::new(
                         "UnknownActivityType",

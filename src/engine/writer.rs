@@ -33,6 +33,8 @@ pub(crate) enum Cmd {
         input: serde_json::Value,
         reply: oneshot::Sender<Result<Verdict, EngineError>>,
     },
+    /// Inputs that arrived together and should be committed together.
+    ApplyAll(Vec<(String, Input)>),
     Read(ReadFn),
     Shutdown,
 }
@@ -280,6 +282,17 @@ impl Writer {
                 create: Some((run, template)),
                 reply: Some(reply),
             }),
+            Cmd::ApplyAll(inputs) => {
+                for (run_id, input) in inputs {
+                    items.push(Item {
+                        run_id,
+                        input,
+                        source: Source::Direct,
+                        create: None,
+                        reply: None,
+                    });
+                }
+            }
             Cmd::Read(f) => f(&self.store),
             Cmd::Shutdown => return true,
         }

@@ -969,7 +969,15 @@ impl<'a> Decider<'a> {
         def: &ActivityDef,
         argv: &[String],
     ) -> Result<(), DecideError> {
-        let ctx = self.state.context();
+        // Building the context copies every output: only do it when something refers to it.
+        let needs_ctx = argv.iter().any(|a| a.contains('{'))
+            || def.cwd.as_ref().is_some_and(|c| c.contains('{'))
+            || def.env.values().any(|v| v.contains('{'));
+        let ctx = if needs_ctx {
+            self.state.context()
+        } else {
+            Value::Null
+        };
         let resolved: Result<ActivityInput, String> = (|| {
             Ok(ActivityInput {
                 argv: argv
