@@ -91,7 +91,7 @@ impl EngineConfig {
             durability: Durability::Full,
             templates: Templates::default(),
             runners: HashMap::new(),
-            batch_max: 512,
+            batch_max: 4096,
             poll_interval: Duration::from_millis(50),
         }
     }
