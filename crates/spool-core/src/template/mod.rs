@@ -18,11 +18,12 @@
 //! command = ["cargo", "test"]
 //! on_failure = { goto = "implement", max_loops = 3 }
 //! ```
-//! - [`expr`]: the `when` language. [`placeholder`]: `{path}` substitution.
+//! - [`expr`]: the `when` language. Placeholders (`{issue.id}`) are
+//!   [`crate::template_vars`]'s; here their syntax is checked at load time.
 
 pub mod expr;
-pub mod placeholder;
 
+use crate::template_vars::{render, render_argv, TemplateVarError, TemplateVarErrorKind};
 use crate::workflow::duration::parse_duration;
 use crate::workflow::program::{
     ActivityDef, ActivityTimeouts, ActivityType, ChildDef, GateDef, OnFailure, ParallelDef,
@@ -297,6 +298,30 @@ pub fn compile(file: &str, source: &str) -> Result<Program, TemplateError> {
         content_hash: content_hash(source.as_bytes()),
         steps,
     })
+}
+
+/// Placeholder syntax only (names are resolved when the step runs): rendering against
+/// nothing fails with "unknown" for every well-formed placeholder.
+fn syntax_only(result: Result<(), TemplateVarError>) -> Result<(), String> {
+    match result {
+        Err(e)
+            if !matches!(
+                e.kind,
+                TemplateVarErrorKind::Unknown(_) | TemplateVarErrorKind::Null(_)
+            ) =>
+        {
+            Err(format!("bad placeholder: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_placeholders(s: &str) -> Result<(), String> {
+    syntax_only(render(s, &serde_json::Value::Null).map(|_| ()))
+}
+
+fn check_argv(argv: &[String]) -> Result<(), String> {
+    syntax_only(render_argv(argv, &serde_json::Value::Null).map(|_| ()))
 }
 
 fn valid_id(id: &str) -> bool {
@@ -617,10 +642,8 @@ fn compile_step(
             if argv.is_empty() {
                 cx.error(c.span(), "a `compensate` command is empty");
             }
-            for a in argv {
-                if let Err(e) = placeholder::check(a) {
-                    cx.error(c.span(), e);
-                }
+            if let Err(e) = check_argv(argv) {
+                cx.error(c.span(), e);
             }
         }
     }
@@ -671,15 +694,13 @@ fn compile_activity(
         return None;
     }
     if let Some(c) = &r.command {
-        for a in c.get_ref() {
-            if let Err(e) = placeholder::check(a) {
-                cx.error(c.span(), e);
-            }
+        if let Err(e) = check_argv(c.get_ref()) {
+            cx.error(c.span(), e);
         }
     }
     let cwd = r.cwd.as_ref().or(cx.defaults.cwd.as_ref()).cloned();
     if let Some(c) = &cwd {
-        if let Err(e) = placeholder::check(c.get_ref()) {
+        if let Err(e) = check_placeholders(c.get_ref()) {
             cx.error(c.span(), e);
         }
     }
@@ -689,7 +710,7 @@ fn compile_activity(
         .flatten()
     {
         for (k, v) in source {
-            if let Err(e) = placeholder::check(v.get_ref()) {
+            if let Err(e) = check_placeholders(v.get_ref()) {
                 cx.error(v.span(), e);
             }
             env.insert(k, v.into_inner());

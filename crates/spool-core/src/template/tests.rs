@@ -241,7 +241,7 @@ fn misplaced_and_unknown_fields_are_errors() {
     one_error(
         "[[step]]\nid = \"a\"\nkind = \"activity\"\ncommand = [\"x\", \"{unclosed\"]\n",
         4,
-        "unclosed placeholder",
+        "argument 1, byte 0: `{` is never closed",
     );
 }
 

@@ -14,7 +14,8 @@ use super::state::{
     marker, AttemptPhase, BranchStatus, CompensationItem, FoldError, PendingActivity, Phase,
     RunState, RunStatus, TimerPurpose, Unwind, GATE_TIMEOUT_SUFFIX,
 };
-use crate::template::{expr, placeholder};
+use crate::template::expr;
+use crate::template_vars::render;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -982,17 +983,17 @@ impl<'a> Decider<'a> {
             Ok(ActivityInput {
                 argv: argv
                     .iter()
-                    .map(|a| placeholder::render(a, &ctx))
+                    .map(|a| render(a, &ctx).map_err(|e| e.to_string()))
                     .collect::<Result<_, _>>()?,
                 cwd: def
                     .cwd
                     .as_ref()
-                    .map(|c| placeholder::render(c, &ctx))
+                    .map(|c| render(c, &ctx).map_err(|e| e.to_string()))
                     .transpose()?,
                 env: def
                     .env
                     .iter()
-                    .map(|(k, v)| Ok((k.clone(), placeholder::render(v, &ctx)?)))
+                    .map(|(k, v)| Ok((k.clone(), render(v, &ctx).map_err(|e| e.to_string())?)))
                     .collect::<Result<_, String>>()?,
                 capture_bytes: def.capture_bytes,
             })
@@ -1377,9 +1378,7 @@ impl<'a> Decider<'a> {
 /// are kept as written.
 fn render_json(value: &Value, ctx: &Value) -> Value {
     match value {
-        Value::String(s) => {
-            Value::String(placeholder::render(s, ctx).unwrap_or_else(|_| s.clone()))
-        }
+        Value::String(s) => Value::String(render(s, ctx).unwrap_or_else(|_| s.clone())),
         Value::Array(a) => Value::Array(a.iter().map(|v| render_json(v, ctx)).collect()),
         Value::Object(m) => Value::Object(
             m.iter()
