@@ -140,6 +140,25 @@ async fn noop_template_runs_to_completion_with_a_dense_history() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_engine_on_the_same_database_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::start(config(dir.path(), &Fake::default()))
+        .await
+        .expect("start");
+    let second = Engine::start(config(dir.path(), &Fake::default())).await;
+    assert!(
+        matches!(second, Err(EngineError::Busy(_))),
+        "{:?}",
+        second.err()
+    );
+    engine.shutdown().await;
+    let again = Engine::start(config(dir.path(), &Fake::default()))
+        .await
+        .expect("free after shutdown");
+    again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_open_run_per_workflow_id() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(

@@ -21,6 +21,7 @@ pub use templates::{TemplateLoadError, Templates};
 pub use writer::new_id;
 
 use crate::store::{Durability, NewRun, Store, StoreError};
+use nix::fcntl::{Flock, FlockArg};
 use serde_json::Value;
 use spool_core::workflow::decide::{Input, Verdict};
 use spool_core::workflow::state::RunStatus;
@@ -47,6 +48,8 @@ pub enum EngineError {
     Stopped,
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    #[error("another worker is running on {0}")]
+    Busy(PathBuf),
 }
 
 impl From<StoreError> for EngineError {
@@ -110,6 +113,28 @@ pub struct Engine {
     epoch: u64,
     writer: Option<std::thread::JoinHandle<()>>,
     dispatcher: tokio::task::JoinHandle<()>,
+    /// Held while this engine runs; the kernel releases it if the process dies.
+    _lock: Flock<std::fs::File>,
+}
+
+/// Takes `<db>.worker.lock` exclusively, or fails at once if another engine holds it.
+fn lock_worker(db: &Path) -> Result<Flock<std::fs::File>, EngineError> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".worker.lock");
+    let path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| EngineError::Store(format!("cannot open {}: {e}", path.display())))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        if errno == nix::errno::Errno::EWOULDBLOCK {
+            EngineError::Busy(db.to_path_buf())
+        } else {
+            EngineError::Store(format!("cannot lock {}: {errno}", path.display()))
+        }
+    })
 }
 
 impl Engine {
@@ -117,6 +142,8 @@ impl Engine {
     /// starts working. Must be called inside a tokio runtime.
     pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
         let mut store = Store::open(&config.db_path, config.durability)?;
+        // Two writers would each take the other's attempts for dead ones.
+        let lock = lock_worker(&config.db_path)?;
         let epoch = store.bump_boot_epoch()?;
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
         let (exec_tx, exec_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -150,6 +177,7 @@ impl Engine {
             epoch,
             writer: Some(handle),
             dispatcher,
+            _lock: lock,
         })
     }
 
