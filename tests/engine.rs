@@ -702,3 +702,56 @@ async fn cancelling_a_real_command_stops_its_process() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_parent_cancels_its_child_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "waiter",
+        "[[step]]\nid = \"g\"\nkind = \"gate\"\nsignals = [\"go\"]\n",
+    );
+    write(
+        dir.path(),
+        "outer",
+        "[[step]]\nid = \"sub\"\nkind = \"child\"\ntemplate = \"waiter\"\n",
+    );
+    let engine = Engine::start(config(dir.path(), &Fake::default()))
+        .await
+        .expect("start");
+    let parent = engine
+        .start_run("outer", Some("outer"), Value::Null)
+        .await
+        .expect("run");
+    let p = parent.clone();
+    wait_for_async("child running", &engine, move |s| {
+        s.list_runs(Some("running"))
+            .expect("list")
+            .iter()
+            .any(|r| r.parent_run_id.as_deref() == Some(p.as_str()))
+    })
+    .await;
+    engine.cancel("outer", "stop").await.expect("cancel");
+    assert_eq!(
+        engine.wait_closed(&parent, WAIT).await.expect("closed"),
+        RunStatus::Canceled
+    );
+    let runs = engine
+        .read(|s| s.list_runs(None).expect("list"))
+        .await
+        .expect("read");
+    let child = runs
+        .iter()
+        .find(|r| r.parent_run_id.as_deref() == Some(parent.as_str()))
+        .expect("child");
+    assert_eq!(child.status, "canceled");
+    let names = history_names(&engine, &parent).await;
+    assert!(names
+        .iter()
+        .any(|n| n == "RequestCancelExternalWorkflowExecutionInitiated"));
+    assert!(
+        names.iter().any(|n| n == "ChildWorkflowExecutionCanceled"),
+        "{names:?}"
+    );
+    engine.shutdown().await;
+}

@@ -109,6 +109,20 @@ fn find(store: &Store, id: &str) -> Result<RunRow> {
         .with_context(|| format!("no run or workflow {id:?}"))
 }
 
+/// A run that can still take signals, cancellation or termination.
+fn find_open(store: &Store, id: &str) -> Result<RunRow> {
+    let row = find(store, id)?;
+    if !matches!(row.status.as_str(), "new" | "running") {
+        bail!(
+            "run {} of workflow {} is {}",
+            row.run_id,
+            row.workflow_id,
+            row.status
+        );
+    }
+    Ok(row)
+}
+
 pub fn run_cmd(ctx: &Ctx, cmd: &RunCommand, db: Option<&Path>) -> Result<i32> {
     let cmd = cmd.clone();
     let path = database_path(ctx, db)?;
@@ -204,7 +218,7 @@ pub fn run_cmd(ctx: &Ctx, cmd: &RunCommand, db: Option<&Path>) -> Result<i32> {
             payload,
             request_id,
         } => {
-            let row = find(&store, &id)?;
+            let row = find_open(&store, &id)?;
             let payload = match payload {
                 Some(p) => read_json(ctx, &p, "--payload")?,
                 None => Value::Null,
@@ -219,7 +233,7 @@ pub fn run_cmd(ctx: &Ctx, cmd: &RunCommand, db: Option<&Path>) -> Result<i32> {
             report(json_out, &row.run_id, queued, "signal")?;
         }
         RunCommand::Cancel { id, reason } => {
-            let row = find(&store, &id)?;
+            let row = find_open(&store, &id)?;
             let queued = store.push_inbox(
                 &row.run_id,
                 Some("cancel"),
@@ -229,7 +243,7 @@ pub fn run_cmd(ctx: &Ctx, cmd: &RunCommand, db: Option<&Path>) -> Result<i32> {
             report(json_out, &row.run_id, queued, "cancel")?;
         }
         RunCommand::Terminate { id, reason } => {
-            let row = find(&store, &id)?;
+            let row = find_open(&store, &id)?;
             let queued = store.push_inbox(
                 &row.run_id,
                 Some("terminate"),
