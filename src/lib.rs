@@ -4,8 +4,10 @@
 pub mod atomic;
 pub mod backlog;
 pub mod cli;
+pub mod engine;
 pub mod exec;
 pub mod git;
 pub mod gitconfig;
+pub mod store;
 pub mod synth;
 pub mod workspace;

@@ -102,6 +102,27 @@ pub enum Command {
     /// Git hooks: check the staged backlog before commits, nudge the daemon after checkouts.
     #[command(subcommand)]
     Hooks(super::hooks::HooksCommand),
+    /// Workflow runs: start, list, show, history, signal, cancel, terminate, retry.
+    Run {
+        /// The run database (default: `.git/spool/spool.db` of this repository).
+        #[arg(
+            long = "spool-db",
+            env = "SPOOL_DB",
+            global = true,
+            value_name = "PATH"
+        )]
+        db: Option<std::path::PathBuf>,
+        #[command(subcommand)]
+        command: super::run::RunCommand,
+    },
+    /// Run the workflow engine until interrupted.
+    Worker {
+        /// The run database (default: `.git/spool/spool.db` of this repository).
+        #[arg(long = "spool-db", env = "SPOOL_DB", value_name = "PATH")]
+        db: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        args: super::worker::WorkerArgs,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,9 @@ mod hooks;
 mod init;
 pub mod output;
 mod query;
+pub mod run;
 mod transfer;
+pub mod worker;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -206,6 +208,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Import(a) => transfer::import(&ctx, a),
         Command::Bench(b) => bench::run(&ctx, b),
         Command::Hooks(h) => hooks::run(&ctx, h),
+        Command::Run { db, command } => run::run_cmd(&ctx, command, db.as_deref()),
+        Command::Worker { db, args } => worker::worker_cmd(&ctx, args, db.as_deref()),
         Command::Quickstart => {
             print!("{}", QUICKSTART);
             Ok(0)

@@ -4,4 +4,6 @@
 //! randomness. Time, ids and random seeds are arguments. Parse problems are data
 //! (diagnostics), not panics.
 pub mod beads;
+pub mod template;
 pub mod template_vars;
+pub mod workflow;

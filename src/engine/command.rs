@@ -1,0 +1,131 @@
+//! The `command` activity type: runs the task's argv through `exec` (the only module that
+//! spawns processes) and turns its outcome into an [`AttemptResult`].
+
+use super::runner::{ActivityRunner, AttemptControl, AttemptResult, BoxFuture};
+use crate::exec::{
+    run_attempt, status_verdict, ActivityOutcome, ActivitySpec, ActivityStatus, Attempt,
+    AttemptObserver, Heartbeat, TimeoutKind, Timeouts, Verdict, DEFAULT_CANCEL_GRACE,
+    DEFAULT_START_TO_CLOSE,
+};
+use serde_json::json;
+use spool_core::workflow::decide::ActivityTask;
+use spool_core::workflow::event::{ActivityOutput, Failure, TimeoutType};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Runs `command` activities. Each attempt gets its own directory for the heartbeat and
+/// result files: `<attempts_dir>/<run>/<scheduled event>/<attempt>/`.
+#[derive(Debug, Clone)]
+pub struct CommandRunner {
+    pub attempts_dir: PathBuf,
+    /// Time between SIGTERM and SIGKILL when an attempt is cancelled.
+    pub cancel_grace: Duration,
+}
+
+impl CommandRunner {
+    pub fn new(attempts_dir: PathBuf) -> CommandRunner {
+        CommandRunner {
+            attempts_dir,
+            cancel_grace: DEFAULT_CANCEL_GRACE,
+        }
+    }
+
+    fn spec(&self, task: &ActivityTask) -> ActivitySpec {
+        let mut spec =
+            ActivitySpec::new(task.input.argv.clone()).with_ids(&task.run_id, &task.activity_id);
+        spec.cwd = task.input.cwd.as_ref().map(PathBuf::from);
+        spec.env.extend(task.input.env.clone());
+        spec.capture_limit = usize::try_from(task.input.capture_bytes).unwrap_or(usize::MAX);
+        spec.timeouts = Timeouts {
+            start_to_close: task.start_to_close.unwrap_or(DEFAULT_START_TO_CLOSE),
+            heartbeat: task.heartbeat,
+            idle: None,
+            cancel_grace: self.cancel_grace,
+        };
+        spec
+    }
+}
+
+/// Forwards heartbeat lines to the engine.
+struct Forward(AttemptControl);
+
+impl AttemptObserver for Forward {
+    fn heartbeat(&mut self, beat: &Heartbeat) {
+        self.0
+            .heartbeat(json!({"seq": beat.seq, "details": beat.details}));
+    }
+}
+
+impl ActivityRunner for CommandRunner {
+    fn run(&self, task: ActivityTask, control: AttemptControl) -> BoxFuture<AttemptResult> {
+        let spec = self.spec(&task);
+        let dir = self
+            .attempts_dir
+            .join(&task.run_id)
+            .join(task.scheduled_event_id.to_string())
+            .join(task.attempt.to_string());
+        Box::pin(async move {
+            if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+                return AttemptResult::Failed(Failure::new(
+                    "SpawnFailed",
+                    format!("cannot create {}: {e}", dir.display()),
+                ));
+            }
+            let attempt = Attempt::in_dir(task.attempt, &dir);
+            // Either a graceful cancel or a kill stops the process group.
+            let stop = CancellationToken::new();
+            let (cancel, kill, relay) =
+                (control.cancel.clone(), control.kill.clone(), stop.clone());
+            let watcher = tokio::spawn(async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => relay.cancel(),
+                    _ = kill.cancelled() => relay.cancel(),
+                }
+            });
+            let mut forward = Forward(control);
+            let outcome = run_attempt(&spec, &attempt, &stop, &mut forward).await;
+            watcher.abort();
+            judge(&outcome)
+        })
+    }
+}
+
+/// Maps exec's outcome to the engine's terms.
+pub fn judge(outcome: &ActivityOutcome) -> AttemptResult {
+    let exit_code = match outcome.status {
+        ActivityStatus::Succeeded => Some(0),
+        ActivityStatus::Failed { exit_code } => Some(exit_code),
+        _ => None,
+    };
+    let output = |result| ActivityOutput {
+        exit_code,
+        stdout: outcome.stdout_tail.clone(),
+        stderr: outcome.stderr_tail.clone(),
+        result,
+    };
+    match status_verdict(outcome) {
+        Verdict::Succeeded { result } => AttemptResult::Completed(output(result)),
+        Verdict::Failed {
+            error_type,
+            message,
+        } => AttemptResult::Failed(Failure {
+            details: Some(output(None)),
+            ..Failure::new(&error_type, message)
+        }),
+        Verdict::TimedOut { kind } => {
+            let failure = match kind {
+                TimeoutKind::StartToClose => Failure::timeout(TimeoutType::StartToClose),
+                TimeoutKind::Heartbeat => Failure::timeout(TimeoutType::Heartbeat),
+                TimeoutKind::Idle => {
+                    Failure::new("TimeoutIdle", "no output within the idle timeout")
+                }
+            };
+            AttemptResult::Failed(Failure {
+                details: Some(output(None)),
+                ..failure
+            })
+        }
+        Verdict::Canceled => AttemptResult::Canceled,
+    }
+}
