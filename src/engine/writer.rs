@@ -2,7 +2,7 @@
 //! commits many transitions per transaction (group commit), and only then hands effects
 //! to the dispatcher and answers callers.
 
-use super::runner::Exec;
+use super::runner::{Exec, NOOP};
 use super::templates::{compile_row, Templates};
 use super::EngineError;
 use crate::store::{ChildStart, InboxRow, NewRun, Store, TemplateRow, Write};
@@ -569,6 +569,32 @@ impl Writer {
     fn after_commit(&mut self, run_id: &str, d: Decision, wrote_children: bool) {
         for effect in d.effects {
             match effect {
+                // A no-op attempt starts and ends right here: no round trip to the
+                // dispatcher, and it commits with the next batch.
+                Effect::DispatchActivity(task) if task.activity_type == NOOP => {
+                    let (sid, attempt, epoch) = (task.scheduled_event_id, task.attempt, self.epoch);
+                    for input in [
+                        Input::ActivityStarted {
+                            scheduled_event_id: sid,
+                            attempt,
+                            epoch,
+                        },
+                        Input::ActivityCompleted {
+                            scheduled_event_id: sid,
+                            attempt,
+                            epoch,
+                            output: Default::default(),
+                        },
+                    ] {
+                        self.pending.push(Item {
+                            run_id: run_id.to_string(),
+                            input,
+                            source: Source::Direct,
+                            create: None,
+                            reply: None,
+                        });
+                    }
+                }
                 Effect::DispatchActivity(task) => {
                     let _ = self.exec.send(Exec::Dispatch(Box::new(task)));
                 }
