@@ -546,7 +546,7 @@ async fn child_workflows_run_and_report_to_their_parent() {
         "StartChildWorkflowExecutionInitiated",
         "ChildWorkflowExecutionStarted",
         "ChildWorkflowExecutionCompleted",
-        "ChildWorkflowExecutionFailed",
+        "StartChildWorkflowExecutionFailed",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

@@ -7,10 +7,8 @@ use super::templates::{compile_row, Templates};
 use super::EngineError;
 use crate::store::{ChildStart, InboxRow, NewRun, Store, TemplateRow, Write};
 use chrono::Utc;
-use spool_core::workflow::decide::{
-    decide, ChildOutcome, Decision, Effect, Input, TimerKey, Verdict,
-};
-use spool_core::workflow::event::{Failure, ParentRef};
+use spool_core::workflow::decide::{decide, Decision, Effect, Input, TimerKey, Verdict};
+use spool_core::workflow::event::ParentRef;
 use spool_core::workflow::state::{RunState, RunStatus};
 use spool_core::workflow::Program;
 use std::collections::HashMap;
@@ -438,12 +436,9 @@ impl Writer {
         input: &serde_json::Value,
     ) -> Result<ChildStart, Box<InboxRow>> {
         let run_id = new_id();
-        let failed = |message: String| Input::ChildClosed {
+        let failed = |cause: String| Input::ChildStartFailed {
             initiated_event_id: parent.initiated_event_id,
-            run_id: String::new(),
-            outcome: ChildOutcome::Failed {
-                failure: Failure::new("ChildStartFailed", message).non_retryable(),
-            },
+            cause,
         };
         match self.templates.load(template) {
             Ok((row, program)) => {
