@@ -1,7 +1,9 @@
-//! Crash test: 200+ workflows of 5–10 command steps while the worker process is
-//! SIGKILLed at random moments 50+ times and restarted each time. Afterwards every
-//! workflow is complete, no step ran again after its completion was recorded, and every
-//! history is dense with exactly one close event, last.
+//! Crash test: 200+ workflows of 5–10 command steps (some with a durable sleep and a
+//! gate) while the worker process is SIGKILLed at random moments 50+ times and restarted
+//! each time, and signals are sent (and re-sent) throughout. Afterwards every workflow is
+//! complete, no step ran again after its completion was recorded, every history is dense
+//! with exactly one close event, last, every timer fired once and not early, and every
+//! gated run saw its signal exactly once.
 
 use serde_json::Value;
 use spool::engine::Templates;
@@ -14,6 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 210;
+/// Runs of the gated template, on top of `RUNS`.
+const GATED: usize = 60;
 const KILLS: usize = 50;
 
 fn template(steps: usize, log: &Path) -> String {
@@ -27,6 +31,37 @@ fn template(steps: usize, log: &Path) -> String {
         ));
     }
     t
+}
+
+/// Three steps, a 150 ms sleep, a gate waiting for `go`, two more steps.
+fn gated_template(log: &Path) -> String {
+    let step = |id: &str| {
+        format!(
+            "[[step]]\nid = \"{id}\"\nkind = \"activity\"\ncommand = [\"sh\", \"-c\", \
+             \"echo \\\"$SPOOL_RUN_ID:$SPOOL_STEP_ID:$SPOOL_ATTEMPT:$(date +%s%N)\\\" >> \\\"$0\\\"\", \"{}\"]\n\n",
+            log.display()
+        )
+    };
+    format!(
+        "{}{}{}[[step]]\nid = \"nap\"\nkind = \"sleep\"\nduration = \"150ms\"\n\n\
+         [[step]]\nid = \"gate\"\nkind = \"gate\"\nsignals = [\"go\"]\n\n{}{}",
+        step("g1"),
+        step("g2"),
+        step("g3"),
+        step("g4"),
+        step("g5")
+    )
+}
+
+fn signal(store: &mut Store, run: &str) {
+    let input = Input::Signal {
+        name: "go".into(),
+        payload: Value::Null,
+        request_id: format!("go-{run}"),
+    };
+    store
+        .push_inbox(run, Some(&format!("go-{run}")), &input, chrono::Utc::now())
+        .expect("push signal");
 }
 
 fn spawn_worker(dir: &Path, db: &Path) -> Child {
@@ -61,6 +96,7 @@ fn workflows_survive_repeated_sigkill_of_the_worker() {
     for n in [5, 7, 10] {
         std::fs::write(tdir.join(format!("steps{n}.toml")), template(n, &log)).expect("write");
     }
+    std::fs::write(tdir.join("gated.toml"), gated_template(&log)).expect("write");
     let templates = Templates::for_repo(dir.path());
     let mut store = Store::open(&db, Durability::Full).expect("open");
     let mut steps_of: HashMap<String, usize> = HashMap::new();
@@ -86,6 +122,29 @@ fn workflows_survive_repeated_sigkill_of_the_worker() {
             .expect("create");
         steps_of.insert(run_id, n);
     }
+    let mut gated = Vec::new();
+    for i in 0..GATED {
+        let (row, program) = templates.load("gated").expect("template");
+        let run_id = format!("gated{i:03}");
+        let run = NewRun {
+            run_id: run_id.clone(),
+            workflow_id: format!("gwf{i:03}"),
+            workflow_type: program.name.clone(),
+            template_hash: row.hash.clone(),
+            parent_run_id: None,
+        };
+        let start = Input::Start {
+            workflow_id: run.workflow_id.clone(),
+            run_id: run_id.clone(),
+            input: Value::Null,
+            parent: None,
+        };
+        store
+            .create_run(&run, &row, &start, chrono::Utc::now())
+            .expect("create");
+        steps_of.insert(run_id.clone(), 5);
+        gated.push(run_id);
+    }
 
     let mut worker = spawn_worker(dir.path(), &db);
     let mut kills = 0;
@@ -96,7 +155,15 @@ fn workflows_survive_repeated_sigkill_of_the_worker() {
         worker.kill().expect("SIGKILL");
         worker.wait().expect("reap");
         kills += 1;
+        // Signal a few gated runs (again): each is acknowledged once written.
+        for _ in 0..3 {
+            let run = &gated[fastrand::usize(..gated.len())];
+            signal(&mut store, run);
+        }
         worker = spawn_worker(dir.path(), &db);
+    }
+    for run in &gated {
+        signal(&mut store, run);
     }
     while open_runs(&store) > 0 {
         assert!(
@@ -141,6 +208,30 @@ fn workflows_survive_repeated_sigkill_of_the_worker() {
         let closes = events.iter().filter(|e| e.attributes.is_close()).count();
         assert_eq!(closes, 1, "run {} has {closes} close events", run.run_id);
         assert!(events.last().is_some_and(|e| e.attributes.is_close()));
+        if run.run_id.starts_with("gated") {
+            let signaled = events
+                .iter()
+                .filter(|e| e.attributes.name() == "WorkflowExecutionSignaled")
+                .count();
+            assert_eq!(signaled, 1, "run {} saw {signaled} signals", run.run_id);
+            let fire_time = events
+                .iter()
+                .find_map(|e| match &e.attributes {
+                    EventAttributes::TimerStarted { fire_time, .. } => Some(*fire_time),
+                    _ => None,
+                })
+                .expect("timer started");
+            let fired: Vec<_> = events
+                .iter()
+                .filter(|e| e.attributes.name() == "TimerFired")
+                .collect();
+            assert_eq!(fired.len(), 1, "run {}", run.run_id);
+            assert!(
+                fired[0].event_time >= fire_time,
+                "timer of {} fired early",
+                run.run_id
+            );
+        }
         let mut terminal: HashMap<u64, usize> = HashMap::new();
         let mut completed_at: HashMap<String, i64> = HashMap::new();
         let mut step_of: HashMap<u64, String> = HashMap::new();

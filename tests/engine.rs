@@ -546,7 +546,7 @@ async fn child_workflows_run_and_report_to_their_parent() {
         "StartChildWorkflowExecutionInitiated",
         "ChildWorkflowExecutionStarted",
         "ChildWorkflowExecutionCompleted",
-        "ChildWorkflowExecutionFailed",
+        "StartChildWorkflowExecutionFailed",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
@@ -753,5 +753,42 @@ async fn cancelling_a_parent_cancels_its_child_first() {
         names.iter().any(|n| n == "ChildWorkflowExecutionCanceled"),
         "{names:?}"
     );
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_sees_the_last_heartbeat_of_the_failed_attempt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "resume",
+        r#"
+[[step]]
+id = "work"
+kind = "activity"
+command = ["sh", "-c", "if [ \"$SPOOL_ATTEMPT\" = 1 ]; then echo cursor=5 >> \"$SPOOL_HEARTBEAT_FILE\"; sleep 0.5; exit 3; fi; printf %s \"$SPOOL_LAST_HEARTBEAT\""]
+retry = { max_attempts = 2, initial_interval = "10ms" }
+timeouts = { heartbeat = "5s" }
+"#,
+    );
+    let engine = Engine::start(command_config(dir.path()))
+        .await
+        .expect("start");
+    let run = engine
+        .start_run("resume", None, Value::Null)
+        .await
+        .expect("run");
+    assert_eq!(
+        engine.wait_closed(&run, WAIT).await.expect("closed"),
+        RunStatus::Completed
+    );
+    let r = run.clone();
+    let (_, state) = engine
+        .read(move |s| s.load_state(&r).expect("load"))
+        .await
+        .expect("read")
+        .expect("state");
+    assert_eq!(state.outputs["work"]["attempt"], 2);
+    assert_eq!(state.outputs["work"]["stdout"], "cursor=5");
     engine.shutdown().await;
 }

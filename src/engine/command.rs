@@ -11,7 +11,7 @@ use serde_json::json;
 use spool_core::workflow::decide::ActivityTask;
 use spool_core::workflow::event::{ActivityOutput, Failure, TimeoutType};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Runs `command` activities. Each attempt gets its own directory for the heartbeat and
@@ -36,6 +36,15 @@ impl CommandRunner {
             ActivitySpec::new(task.input.argv.clone()).with_ids(&task.run_id, &task.activity_id);
         spec.cwd = task.input.cwd.as_ref().map(PathBuf::from);
         spec.env.extend(task.input.env.clone());
+        if let Some(details) = task
+            .heartbeat_details
+            .as_ref()
+            .and_then(|d| d.get("details"))
+            .and_then(|d| d.as_str())
+        {
+            spec.env
+                .insert(ENV_LAST_HEARTBEAT.to_string(), details.to_string());
+        }
         spec.capture_limit = usize::try_from(task.input.capture_bytes).unwrap_or(usize::MAX);
         spec.timeouts = Timeouts {
             start_to_close: task.start_to_close.unwrap_or(DEFAULT_START_TO_CLOSE),
@@ -47,15 +56,28 @@ impl CommandRunner {
     }
 }
 
-/// Forwards heartbeat lines to the engine.
-struct Forward(AttemptControl);
+/// Forwards heartbeat lines to the engine, at most one per `min_gap`: each one is a
+/// durable transition, and the engine only needs to know the attempt is alive.
+struct Forward {
+    control: AttemptControl,
+    min_gap: Duration,
+    last: Option<Instant>,
+}
 
 impl AttemptObserver for Forward {
     fn heartbeat(&mut self, beat: &Heartbeat) {
-        self.0
+        if self.last.is_some_and(|t| t.elapsed() < self.min_gap) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        self.control
             .heartbeat(json!({"seq": beat.seq, "details": beat.details}));
     }
 }
+
+/// Environment variable holding the last heartbeat details of the previous attempt, so a
+/// retry can resume (e.g. an agent session id or a page cursor).
+pub const ENV_LAST_HEARTBEAT: &str = "SPOOL_LAST_HEARTBEAT";
 
 impl ActivityRunner for CommandRunner {
     fn run(&self, task: ActivityTask, control: AttemptControl) -> BoxFuture<AttemptResult> {
@@ -83,7 +105,16 @@ impl ActivityRunner for CommandRunner {
                     _ = kill.cancelled() => relay.cancel(),
                 }
             });
-            let mut forward = Forward(control);
+            // A third of the heartbeat timeout keeps the engine's deadline comfortably fed.
+            let min_gap = task
+                .heartbeat
+                .map(|h| (h / 3).min(Duration::from_secs(1)))
+                .unwrap_or(Duration::from_secs(1));
+            let mut forward = Forward {
+                control,
+                min_gap,
+                last: None,
+            };
             let outcome = run_attempt(&spec, &attempt, &stop, &mut forward).await;
             watcher.abort();
             judge(&outcome)

@@ -2,15 +2,13 @@
 //! commits many transitions per transaction (group commit), and only then hands effects
 //! to the dispatcher and answers callers.
 
-use super::runner::Exec;
+use super::runner::{Exec, NOOP};
 use super::templates::{compile_row, Templates};
 use super::EngineError;
 use crate::store::{ChildStart, InboxRow, NewRun, Store, TemplateRow, Write};
 use chrono::Utc;
-use spool_core::workflow::decide::{
-    decide, ChildOutcome, Decision, Effect, Input, TimerKey, Verdict,
-};
-use spool_core::workflow::event::{Failure, ParentRef};
+use spool_core::workflow::decide::{decide, Decision, Effect, Input, TimerKey, Verdict};
+use spool_core::workflow::event::ParentRef;
 use spool_core::workflow::state::{RunState, RunStatus};
 use spool_core::workflow::Program;
 use std::collections::HashMap;
@@ -438,12 +436,9 @@ impl Writer {
         input: &serde_json::Value,
     ) -> Result<ChildStart, Box<InboxRow>> {
         let run_id = new_id();
-        let failed = |message: String| Input::ChildClosed {
+        let failed = |cause: String| Input::ChildStartFailed {
             initiated_event_id: parent.initiated_event_id,
-            run_id: String::new(),
-            outcome: ChildOutcome::Failed {
-                failure: Failure::new("ChildStartFailed", message).non_retryable(),
-            },
+            cause,
         };
         match self.templates.load(template) {
             Ok((row, program)) => {
@@ -569,6 +564,32 @@ impl Writer {
     fn after_commit(&mut self, run_id: &str, d: Decision, wrote_children: bool) {
         for effect in d.effects {
             match effect {
+                // A no-op attempt starts and ends right here: no round trip to the
+                // dispatcher, and it commits with the next batch.
+                Effect::DispatchActivity(task) if task.activity_type == NOOP => {
+                    let (sid, attempt, epoch) = (task.scheduled_event_id, task.attempt, self.epoch);
+                    for input in [
+                        Input::ActivityStarted {
+                            scheduled_event_id: sid,
+                            attempt,
+                            epoch,
+                        },
+                        Input::ActivityCompleted {
+                            scheduled_event_id: sid,
+                            attempt,
+                            epoch,
+                            output: Default::default(),
+                        },
+                    ] {
+                        self.pending.push(Item {
+                            run_id: run_id.to_string(),
+                            input,
+                            source: Source::Direct,
+                            create: None,
+                            reply: None,
+                        });
+                    }
+                }
                 Effect::DispatchActivity(task) => {
                     let _ = self.exec.send(Exec::Dispatch(Box::new(task)));
                 }

@@ -167,6 +167,8 @@ impl Store {
         }
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        // A transition uses about twenty distinct statements; keep them all prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         set_wal(&conn)?;
         let sync = match durability {
             Durability::Full => "FULL",
@@ -374,7 +376,7 @@ impl Store {
     pub fn take_inbox(&self, limit: usize) -> Result<Vec<InboxItem>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT seq, run_id, input FROM inbox ORDER BY seq LIMIT ?1")?;
+            .prepare_cached("SELECT seq, run_id, input FROM inbox ORDER BY seq LIMIT ?1")?;
         let rows = stmt.query_map(params![limit as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -396,7 +398,7 @@ impl Store {
 
     /// Timers due at `now`, earliest first.
     pub fn due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<(String, TimerKey)>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT run_id, timer_key FROM timer WHERE fire_at <= ?1 ORDER BY fire_at LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![ms(now), limit as i64], |r| {
@@ -416,7 +418,8 @@ impl Store {
     pub fn next_fire_at(&self) -> Result<Option<DateTime<Utc>>> {
         let v: Option<i64> = self
             .conn
-            .query_row("SELECT MIN(fire_at) FROM timer", [], |r| r.get(0))?;
+            .prepare_cached("SELECT MIN(fire_at) FROM timer")?
+            .query_row([], |r| r.get(0))?;
         Ok(v.and_then(DateTime::from_timestamp_millis))
     }
 
@@ -450,18 +453,19 @@ impl Store {
     /// Writes a batch of transitions in one transaction. Each gets its own result; a
     /// failed transition is rolled back alone. Fails as a whole only if the commit fails.
     pub fn commit(&mut self, writes: &[Write<'_>]) -> Result<Vec<Result<()>>> {
-        let mut tx = self.conn.transaction()?;
+        let tx = self.conn.transaction()?;
         let mut results = Vec::with_capacity(writes.len());
         for w in writes {
-            let mut sp = tx.savepoint()?;
-            match write_one(&sp, w) {
+            // Savepoint statements are prepared once and reused: this loop is the hot path.
+            tx.prepare_cached("SAVEPOINT write")?.execute([])?;
+            match write_one(&tx, w) {
                 Ok(()) => {
-                    sp.commit()?;
+                    tx.prepare_cached("RELEASE write")?.execute([])?;
                     results.push(Ok(()));
                 }
                 Err(e) => {
-                    sp.rollback()?;
-                    drop(sp);
+                    tx.prepare_cached("ROLLBACK TO write")?.execute([])?;
+                    tx.prepare_cached("RELEASE write")?.execute([])?;
                     results.push(Err(e));
                 }
             }
@@ -522,11 +526,10 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 
 fn open_run(conn: &Connection, workflow_id: &str) -> Result<Option<String>> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT run_id FROM run WHERE workflow_id = ?1 AND status IN ('new', 'running')",
-            params![workflow_id],
-            |r| r.get(0),
-        )
+        )?
+        .query_row(params![workflow_id], |r| r.get(0))
         .optional()?)
 }
 
@@ -536,10 +539,15 @@ fn insert_run(
     template: &TemplateRow,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT OR IGNORE INTO template(hash, name, file, source) VALUES (?1, ?2, ?3, ?4)",
-        params![template.hash, template.name, template.file, template.source],
-    )?;
+    )?
+    .execute(params![
+        template.hash,
+        template.name,
+        template.file,
+        template.source
+    ])?;
     if let Some(existing) = open_run(conn, &run.workflow_id)? {
         return Err(StoreError::AlreadyOpen {
             workflow_id: run.workflow_id.clone(),
@@ -548,20 +556,20 @@ fn insert_run(
     }
     let state = serde_json::to_string(&RunState::default())?;
     let now = text(now);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO run(run_id, workflow_id, workflow_type, template_hash, status, parent_run_id,
                          next_event_id, state, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, 'new', ?5, 1, ?6, ?7, ?7)",
-        params![
-            run.run_id,
-            run.workflow_id,
-            run.workflow_type,
-            run.template_hash,
-            run.parent_run_id,
-            state,
-            now
-        ],
-    )?;
+    )?
+    .execute(params![
+        run.run_id,
+        run.workflow_id,
+        run.workflow_type,
+        run.template_hash,
+        run.parent_run_id,
+        state,
+        now
+    ])?;
     Ok(())
 }
 
@@ -572,9 +580,9 @@ fn push_inbox(
     input: &Input,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = conn.execute(
+    let n = conn.prepare_cached(
         "INSERT OR IGNORE INTO inbox(run_id, request_id, input, received_at) VALUES (?1, ?2, ?3, ?4)",
-        params![run_id, request_id, serde_json::to_string(input)?, text(now)],
+    )?.execute(params![run_id, request_id, serde_json::to_string(input)?, text(now)],
     )?;
     Ok(n == 1)
 }
@@ -584,13 +592,14 @@ fn write_one(tx: &Connection, w: &Write<'_>) -> Result<()> {
         insert_run(tx, run, template, w.now)?;
     }
     for seq in w.consume_inbox {
-        tx.execute("DELETE FROM inbox WHERE seq = ?1", params![seq])?;
+        tx.prepare_cached("DELETE FROM inbox WHERE seq = ?1")?
+            .execute(params![seq])?;
     }
     for key in w.consume_timers {
-        tx.execute(
+        tx.prepare_cached(
             "DELETE FROM timer WHERE run_id = ?1 AND timer_key = ?2 AND fire_at <= ?3",
-            params![w.run_id, key.encode(), ms(w.now)],
-        )?;
+        )?
+        .execute(params![w.run_id, key.encode(), ms(w.now)])?;
     }
     let Some(d) = w.decision.filter(|d| d.verdict == Verdict::Applied) else {
         return Ok(());
@@ -614,10 +623,8 @@ fn write_one(tx: &Connection, w: &Write<'_>) -> Result<()> {
     }
     let before = state.next_event_id as i64 - d.events.len() as i64;
     let closed_at = state.closed_at.map(text);
-    let updated = tx.execute(
-        "UPDATE run SET status = ?2, next_event_id = ?3, state = ?4, updated_at = ?5, closed_at = ?6
-         WHERE run_id = ?1 AND next_event_id = ?7",
-        params![
+    let updated = tx.prepare_cached("UPDATE run SET status = ?2, next_event_id = ?3, state = ?4, updated_at = ?5, closed_at = ?6
+         WHERE run_id = ?1 AND next_event_id = ?7")?.execute(params![
             w.run_id,
             state.status.as_str(),
             state.next_event_id as i64,
@@ -631,7 +638,8 @@ fn write_one(tx: &Connection, w: &Write<'_>) -> Result<()> {
         return Err(StoreError::Conflict(w.run_id.to_string()));
     }
     // Attempt rows mirror the state's in-flight attempts.
-    tx.execute("DELETE FROM activity WHERE run_id = ?1", params![w.run_id])?;
+    tx.prepare_cached("DELETE FROM activity WHERE run_id = ?1")?
+        .execute(params![w.run_id])?;
     {
         let mut ins = tx.prepare_cached(
             "INSERT INTO activity(run_id, scheduled_event_id, attempt, lease_epoch, cancel_requested, task)
@@ -745,7 +753,8 @@ fn write_one(tx: &Connection, w: &Write<'_>) -> Result<()> {
         push_inbox(tx, &row.run_id, Some(&row.request_id), &row.input, w.now)?;
     }
     if !state.status.is_open() {
-        tx.execute("DELETE FROM timer WHERE run_id = ?1", params![w.run_id])?;
+        tx.prepare_cached("DELETE FROM timer WHERE run_id = ?1")?
+            .execute(params![w.run_id])?;
     }
     Ok(())
 }

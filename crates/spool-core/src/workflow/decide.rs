@@ -76,6 +76,11 @@ pub enum Input {
         initiated_event_id: u64,
         run_id: String,
     },
+    /// The child could not be started.
+    ChildStartFailed {
+        initiated_event_id: u64,
+        cause: String,
+    },
     ChildClosed {
         initiated_event_id: u64,
         run_id: String,
@@ -500,6 +505,24 @@ impl<'a> Decider<'a> {
                         run_id,
                     },
                     workflow_type,
+                })?;
+                Ok(Verdict::Applied)
+            }
+            Input::ChildStartFailed {
+                initiated_event_id,
+                cause,
+            } => {
+                let Some(child) = self.state.children.get(&initiated_event_id).cloned() else {
+                    return Ok(Verdict::Duplicate);
+                };
+                if child.run_id.is_some() {
+                    return rejected("child already started");
+                }
+                self.emit(EventAttributes::StartChildWorkflowExecutionFailed {
+                    initiated_event_id,
+                    workflow_id: child.workflow_id,
+                    workflow_type: child.workflow_type,
+                    cause,
                 })?;
                 Ok(Verdict::Applied)
             }

@@ -299,6 +299,13 @@ pub enum EventAttributes {
         /// The step that started the child.
         control: String,
     },
+    /// The child could not be started (no such template, or its workflow id is taken).
+    StartChildWorkflowExecutionFailed {
+        initiated_event_id: u64,
+        workflow_id: String,
+        workflow_type: String,
+        cause: String,
+    },
     ChildWorkflowExecutionStarted {
         initiated_event_id: u64,
         workflow_execution: WorkflowExecution,
@@ -385,6 +392,9 @@ impl EventAttributes {
             E::WorkflowExecutionContinuedAsNew { .. } => ("WorkflowExecutionContinuedAsNew", 28),
             E::StartChildWorkflowExecutionInitiated { .. } => {
                 ("StartChildWorkflowExecutionInitiated", 29)
+            }
+            E::StartChildWorkflowExecutionFailed { .. } => {
+                ("StartChildWorkflowExecutionFailed", 30)
             }
             E::ChildWorkflowExecutionStarted { .. } => ("ChildWorkflowExecutionStarted", 31),
             E::ChildWorkflowExecutionCompleted { .. } => ("ChildWorkflowExecutionCompleted", 32),

@@ -595,6 +595,22 @@ impl RunState {
                     },
                 );
             }
+            E::StartChildWorkflowExecutionFailed {
+                initiated_event_id,
+                cause,
+                ..
+            } => {
+                let child = self.take_child(*initiated_event_id).map_err(err)?;
+                let failure = Failure::new("ChildStartFailed", cause.clone()).non_retryable();
+                let output = json!({"status": "failed", "error": {"type": failure.error_type, "message": cause}});
+                let end = if self.phase == Phase::Running {
+                    StepEnd::Failed(failure)
+                } else {
+                    StepEnd::Canceled
+                };
+                self.end_step(program, &child.step_id, output, end)
+                    .map_err(err)?;
+            }
             E::ChildWorkflowExecutionStarted {
                 initiated_event_id,
                 workflow_execution,

@@ -1136,3 +1136,27 @@ fn an_attempt_ignoring_cancellation_is_killed_at_its_deadline() {
         .any(|e| matches!(e, Effect::CancelActivity { kill: true, .. })));
     assert_eq!(sim.state.status, RunStatus::Canceled);
 }
+
+#[test]
+fn a_child_that_cannot_start_fails_its_step() {
+    let src = "[[step]]\nid = \"sub\"\nkind = \"child\"\ntemplate = \"missing\"\n";
+    let mut sim = Sim::started(src, Value::Null);
+    let initiated = sim
+        .state
+        .children
+        .keys()
+        .next()
+        .copied()
+        .expect("child initiated");
+    sim.send(Input::ChildStartFailed {
+        initiated_event_id: initiated,
+        cause: "no template named \"missing\"".into(),
+    });
+    assert_eq!(sim.count("StartChildWorkflowExecutionFailed"), 1);
+    assert_eq!(sim.count("ChildWorkflowExecutionStarted"), 0);
+    assert_eq!(sim.state.status, RunStatus::Failed);
+    assert_eq!(
+        sim.state.failure.as_ref().map(|f| f.error_type.as_str()),
+        Some("ChildStartFailed")
+    );
+}
