@@ -1,11 +1,15 @@
 //! Engine benchmarks (run with `cargo bench --bench engine`; `-- --quick` for a short run):
 //! - throughput: N workflows × 10 no-op steps, every step a durable transition, group commit;
 //! - sequential step latency against the machine's single-commit time;
-//! - recovery: how long until 10,000 interrupted attempts are dispatched again.
+//! - recovery: how long until 10,000 interrupted attempts are dispatched again;
+//! - the disk's limit: single-row transactions per second with `synchronous=FULL`;
+//! - the same sequential run with `durability = "process"` (`synchronous=NORMAL`);
+//! - the cost a real command step adds (spawning `true` through `exec`).
 
 use serde_json::Value;
 use spool::engine::{
-    ActivityRunner, AttemptControl, AttemptResult, BoxFuture, Engine, EngineConfig, Templates,
+    ActivityRunner, AttemptControl, AttemptResult, BoxFuture, CommandRunner, Engine, EngineConfig,
+    Templates,
 };
 use spool::store::{Durability, NewRun, Store};
 use spool_core::workflow::decide::{ActivityTask, Input};
@@ -56,11 +60,11 @@ async fn throughput(runs: usize) {
 
 /// p50 of one no-op step in a single sequential run, against a single-row commit on the
 /// same disk. The two are measured alternately, since fsync time drifts with load.
-async fn sequential(samples: usize) {
+async fn sequential(samples: usize, durability: Durability) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut probe = Store::open(&dir.path().join("probe.db"), Durability::Full).expect("open");
     let mut c = config(dir.path());
-    c.durability = Durability::Full;
+    c.durability = durability;
     let engine = Engine::start(c).await.expect("start");
     let mut per_step = Vec::new();
     let mut commits = Vec::new();
@@ -87,7 +91,7 @@ async fn sequential(samples: usize) {
     commits.sort();
     let (p50, commit_p50) = (per_step[per_step.len() / 2], commits[commits.len() / 2]);
     println!(
-        "sequential: step p50 {:.2} ms, single commit p50 {:.2} ms, ratio {:.2}",
+        "sequential ({durability:?}): step p50 {:.2} ms, single FULL commit p50 {:.2} ms, ratio {:.2}",
         p50.as_secs_f64() * 1e3,
         commit_p50.as_secs_f64() * 1e3,
         p50.as_secs_f64() / commit_p50.as_secs_f64()
@@ -168,6 +172,59 @@ async fn recovery(n: usize) {
     engine.shutdown().await;
 }
 
+/// The physical limit: single-row transactions per second on this disk (WAL,
+/// `synchronous=FULL`), measured in the same run as the engine figures.
+fn commit_rate(n: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut probe = Store::open(&dir.path().join("probe.db"), Durability::Full).expect("open");
+    let t0 = Instant::now();
+    for _ in 0..n {
+        probe.bump_boot_epoch().expect("commit");
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "disk: {n} single-row commits (synchronous=FULL) in {secs:.2} s = {:.0} commits/s, {:.3} ms each",
+        n as f64 / secs,
+        secs * 1e3 / n as f64
+    );
+}
+
+/// Per-step time of ten `true` command steps in one run, through `exec` (spawn, process
+/// group, pipes, result and heartbeat files), next to the no-op step time.
+async fn command_steps(runs: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut template = String::from("name = \"cmd\"\n");
+    for i in 1..=10 {
+        template.push_str(&format!(
+            "[[step]]\nid = \"s{i}\"\nkind = \"activity\"\ncommand = [\"true\"]\n"
+        ));
+    }
+    std::fs::write(dir.path().join("cmd.toml"), template).expect("template");
+    let runner = Arc::new(CommandRunner::new(dir.path().join("attempts")));
+    let engine = Engine::start(config(dir.path()).runner("command", runner))
+        .await
+        .expect("start");
+    let mut per_step = Vec::new();
+    for i in 0..runs {
+        let t = Instant::now();
+        let run = engine
+            .start_run("cmd", Some(&format!("c{i}")), Value::Null)
+            .await
+            .expect("run");
+        engine
+            .wait_closed(&run, Duration::from_secs(120))
+            .await
+            .expect("closed");
+        per_step.push(t.elapsed() / 11);
+    }
+    per_step.sort();
+    println!(
+        "command steps: `true` per step p50 {:.2} ms (spawn and reap through exec included)",
+        per_step[per_step.len() / 2].as_secs_f64() * 1e3
+    );
+    engine.shutdown().await;
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -175,8 +232,11 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
+        commit_rate(if quick { 200 } else { 1000 });
         throughput(if quick { 100 } else { 1000 }).await;
-        sequential(if quick { 50 } else { 300 }).await;
+        sequential(if quick { 50 } else { 300 }, Durability::Full).await;
+        sequential(if quick { 50 } else { 300 }, Durability::Process).await;
+        command_steps(if quick { 5 } else { 20 }).await;
         recovery(if quick { 1000 } else { 10_000 }).await;
     });
 }
