@@ -124,7 +124,11 @@ mod tests {
         assert!(leftovers.is_empty(), "temp files left behind");
         let fresh = t.path().join("new.jsonl");
         write_atomic(&fresh, b"x").expect("new file");
-        let mode = std::fs::metadata(&fresh).expect("meta").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&fresh)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o644);
     }
 

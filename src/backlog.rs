@@ -66,7 +66,13 @@ impl Backlog {
     /// warnings (duplicate ids) go to stderr.
     pub fn load(ws: &Workspace) -> Result<Backlog> {
         let path = ws.issues_path();
-        let backlog = parse(&path, read_bytes(&path)?);
+        let bytes = read_bytes(&path)?;
+        Backlog::from_bytes(&path, bytes)
+    }
+
+    /// [`Backlog::load`] of bytes already read from `path`.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Backlog> {
+        let backlog = parse(path, bytes);
         backlog.check()?;
         backlog.warn();
         Ok(backlog)
