@@ -15,6 +15,7 @@ use super::args::{BlockedArgs, ListArgs, ReadyArgs};
 use super::common::{issue_json, issue_line, priority_arg, resolve, Snapshot};
 use super::output::{print_json, Style};
 use super::Ctx;
+use crate::backlog::drop_later;
 use crate::cache::{self, ReadyCache};
 use crate::workspace::Workspace;
 
@@ -119,6 +120,8 @@ pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
     ) {
         cache::save(&ws, &c);
     }
+    drop(graph);
+    drop_later(snap);
     Ok(code)
 }
 
@@ -238,7 +241,7 @@ fn describe_reason(r: &ready::Reason<'_>) -> String {
 }
 
 pub fn blocked_cmd(ctx: &Ctx, args: &BlockedArgs) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
+    let snap = Snapshot::load_lean(ctx)?;
     let issues = snap.issues();
     let parent = args
         .parent
@@ -284,7 +287,7 @@ fn hidden_by_default(issue: &Issue) -> bool {
 }
 
 pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
+    let snap = Snapshot::load_lean(ctx)?;
     let issues = snap.issues();
     let priority = args.priority.as_deref().map(priority_arg).transpose()?;
     let parent = args
@@ -618,7 +621,7 @@ pub fn comments_list(ctx: &Ctx, query: &str) -> Result<i32> {
 }
 
 pub fn stats_cmd(ctx: &Ctx) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
+    let snap = Snapshot::load_lean(ctx)?;
     let graph = Graph::new(snap.issues());
     let s = stats(&graph, ctx.now);
     let tombstones = graph.issues().iter().filter(|i| i.is_tombstone()).count();

@@ -5,8 +5,53 @@
 //! place, so fields this struct does not know survive untouched. Deserialization is
 //! tolerant of every variant bd and its ports ever wrote (see `docs/architecture.md`).
 
+use std::cell::Cell;
+
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Deserializer, Serialize};
+
+thread_local! {
+    /// Set while a lean parse runs on this thread (see [`with_lean`]).
+    static LEAN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the long free-text fields ([`LEAN_TEXT_FIELDS`] and comment texts)
+/// checked but not kept: they come out empty. A bulk load for queries that never read
+/// them then allocates a fraction of the memory; a value of the wrong type is still the
+/// same error.
+pub fn with_lean<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LEAN.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(LEAN.with(|l| l.replace(true)));
+    f()
+}
+
+/// The fields a lean parse leaves empty, besides each comment's `text`.
+pub const LEAN_TEXT_FIELDS: &[&str] = &["description", "design", "acceptance_criteria", "notes"];
+
+/// A free-text string, skipped (but type-checked) during a lean parse.
+fn de_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct Check;
+    impl serde::de::Visitor<'_> for Check {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+    }
+    if LEAN.with(Cell::get) {
+        d.deserialize_str(Check)?;
+        Ok(String::new())
+    } else {
+        String::deserialize(d)
+    }
+}
 
 /// An RFC3339 timestamp that remembers the exact string it was read from, so output and
 /// rewrites can reproduce it byte for byte (bd wrote every precision and zone).
@@ -231,7 +276,7 @@ pub struct Comment {
     pub issue_id: String,
     #[serde(default)]
     pub author: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_text")]
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
@@ -254,9 +299,13 @@ pub const NON_WORK_TYPES: &[&str] = &[
 pub struct Issue {
     pub id: String,
     pub title: String,
+    #[serde(deserialize_with = "de_text")]
     pub description: String,
+    #[serde(deserialize_with = "de_text")]
     pub design: String,
+    #[serde(deserialize_with = "de_text")]
     pub acceptance_criteria: String,
+    #[serde(deserialize_with = "de_text")]
     pub notes: String,
     /// As written; empty means `open`. See [`Issue::status_kind`].
     pub status: String,
