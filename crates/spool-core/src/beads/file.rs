@@ -325,7 +325,14 @@ fn parse_line(text: &str) -> Parsed {
     // issues.
     if trimmed.starts_with('{') {
         match serde_json::from_str::<Issue>(text) {
-            Ok(issue) => return classify_object(text, Box::new(issue)),
+            Ok(mut issue) => {
+                // serde grows lists to a capacity of four; most hold one or two, and a
+                // large backlog keeps every one of them.
+                issue.dependencies.shrink_to_fit();
+                issue.labels.shrink_to_fit();
+                issue.comments.shrink_to_fit();
+                return classify_object(text, Box::new(issue));
+            }
             Err(e) => return classify_failure(text, trimmed, &e),
         }
     }

@@ -33,20 +33,68 @@ pub fn with_lean<R>(f: impl FnOnce() -> R) -> R {
 /// The fields a lean parse leaves empty, besides each comment's `text`.
 pub const LEAN_TEXT_FIELDS: &[&str] = &["description", "design", "acceptance_criteria", "notes"];
 
+/// Checks a string without keeping it.
+struct CheckStr;
+
+impl<'de> Deserialize<'de> for CheckStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = CheckStr;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<CheckStr, E> {
+                Ok(CheckStr)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Checks a timestamp as [`Timestamp`] does, without keeping it.
+struct CheckTime;
+
+impl<'de> Deserialize<'de> for CheckTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = CheckTime;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<CheckTime, E> {
+                DateTime::parse_from_rfc3339(raw)
+                    .map(|_| CheckTime)
+                    .map_err(|_| E::custom(format!("invalid RFC3339 timestamp {raw:?}")))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// An optional string, checked but not kept during a lean parse.
+fn de_lean_opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    if LEAN.with(Cell::get) {
+        Option::<CheckStr>::deserialize(d).map(|_| None)
+    } else {
+        Option::<String>::deserialize(d)
+    }
+}
+
+/// An optional timestamp, checked but not kept during a lean parse.
+fn de_lean_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    if LEAN.with(Cell::get) {
+        Option::<CheckTime>::deserialize(d).map(|_| None)
+    } else {
+        Option::<Timestamp>::deserialize(d)
+    }
+}
+
 /// A free-text string, skipped (but type-checked) during a lean parse.
 fn de_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    struct Check;
-    impl serde::de::Visitor<'_> for Check {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
-            Ok(())
-        }
-    }
     if LEAN.with(Cell::get) {
-        d.deserialize_str(Check)?;
+        CheckStr::deserialize(d)?;
         Ok(String::new())
     } else {
         String::deserialize(d)
@@ -192,22 +240,40 @@ pub fn canonical_dep_type(dep_type: &str) -> &str {
     }
 }
 
-/// One outgoing edge: this issue depends on `depends_on_id`.
+/// One outgoing edge: this issue depends on `depends_on_id`. A lean parse (see
+/// [`with_lean`]) leaves `issue_id`, `created_at`, `created_by` and `thread_id` empty:
+/// the graph reads only the target, the type and the metadata.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Dependency {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "de_text"
+    )]
     pub issue_id: String,
     pub depends_on_id: String,
     #[serde(rename = "type", default)]
     pub dep_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_lean_time"
+    )]
     pub created_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_lean_opt_text"
+    )]
     pub created_by: Option<String>,
     /// A JSON string in bd (`"{}"`), sometimes an object in other writers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_lean_opt_text"
+    )]
     pub thread_id: Option<String>,
 }
 
