@@ -15,6 +15,7 @@
 //! ignored.
 
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -232,41 +233,40 @@ pub fn save(ws: &Workspace, cache: &ReadyCache) {
     let _ = write_atomic(&p, &bytes);
 }
 
-/// The cache of `ws` if it certainly describes the backlog file as it is now.
-pub fn load(ws: &Workspace) -> Option<ReadyCache> {
+/// The cache of `ws` if it certainly describes the backlog file as it is now, with the
+/// file open: lines read through this handle come from the very file that was checked,
+/// even if it is replaced meanwhile.
+pub fn load(ws: &Workspace) -> Option<(ReadyCache, File)> {
     if !enabled() {
         return None;
     }
     let bytes = std::fs::read(path(ws)).ok()?;
     let mut cache = ReadyCache::decode(&bytes)?;
-    let issues = ws.issues_path();
     let now = now_nanos();
-    let key = FileKey::stat(&issues)?;
+    let file = File::open(ws.issues_path()).ok()?;
+    let key = FileKey::of(&file.metadata().ok()?);
     if key != cache.key {
         return None;
     }
     if key.racy_at(cache.stamped_at) {
-        let (content, observed) = read_observed(&issues).ok()?;
-        let observed = observed?;
-        if observed.key != cache.key
-            || observed.hash != cache.hash
-            || content.len() as u64 != key.size
-        {
+        let mut content = Vec::with_capacity(key.size as usize);
+        (&file).read_to_end(&mut content).ok()?;
+        let after = FileKey::of(&file.metadata().ok()?);
+        if after != key || content.len() as u64 != key.size || xxh3_64(&content) != cache.hash {
             return None;
         }
         // Verified by content; once the file is old enough, a fresh stamp lets later
         // runs trust the stat alone.
         if !key.racy_at(now) {
-            cache.stamped_at = observed.stat_at;
+            cache.stamped_at = now;
             save(ws, &cache);
         }
     }
-    Some(cache)
+    Some((cache, file))
 }
 
 /// Reads the lines at `spans` from the backlog file.
-pub fn read_lines(path: &Path, spans: &[Span]) -> Option<Vec<Vec<u8>>> {
-    let file = File::open(path).ok()?;
+pub fn read_lines(file: &File, spans: &[Span]) -> Option<Vec<Vec<u8>>> {
     spans
         .iter()
         .map(|s| {

@@ -195,3 +195,13 @@ fn an_unwritable_cache_location_only_costs_speed() {
     assert_eq!(common::ids(&env.json(&["ready"])), ["t-a"]);
     assert_eq!(common::ids(&env.json(&["ready"])), ["t-a"]);
 }
+
+#[test]
+fn inside_a_git_repository_the_cache_lives_under_git_dir() {
+    let env = TestEnv::with_backlog(&format!("{}\n", line("t-a", "open", 2)));
+    std::fs::create_dir_all(env.root().join(".git")).expect("mkdir .git");
+    assert_eq!(common::ids(&env.json(&["ready"])), ["t-a"]);
+    assert!(env.root().join(".git/spool/ready-cache.bin").is_file());
+    assert!(!cache_file(&env).exists(), "nothing cached inside .beads");
+    assert_eq!(common::ids(&env.json(&["ready"])), ["t-a"]);
+}

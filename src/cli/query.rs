@@ -42,7 +42,9 @@ pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
     // The cache answers what needs no graph: every query but `--parent` and `--explain`.
     if !args.explain && query.parent.is_none() {
         let ws = ctx.workspace()?;
-        if let Some(code) = cache::load(&ws).and_then(|c| ready_from_cache(ctx, &ws, &c, &query)) {
+        if let Some(code) =
+            cache::load(&ws).and_then(|(c, file)| ready_from_cache(ctx, &ws, &c, &file, &query))
+        {
             return code;
         }
     }
@@ -140,12 +142,13 @@ fn ready_from_cache(
     ctx: &Ctx,
     ws: &Workspace,
     cache: &ReadyCache,
+    backlog: &std::fs::File,
     query: &ReadyQuery,
 ) -> Option<Result<i32>> {
     let list = ready::ready_rows(&cache.table, query, None, ctx.now);
     let spans: Vec<_> = list.issues.iter().map(|&k| cache.spans[k]).collect();
     let path = ws.issues_path();
-    let files: Vec<BeadsFile> = cache::read_lines(&path, &spans)?
+    let files: Vec<BeadsFile> = cache::read_lines(backlog, &spans)?
         .into_iter()
         .map(|bytes| BeadsFile::parse_owned(bytes, std::num::NonZeroUsize::MIN))
         .map(|(file, diagnostics)| {
