@@ -82,7 +82,8 @@ fn now_nanos() -> i128 {
 /// The backlog bytes as read, with what identifies them, for building a cache.
 pub struct Observed {
     key: FileKey,
-    hash: u64,
+    /// The content hash, when the key alone cannot be trusted (see [`RACY_SLACK`]).
+    hash: Option<u64>,
     /// When the file was stat'ed, before it was read.
     stat_at: i128,
 }
@@ -97,7 +98,8 @@ pub fn read_observed(path: &Path) -> anyhow::Result<(Vec<u8>, Option<Observed>)>
         (Some(a), Some(b)) if a == b && a.size == bytes.len() as u64 && enabled() => {
             Some(Observed {
                 key: a,
-                hash: xxh3_64(&bytes),
+                // Only a racy key is ever verified by content.
+                hash: a.racy_at(stat_at).then(|| xxh3_64(&bytes)),
                 stat_at,
             })
         }
@@ -128,7 +130,8 @@ pub struct Warning {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadyCache {
     key: FileKey,
-    hash: u64,
+    /// Set when the key was racy when taken.
+    hash: Option<u64>,
     /// When the key was taken (unix nanoseconds): decides whether the key is racy.
     stamped_at: i128,
     pub warnings: Vec<Warning>,
@@ -193,12 +196,21 @@ impl ReadyCache {
 /// The byte span of each issue in effect, in the order of [`BeadsFile::issues`] (the
 /// graph's order).
 fn issue_spans(file: &BeadsFile) -> Vec<Span> {
+    // Earlier lines of a duplicated id are not in effect (1-based line numbers).
+    let superseded: std::collections::HashSet<usize> = file
+        .duplicates()
+        .flat_map(|(_, mut lines)| {
+            lines.sort_unstable();
+            lines.pop();
+            lines
+        })
+        .collect();
     let mut spans = Vec::new();
     let mut offset = 0u64;
     for (i, line) in file.lines().iter().enumerate() {
         let len = line.bytes().len();
-        if let Some(issue) = line.issue() {
-            if file.line_of(&issue.id) == Some(i + 1) {
+        if line.issue().is_some() {
+            if !superseded.contains(&(i + 1)) {
                 spans.push(Span {
                     start: offset,
                     len: u32::try_from(len).unwrap_or(u32::MAX),
@@ -252,7 +264,8 @@ pub fn load(ws: &Workspace) -> Option<(ReadyCache, File)> {
         let mut content = Vec::with_capacity(key.size as usize);
         (&file).read_to_end(&mut content).ok()?;
         let after = FileKey::of(&file.metadata().ok()?);
-        if after != key || content.len() as u64 != key.size || xxh3_64(&content) != cache.hash {
+        if after != key || content.len() as u64 != key.size || cache.hash != Some(xxh3_64(&content))
+        {
             return None;
         }
         // Verified by content; once the file is old enough, a fresh stamp lets later
@@ -291,7 +304,7 @@ mod tests {
                 mtime: 4,
                 ctime: 5,
             },
-            hash: 6,
+            hash: Some(6),
             stamped_at: 7,
             warnings: vec![Warning {
                 line: 1,
