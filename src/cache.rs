@@ -29,7 +29,7 @@ use crate::atomic::write_atomic;
 use crate::workspace::Workspace;
 
 /// First bytes of a cache file; the number changes whenever the layout does.
-const MAGIC: &[u8; 8] = b"SPOOLRC2";
+const MAGIC: &[u8; 8] = b"SPOOLRC3";
 
 /// How close to the cache's build time a file change must be to make the stat key
 /// untrustworthy: above every common filesystem's timestamp granularity (FAT's is 2 s)
@@ -116,7 +116,7 @@ fn enabled() -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
     pub start: u64,
-    pub len: u32,
+    pub len: u64,
 }
 
 /// A warning the load printed, to print again when answering from the cache.
@@ -209,13 +209,11 @@ fn issue_spans(file: &BeadsFile) -> Vec<Span> {
     let mut offset = 0u64;
     for (i, line) in file.lines().iter().enumerate() {
         let len = line.bytes().len();
-        if line.issue().is_some() {
-            if !superseded.contains(&(i + 1)) {
-                spans.push(Span {
-                    start: offset,
-                    len: u32::try_from(len).unwrap_or(u32::MAX),
-                });
-            }
+        if line.issue().is_some() && !superseded.contains(&(i + 1)) {
+            spans.push(Span {
+                start: offset,
+                len: len as u64,
+            });
         }
         offset += (len + line.ending().as_bytes().len()) as u64;
     }
@@ -283,7 +281,7 @@ pub fn read_lines(file: &File, spans: &[Span]) -> Option<Vec<Vec<u8>>> {
     spans
         .iter()
         .map(|s| {
-            let mut buf = vec![0u8; s.len as usize];
+            let mut buf = vec![0u8; usize::try_from(s.len).ok()?];
             file.read_exact_at(&mut buf, s.start).ok()?;
             Some(buf)
         })
