@@ -189,7 +189,9 @@ impl ReadyCache {
         if magic != MAGIC || xxh3_64(body).to_le_bytes() != sum {
             return None;
         }
-        postcard::from_bytes(body).ok()
+        postcard::from_bytes::<ReadyCache>(body)
+            .ok()
+            .filter(|c| c.spans.len() == c.table.rows.len())
     }
 }
 

@@ -146,7 +146,11 @@ fn ready_from_cache(
     query: &ReadyQuery,
 ) -> Option<Result<i32>> {
     let list = ready::ready_rows(&cache.table, query, None, ctx.now);
-    let spans: Vec<_> = list.issues.iter().map(|&k| cache.spans[k]).collect();
+    let spans: Vec<_> = list
+        .issues
+        .iter()
+        .map(|&k| cache.spans.get(k).copied())
+        .collect::<Option<_>>()?;
     let path = ws.issues_path();
     let files: Vec<BeadsFile> = cache::read_lines(backlog, &spans)?
         .into_iter()
