@@ -14,6 +14,15 @@ use anyhow::{bail, Context, Result};
 
 /// Replaces `path` with `bytes` atomically, keeping the file's permissions.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`] of whatever `fill` writes, so large content need not be assembled in
+/// memory first.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -22,9 +31,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .prefix(".spool-write-")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+        fill(&mut w).and_then(|_| w.flush())
+    }
+    .and_then(|_| tmp.as_file().sync_all())
+    .with_context(|| format!("writing {}", tmp.path().display()))?;
     // Keep the mode of the file being replaced; a new file gets the usual 0644 rather than
     // the temp file's private 0600 (the backlog is shared through git).
     let permissions = match std::fs::metadata(path) {

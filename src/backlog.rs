@@ -16,7 +16,7 @@ use spool_core::beads::{
     BeadsFile, Diagnostic, DiagnosticKind, Edited, LineEditor, LineError, NewIssue, Severity,
 };
 
-use crate::atomic::{write_atomic, FileLock};
+use crate::atomic::{write_atomic_with, FileLock};
 use crate::workspace::Workspace;
 
 /// How long a writer waits for another writer before giving up.
@@ -66,7 +66,23 @@ impl Backlog {
     /// warnings (duplicate ids) go to stderr.
     pub fn load(ws: &Workspace) -> Result<Backlog> {
         let path = ws.issues_path();
-        let backlog = parse(&path, read_bytes(&path)?);
+        let bytes = read_bytes(&path)?;
+        Backlog::from_bytes(&path, bytes, false)
+    }
+
+    /// [`Backlog::load`] of bytes already read from `path`; `lean` parses with
+    /// [`BeadsFile::parse_lean`] (for queries that never read the free text).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>, lean: bool) -> Result<Backlog> {
+        let backlog = if lean {
+            let (file, diagnostics) = BeadsFile::parse_lean(bytes, parse_threads());
+            Backlog {
+                path: path.to_path_buf(),
+                file,
+                diagnostics,
+            }
+        } else {
+            parse(path, bytes)
+        };
         backlog.check()?;
         backlog.warn();
         Ok(backlog)
@@ -160,6 +176,18 @@ impl Tx {
 /// line changed. `change` sees the file as it is on disk now, not as an earlier read saw
 /// it; if it fails, nothing is written.
 pub fn modify<R>(ws: &Workspace, change: impl FnOnce(&mut Tx) -> Result<R>) -> Result<R> {
+    let (result, file) = modify_file(ws, change)?;
+    drop_later(file);
+    Ok(result)
+}
+
+/// [`modify`], also returning the file as written, so a command can render the issues
+/// it changed without reading the file again. Its typed issues lack their free text
+/// (see [`BeadsFile::parse_lean`]).
+pub fn modify_file<R>(
+    ws: &Workspace,
+    change: impl FnOnce(&mut Tx) -> Result<R>,
+) -> Result<(R, BeadsFile)> {
     let path = ws.issues_path();
     if path.is_dir() {
         bail!(
@@ -168,7 +196,12 @@ pub fn modify<R>(ws: &Workspace, change: impl FnOnce(&mut Tx) -> Result<R>) -> R
         );
     }
     let _lock = FileLock::acquire(&ws.lock_path(), LOCK_TIMEOUT)?;
-    let backlog = parse(&path, read_bytes(&path)?);
+    let (file, diagnostics) = BeadsFile::parse_lean(read_bytes(&path)?, parse_threads());
+    let backlog = Backlog {
+        path: path.clone(),
+        file,
+        diagnostics,
+    };
     backlog
         .check()
         .context("refusing to write: the backlog file is left exactly as it is")?;
@@ -179,7 +212,16 @@ pub fn modify<R>(ws: &Workspace, change: impl FnOnce(&mut Tx) -> Result<R>) -> R
     };
     let result = change(&mut tx)?;
     if tx.changed {
-        write_atomic(&path, &tx.file.to_bytes())?;
+        write_atomic_with(&path, |w| tx.file.write_to(w))?;
     }
-    Ok(result)
+    Ok((result, tx.file))
+}
+
+/// Frees a parsed backlog on another thread: for a large file that is hundreds of
+/// thousands of deallocations, a noticeable part of a short command's time. A command
+/// that exits first simply returns the memory with the process.
+pub fn drop_later<T: Send + 'static>(big: T) {
+    let _ = std::thread::Builder::new()
+        .name("spool-drop".into())
+        .spawn(move || drop(big));
 }

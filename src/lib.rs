@@ -3,6 +3,7 @@
 //! this crate.
 pub mod atomic;
 pub mod backlog;
+pub mod cache;
 pub mod cli;
 pub mod engine;
 pub mod exec;

@@ -15,3 +15,8 @@ fn restore_sigpipe() {
         let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
     }
 }
+
+/// Loading a backlog makes hundreds of thousands of small allocations on several
+/// threads; mimalloc serves them markedly faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

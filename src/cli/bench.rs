@@ -14,7 +14,7 @@ use spool_core::beads::json::{write_value, Format};
 
 use super::Ctx;
 use crate::atomic::write_atomic;
-use crate::exec::measure::{children_max_rss_kib, time_command};
+use crate::exec::measure::time_command;
 use crate::synth::{generate, SynthSpec};
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +110,46 @@ fn spool(dir: &Path, args: &[&str]) -> Vec<String> {
 
 const ENV: &[(&str, &str)] = &[("BEADS_ACTOR", "bench"), ("NO_COLOR", "1")];
 
+/// Set by the benchmark for the processes it times: a file each appends its peak RSS to.
+const PEAK_RSS_ENV: &str = "SPOOL_BENCH_PEAK_RSS";
+
+/// Appends this process's peak RSS (KiB) to the file named by [`PEAK_RSS_ENV`], if set.
+/// The process's own `VmHWM` is the honest figure: the rusage a parent sees for a child
+/// also counts the parent's memory at spawn (Linux carries it over at `exec`).
+pub fn record_peak_rss() {
+    let Some(path) = std::env::var_os(PEAK_RSS_ENV) else {
+        return;
+    };
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        });
+    if let Some(kib) = hwm {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{kib}");
+        }
+    }
+}
+
+/// The largest peak RSS (KiB) recorded in `path` so far.
+fn max_recorded_rss(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
 fn time_runs(runs: usize, mut f: impl FnMut(usize) -> Result<Duration>) -> Result<Vec<Duration>> {
     (0..runs).map(&mut f).collect()
 }
@@ -119,6 +159,14 @@ fn backlog(a: &BacklogArgs) -> Result<i32> {
         bail!("--runs must be at least 1");
     }
     let tmp = tempfile::tempdir().context("creating a scratch directory")?;
+    let rss_file = tmp.path().join("peak-rss");
+    let rss_env = rss_file.display().to_string();
+    let env_owned: Vec<(&str, &str)> = ENV
+        .iter()
+        .copied()
+        .chain([(PEAK_RSS_ENV, rss_env.as_str())])
+        .collect();
+    let env: &[(&str, &str)] = &env_owned;
     println!("# spool backlog benchmark\n");
     println!("- machine: {}", machine());
     println!(
@@ -165,24 +213,24 @@ fn backlog(a: &BacklogArgs) -> Result<i32> {
             what: "`ready --json`, cold (no cache)".into(),
             times: time_runs(a.runs, |_| {
                 let _ = std::fs::remove_dir_all(&cache);
-                time_command(&ready, &dir, ENV)
+                time_command(&ready, &dir, env)
             })?,
         });
-        time_command(&ready, &dir, ENV)?;
+        time_command(&ready, &dir, env)?;
         samples.push(Sample {
             what: "`ready --json`, warm (file unchanged since the last command)".into(),
-            times: time_runs(a.runs, |_| time_command(&ready, &dir, ENV))?,
+            times: time_runs(a.runs, |_| time_command(&ready, &dir, env))?,
         });
         let list = spool(&dir, &["list", "--json"]);
-        time_command(&list, &dir, ENV)?;
+        time_command(&list, &dir, env)?;
         samples.push(Sample {
             what: "`list --json`, warm".into(),
-            times: time_runs(a.runs, |_| time_command(&list, &dir, ENV))?,
+            times: time_runs(a.runs, |_| time_command(&list, &dir, env))?,
         });
         samples.push(Sample {
             what: "`create` (`q`)".into(),
             times: time_runs(a.runs, |i| {
-                time_command(&spool(&dir, &["q", &format!("Bench issue {i}")]), &dir, ENV)
+                time_command(&spool(&dir, &["q", &format!("Bench issue {i}")]), &dir, env)
             })?,
         });
         let open_ids = open_ids(&bytes, a.runs * 2);
@@ -198,7 +246,7 @@ fn backlog(a: &BacklogArgs) -> Result<i32> {
                         &["update", &open_ids[i], "--priority", &(i % 5).to_string()],
                     ),
                     &dir,
-                    ENV,
+                    env,
                 )
             })?,
         });
@@ -208,11 +256,11 @@ fn backlog(a: &BacklogArgs) -> Result<i32> {
                 time_command(
                     &spool(&dir, &["close", &open_ids[a.runs + i], "--force"]),
                     &dir,
-                    ENV,
+                    env,
                 )
             })?,
         });
-        let rss = children_max_rss_kib()?;
+        let rss = max_recorded_rss(&rss_file);
         println!("## {n} issues ({:.1} MB)\n", bytes.len() as f64 / 1e6);
         println!("| command | p50 | p90 | min |\n|---|---:|---:|---:|");
         for s in &samples {
@@ -225,7 +273,7 @@ fn backlog(a: &BacklogArgs) -> Result<i32> {
             );
         }
         println!(
-            "\nPeak RSS of any spool process so far: {:.1} MB\n",
+            "\nPeak RSS of any spool process so far (its own VmHWM): {:.1} MB\n",
             rss as f64 / 1024.0
         );
     }

@@ -9,6 +9,8 @@ use spool_core::beads::{BeadsFile, Issue, Timestamp};
 
 use super::Ctx;
 use crate::backlog::Backlog;
+use crate::cache::{read_observed, Observed};
+use crate::workspace::Workspace;
 
 /// A backlog loaded for reading.
 pub struct Snapshot {
@@ -20,6 +22,27 @@ impl Snapshot {
         let ws = ctx.workspace()?;
         let backlog = Backlog::load(&ws)?;
         Ok(Snapshot { backlog })
+    }
+
+    /// [`Snapshot::load`] for queries that only read the short fields and render output
+    /// with [`issue_json`]: the issues lack their free text (see
+    /// [`BeadsFile::parse_lean`]).
+    pub fn load_lean(ctx: &Ctx) -> Result<Snapshot> {
+        let ws = ctx.workspace()?;
+        let path = ws.issues_path();
+        let bytes = crate::backlog::read_bytes(&path)?;
+        let backlog = Backlog::from_bytes(&path, bytes, true)?;
+        Ok(Snapshot { backlog })
+    }
+
+    /// [`Snapshot::load_lean`], also returning how to recognise the bytes read (for
+    /// caching what is derived from them) and the workspace.
+    pub fn load_observed(ctx: &Ctx) -> Result<(Snapshot, Option<Observed>, Workspace)> {
+        let ws = ctx.workspace()?;
+        let path = ws.issues_path();
+        let (bytes, observed) = read_observed(&path)?;
+        let backlog = Backlog::from_bytes(&path, bytes, true)?;
+        Ok((Snapshot { backlog }, observed, ws))
     }
 
     pub fn file(&self) -> &BeadsFile {

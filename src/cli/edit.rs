@@ -21,8 +21,8 @@ use super::common::{id_error, now_stamp, priority_arg, resolve, time_arg};
 use super::output::print_json;
 use super::query::detail_json;
 use super::Ctx;
-use crate::backlog::{modify, Tx};
-use crate::workspace::{BeadsConfig, Workspace};
+use crate::backlog::{drop_later, modify, modify_file, Tx};
+use crate::workspace::BeadsConfig;
 
 /// bd limits titles to 500 bytes.
 const MAX_TITLE: usize = 500;
@@ -100,7 +100,7 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
         actor: &actor,
     };
 
-    let id = modify(&ws, |tx| {
+    let (id, file) = modify_file(&ws, |tx| {
         let issues: Vec<&Issue> = tx.file.issues().collect();
         let parent = args
             .parent
@@ -181,14 +181,16 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
     })?;
 
     if quick || args.silent {
+        drop_later(file);
         println!("{id}");
         return Ok(0);
     }
-    let file = crate::backlog::Backlog::load(&ws)?.file;
     if ctx.global.json {
         let mut out = render_all(&file, std::slice::from_ref(&id));
+        drop_later(file);
         return print_json(&out.pop().unwrap_or(Value::Null)).map(|_| 0);
     }
+    drop_later(file);
     if !ctx.global.quiet {
         println!("Created {id}: {title}");
     }
@@ -218,14 +220,14 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
     if let Some(t) = &args.title {
         check_title(t)?;
     }
-    let ids = modify(&ws, |tx| {
+    let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         for id in &ids {
             update_one(tx, id, args, stamp, priority, defer.as_ref(), due.as_ref())?;
         }
         Ok(ids)
     })?;
-    report(ctx, &ws, &ids, "Updated")
+    report(ctx, file, &ids, "Updated")
 }
 
 /// `Some(None)` clears (the flag was given empty), `Some(Some(t))` sets.
@@ -252,8 +254,7 @@ fn update_one(
 ) -> Result<()> {
     let issue = tx
         .file
-        .get(id)
-        .cloned()
+        .get_full(id)
         .ok_or_else(|| anyhow!("no issue {id}"))?;
     let claim = if args.claim {
         ops::check_claim(&issue, stamp.actor)?
@@ -354,11 +355,13 @@ fn update_one(
 }
 
 /// After a write: JSON of the issues for tools, a line for people.
-fn report(ctx: &Ctx, ws: &Workspace, ids: &[String], verb: &str) -> Result<i32> {
+fn report(ctx: &Ctx, file: BeadsFile, ids: &[String], verb: &str) -> Result<i32> {
     if ctx.global.json {
-        let file = crate::backlog::Backlog::load(ws)?.file;
-        return print_json(&render_all(&file, ids)).map(|_| 0);
+        print_json(&render_all(&file, ids))?;
+        drop_later(file);
+        return Ok(0);
     }
+    drop_later(file);
     if !ctx.global.quiet {
         for id in ids {
             println!("{verb} {id}");
@@ -375,7 +378,7 @@ pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
         now: &now,
         actor: &actor,
     };
-    let ids = modify(&ws, |tx| {
+    let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         if !args.force {
             let issues: Vec<&Issue> = tx.file.issues().collect();
@@ -415,14 +418,14 @@ pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
             }
         }
         for id in &ids {
-            let issue = tx.file.get(id).cloned().expect("resolved ids exist");
+            let issue = tx.file.get_full(id).expect("resolved ids exist");
             tx.edit(id, |ed| {
                 ops::close(ed, &issue, args.reason.as_deref(), stamp)
             })?;
         }
         Ok(ids)
     })?;
-    report(ctx, &ws, &ids, "Closed")
+    report(ctx, file, &ids, "Closed")
 }
 
 pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
@@ -433,11 +436,11 @@ pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
         now: &now,
         actor: &actor,
     };
-    let ids = modify(&ws, |tx| {
+    let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         let comment_id = CommentIds::of(&tx.file);
         for (n, id) in ids.iter().enumerate() {
-            let issue = tx.file.get(id).cloned().expect("resolved ids exist");
+            let issue = tx.file.get_full(id).expect("resolved ids exist");
             if !issue.is_closed() {
                 bail!("{id} is not closed (status {})", issue.status());
             }
@@ -457,7 +460,7 @@ pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
         }
         Ok(ids)
     })?;
-    report(ctx, &ws, &ids, "Reopened")
+    report(ctx, file, &ids, "Reopened")
 }
 
 /// How new comment ids are made: classic files number comments (the next integer after
@@ -549,16 +552,16 @@ pub fn note_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
         now: &now,
         actor: &actor,
     };
-    let ids = modify(&ws, |tx| {
+    let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &[query.to_string()])?;
-        let issue = tx.file.get(&ids[0]).cloned().expect("resolved ids exist");
+        let issue = tx.file.get_full(&ids[0]).expect("resolved ids exist");
         tx.edit(&ids[0], |ed| {
             ops::append_notes(ed, &issue, text)?;
             ops::touch(ed, stamp)
         })?;
         Ok(ids)
     })?;
-    report(ctx, &ws, &ids, "Appended a note to")
+    report(ctx, file, &ids, "Appended a note to")
 }
 
 pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Result<i32> {

@@ -115,16 +115,19 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    match run(cli) {
+    let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {
-                return 0;
+                0
+            } else {
+                eprintln!("error: {}", format_error(&e));
+                1
             }
-            eprintln!("error: {}", format_error(&e));
-            1
         }
-    }
+    };
+    bench::record_peak_rss();
+    code
 }
 
 fn format_error(e: &anyhow::Error) -> String {

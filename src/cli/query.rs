@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 use spool_core::beads::graph::{Direction, EdgeView, Graph, IssueCounts};
-use spool_core::beads::ready::{self, ReadyQuery, SortPolicy};
+use spool_core::beads::ready::{self, ReadyQuery, ReadyTable, SortPolicy};
 use spool_core::beads::stats::stats;
 use spool_core::beads::{BeadsFile, Issue, StatusKind};
 
@@ -14,6 +14,9 @@ use super::args::{BlockedArgs, ListArgs, ReadyArgs};
 use super::common::{id_width, issue_json, issue_line, priority_arg, resolve, Snapshot};
 use super::output::{print_json, Style};
 use super::Ctx;
+use crate::backlog::drop_later;
+use crate::cache::{self, ReadyCache};
+use crate::workspace::Workspace;
 
 fn ready_query(args: &ReadyArgs) -> Result<ReadyQuery> {
     Ok(ReadyQuery {
@@ -34,9 +37,18 @@ fn ready_query(args: &ReadyArgs) -> Result<ReadyQuery> {
 }
 
 pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
-    let issues = snap.issues();
     let mut query = ready_query(args)?;
+    // The cache answers what needs no graph: every query but `--parent` and `--explain`.
+    if !args.explain && query.parent.is_none() {
+        let ws = ctx.workspace()?;
+        if let Some(code) =
+            cache::load(&ws).and_then(|(c, file)| ready_from_cache(ctx, &ws, &c, &file, &query))
+        {
+            return code;
+        }
+    }
+    let (snap, observed, ws) = Snapshot::load_observed(ctx)?;
+    let issues = snap.issues();
     if let Some(p) = &query.parent {
         query.parent = Some(resolve(&issues, p)?.to_string());
     }
@@ -85,44 +97,119 @@ pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let list = ready::ready(&graph, &query, ctx.now);
+    let table = ReadyTable::new(&graph);
+    let list = ready::ready_rows(&table, &query, ready::parent_scope(&graph, &query), ctx.now);
+    let shown: Vec<Shown<'_>> = list
+        .issues
+        .iter()
+        .map(|&k| {
+            let row = &table.rows[k];
+            Shown {
+                file: snap.file(),
+                issue: graph.issue(row.ix as usize),
+                counts: row.counts.as_counts(),
+            }
+        })
+        .collect();
+    let code = print_ready(ctx, &shown, list.total)?;
+    drop(shown);
+    if let Some(c) = ReadyCache::new(
+        observed.as_ref(),
+        snap.file(),
+        &snap.backlog.diagnostics,
+        table,
+    ) {
+        cache::save(&ws, &c);
+    }
+    drop(graph);
+    drop_later(snap);
+    Ok(code)
+}
+
+/// One issue of the ready list and what renders it.
+struct Shown<'a> {
+    /// A file holding the issue's line (the whole backlog, or only that line).
+    file: &'a BeadsFile,
+    issue: &'a Issue,
+    counts: IssueCounts<'a>,
+}
+
+/// Answers `ready` from a verified cache: the table decides, and only the lines of the
+/// issues shown are read and parsed. `None` when a line is not what the cache says (the
+/// file changed after the check): the caller then answers from the file.
+fn ready_from_cache(
+    ctx: &Ctx,
+    ws: &Workspace,
+    cache: &ReadyCache,
+    backlog: &std::fs::File,
+    query: &ReadyQuery,
+) -> Option<Result<i32>> {
+    let list = ready::ready_rows(&cache.table, query, None, ctx.now);
+    let spans: Vec<_> = list
+        .issues
+        .iter()
+        .map(|&k| cache.spans.get(k).copied())
+        .collect::<Option<_>>()?;
+    let path = ws.issues_path();
+    let files: Vec<BeadsFile> = cache::read_lines(backlog, &spans)?
+        .into_iter()
+        .map(|bytes| BeadsFile::parse_owned(bytes, std::num::NonZeroUsize::MIN))
+        .map(|(file, diagnostics)| {
+            (file.lines().len() == 1 && diagnostics.is_empty()).then_some(file)
+        })
+        .collect::<Option<_>>()?;
+    let mut shown = Vec::with_capacity(files.len());
+    for (&k, file) in list.issues.iter().zip(&files) {
+        let row = &cache.table.rows[k];
+        shown.push(Shown {
+            file,
+            issue: file.get(&row.id)?,
+            counts: row.counts.as_counts(),
+        });
+    }
+    for w in &cache.warnings {
+        eprintln!("warning: {}:{}: {}", path.display(), w.line, w.message);
+    }
+    Some(print_ready(ctx, &shown, list.total))
+}
+
+fn print_ready(ctx: &Ctx, shown: &[Shown<'_>], total: usize) -> Result<i32> {
+    let truncated = shown.len() < total;
     if ctx.global.json {
-        let counts = graph.counts();
-        let out: Vec<Value> = list
-            .issues
+        let out: Vec<Value> = shown
             .iter()
-            .map(|&i| issue_json(snap.file(), graph.issue(i), Some(&counts[i])))
+            .map(|s| issue_json(s.file, s.issue, Some(&s.counts)))
             .collect();
         print_json(&out)?;
-        if list.truncated() {
+        if truncated {
             eprintln!(
                 "Showing {} of {} ready issues (use --limit 0 for all)",
-                list.issues.len(),
-                list.total
+                shown.len(),
+                total
             );
         }
         return Ok(0);
     }
     let st = Style { color: ctx.color };
-    if list.total == 0 {
+    if total == 0 {
         println!("No ready work: nothing open is free of blockers.");
         return Ok(0);
     }
     println!(
         "{}",
-        st.bold(&format!("Ready work ({} with no blockers):", list.total))
+        st.bold(&format!("Ready work ({total} with no blockers):"))
     );
-    let w = id_width(list.issues.iter().map(|&i| graph.issue(i)));
-    for &i in &list.issues {
-        println!("  {}", issue_line(ctx, graph.issue(i), w));
+    let w = id_width(shown.iter().map(|s| s.issue));
+    for s in shown {
+        println!("  {}", issue_line(ctx, s.issue, w));
     }
-    if list.truncated() {
+    if truncated {
         println!(
             "{}",
             st.dim(&format!(
                 "Showing {} of {} (use --limit 0 for all)",
-                list.issues.len(),
-                list.total
+                shown.len(),
+                total
             ))
         );
     }
@@ -161,7 +248,7 @@ fn describe_reason(r: &ready::Reason<'_>) -> String {
 }
 
 pub fn blocked_cmd(ctx: &Ctx, args: &BlockedArgs) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
+    let snap = Snapshot::load_lean(ctx)?;
     let issues = snap.issues();
     let parent = args
         .parent
@@ -208,7 +295,7 @@ fn hidden_by_default(issue: &Issue) -> bool {
 }
 
 pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
+    let snap = Snapshot::load_lean(ctx)?;
     let issues = snap.issues();
     let priority = args.priority.as_deref().map(priority_arg).transpose()?;
     let parent = args
@@ -555,7 +642,7 @@ pub fn comments_list(ctx: &Ctx, query: &str) -> Result<i32> {
 }
 
 pub fn stats_cmd(ctx: &Ctx) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
+    let snap = Snapshot::load_lean(ctx)?;
     let graph = Graph::new(snap.issues());
     let s = stats(&graph, ctx.now);
     let tombstones = graph.issues().iter().filter(|i| i.is_tombstone()).count();

@@ -330,3 +330,66 @@ fn parsing_on_several_threads_gives_the_same_file_and_diagnostics() {
         assert_eq!(many.line_of("t-x"), one.line_of("t-x"));
     }
 }
+
+#[test]
+fn a_lean_parse_reports_the_same_problems_and_renders_whole_issues() {
+    let text = concat!(
+        "{\"id\":\"t-a\",\"title\":\"A\",\"description\":\"long \\\"text\\\" \\u00e9\",\"notes\":\"n\",",
+        "\"comments\":[{\"id\":1,\"author\":\"x\",\"text\":\"hello\"}]}\n",
+        "{\"id\":\"t-b\",\"description\":null}\n",
+        "{\"id\":\"t-c\",\"notes\":7}\n",
+        "{\"id\":\"t-d\",\"comments\":[{\"text\":false}]}\n",
+        "{\"id\":\"t-e\",\"design\":\"d\"\n",
+        "{\"id\":\"t-a\",\"title\":\"A2\",\"design\":\"kept\"}\n",
+    );
+    let (full, full_diags) = BeadsFile::parse(text.as_bytes());
+    for threads in 1..=3 {
+        let n = std::num::NonZeroUsize::new(threads).expect("non-zero");
+        let (lean, lean_diags) = BeadsFile::parse_lean(text.as_bytes().to_vec(), n);
+        assert!(lean.is_lean());
+        assert_eq!(lean_diags, full_diags, "{threads} threads");
+        assert_eq!(lean.to_bytes(), text.as_bytes());
+        let issue = lean.get("t-a").expect("t-a");
+        assert_eq!(issue.title, "A2");
+        assert!(issue.design.is_empty(), "lean issues carry no free text");
+        assert_eq!(lean.get_full("t-a").as_ref(), full.get("t-a"));
+        assert_eq!(lean.render("t-a"), full.render("t-a"));
+    }
+    assert!(full_diags.len() >= 4, "{full_diags:?}");
+    // A full parse on the same thread afterwards keeps the text again.
+    let (again, _) = BeadsFile::parse(text.as_bytes());
+    assert_eq!(again.get("t-a").expect("t-a").design, "kept");
+}
+
+#[test]
+fn streamed_output_equals_the_lines_after_edits_and_inserts() {
+    let now = Timestamp::parse("2026-02-01T00:00:00Z").expect("timestamp");
+    for text in [
+        format!("{GOOD_A}\n{GOOD_C}\n"),
+        format!("{GOOD_A}\r\n{GOOD_C}"),
+        format!("\n{GOOD_C}\n\n{GOOD_A}"),
+    ] {
+        let (mut file, _) = BeadsFile::parse(text.as_bytes());
+        let mut streamed = Vec::new();
+        file.write_to(&mut streamed).expect("write");
+        assert_eq!(streamed, text.as_bytes(), "untouched");
+        file.edit("t-a", |e| e.set("status", "closed"))
+            .expect("edit");
+        file.insert(&NewIssue::new("t-z", "Z", now.clone(), "me"))
+            .expect("insert");
+        file.insert(&NewIssue::new("t-b", "B", now.clone(), "me"))
+            .expect("insert");
+        let mut expected = Vec::new();
+        for l in file.lines() {
+            expected.extend_from_slice(l.bytes());
+            expected.extend_from_slice(l.ending().as_bytes());
+        }
+        let mut streamed = Vec::new();
+        file.write_to(&mut streamed).expect("write");
+        assert_eq!(
+            String::from_utf8_lossy(&streamed),
+            String::from_utf8_lossy(&expected)
+        );
+        assert_eq!(file.to_bytes(), expected);
+    }
+}

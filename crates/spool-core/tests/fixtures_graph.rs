@@ -292,3 +292,38 @@ fn prefixes_of_real_backlogs() {
         assert_eq!(got, want, "{file}");
     }
 }
+
+#[test]
+fn a_ready_table_kept_as_json_answers_like_the_graph() {
+    use spool_core::beads::ready::{parent_scope, ready_rows, ReadyTable, SortPolicy};
+    for (name, issues) in backlogs() {
+        let graph = Graph::new(&issues);
+        let table = ReadyTable::new(&graph);
+        let text = serde_json::to_string(&table).expect("serializes");
+        let kept: ReadyTable = serde_json::from_str(&text).expect("deserializes");
+        assert_eq!(kept, table, "{name}");
+        let counts = graph.counts();
+        for sort in [SortPolicy::Priority, SortPolicy::Hybrid, SortPolicy::Oldest] {
+            for limit in [0, 1, 5] {
+                let query = ReadyQuery {
+                    sort,
+                    limit,
+                    ..ReadyQuery::default()
+                };
+                let direct = ready(&graph, &query, now());
+                let list = ready_rows(&kept, &query, parent_scope(&graph, &query), now());
+                assert_eq!(list.total, direct.total, "{name} {sort:?} {limit}");
+                let via: Vec<usize> = list
+                    .issues
+                    .iter()
+                    .map(|&k| kept.rows[k].ix as usize)
+                    .collect();
+                assert_eq!(via, direct.issues, "{name} {sort:?} {limit}");
+                for &k in &list.issues {
+                    let row = &kept.rows[k];
+                    assert_eq!(row.counts.as_counts(), counts[row.ix as usize], "{name}");
+                }
+            }
+        }
+    }
+}

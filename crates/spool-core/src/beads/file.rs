@@ -254,6 +254,8 @@ pub struct BeadsFile {
     index: HashMap<String, usize>,
     /// ids on more than one line → every index, in file order.
     duplicates: HashMap<String, Vec<usize>>,
+    /// Read by [`BeadsFile::parse_lean`]: the typed issues lack their free text.
+    lean: bool,
 }
 
 impl PartialEq for BeadsFile {
@@ -323,7 +325,14 @@ fn parse_line(text: &str) -> Parsed {
     // issues.
     if trimmed.starts_with('{') {
         match serde_json::from_str::<Issue>(text) {
-            Ok(issue) => return classify_object(text, Box::new(issue)),
+            Ok(mut issue) => {
+                // serde grows lists to a capacity of four; most hold one or two, and a
+                // large backlog keeps every one of them.
+                issue.dependencies.shrink_to_fit();
+                issue.labels.shrink_to_fit();
+                issue.comments.shrink_to_fit();
+                return classify_object(text, Box::new(issue));
+            }
             Err(e) => return classify_failure(text, trimmed, &e),
         }
     }
@@ -450,9 +459,24 @@ fn chunk_bounds(buf: &[u8], n: usize) -> Vec<std::ops::Range<usize>> {
 /// numbers are relative to the chunk.
 fn parse_chunk(
     buf: &Arc<Vec<u8>>,
-    whole: Option<&str>,
+    range: std::ops::Range<usize>,
+    lean: bool,
+) -> (Vec<Line>, Vec<Diagnostic>) {
+    if lean {
+        super::issue::with_lean(|| parse_chunk_text(buf, range))
+    } else {
+        parse_chunk_text(buf, range)
+    }
+}
+
+fn parse_chunk_text(
+    buf: &Arc<Vec<u8>>,
     range: std::ops::Range<usize>,
 ) -> (Vec<Line>, Vec<Diagnostic>) {
+    // One validation of the whole chunk lets every line be parsed as `&str` without
+    // re-validating; only chunks with bad bytes are checked line by line.
+    let base = range.start;
+    let whole = std::str::from_utf8(&buf[range.clone()]).ok();
     let mut lines = Vec::with_capacity((range.end - range.start) / 256 + 1);
     let mut diagnostics = Vec::new();
     let mut start = range.start;
@@ -469,7 +493,7 @@ fn parse_chunk(
             None => (range.end, range.end, LineEnding::None),
         };
         // Slicing at '\n' / '\r' positions always lands on char boundaries.
-        let text = whole.map(|w| &w[start..end]);
+        let text = whole.map(|w| &w[start - base..end - base]);
         let kind = match parse_bytes(&buf[start..end], text) {
             Parsed::Blank => LineKind::Blank,
             Parsed::Issue(i) => LineKind::Issue(i),
@@ -504,20 +528,38 @@ impl BeadsFile {
     /// `threads` threads (the caller knows the machine; this crate does not ask it). The
     /// result does not depend on `threads`.
     pub fn parse_owned(bytes: Vec<u8>, threads: NonZeroUsize) -> (BeadsFile, Vec<Diagnostic>) {
+        BeadsFile::parse_with(bytes, threads, false)
+    }
+
+    /// [`BeadsFile::parse_owned`] for queries that never read the long free text: the
+    /// typed issues have empty [`LEAN_TEXT_FIELDS`](super::issue::LEAN_TEXT_FIELDS) and
+    /// comment texts (still type-checked, so the diagnostics are the same), which saves
+    /// most of the allocation. [`BeadsFile::render`] and edits still see whole lines.
+    pub fn parse_lean(bytes: Vec<u8>, threads: NonZeroUsize) -> (BeadsFile, Vec<Diagnostic>) {
+        BeadsFile::parse_with(bytes, threads, true)
+    }
+
+    /// Whether the typed issues lack their free text (see [`BeadsFile::parse_lean`]).
+    pub fn is_lean(&self) -> bool {
+        self.lean
+    }
+
+    fn parse_with(
+        bytes: Vec<u8>,
+        threads: NonZeroUsize,
+        lean: bool,
+    ) -> (BeadsFile, Vec<Diagnostic>) {
         let buf = Arc::new(bytes);
-        // One validation of the whole buffer lets every line be parsed as `&str` without
-        // re-validating; only files with bad bytes are checked line by line.
-        let whole = std::str::from_utf8(&buf).ok();
         let chunks = chunk_bounds(&buf, threads.get());
         let parts: Vec<(Vec<Line>, Vec<Diagnostic>)> = if chunks.len() == 1 {
-            vec![parse_chunk(&buf, whole, 0..buf.len())]
+            vec![parse_chunk(&buf, 0..buf.len(), lean)]
         } else {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = chunks
                     .iter()
                     .map(|r| {
                         let (buf, r) = (&buf, r.clone());
-                        scope.spawn(move || parse_chunk(buf, whole, r))
+                        scope.spawn(move || parse_chunk(buf, r, lean))
                     })
                     .collect();
                 handles
@@ -543,6 +585,7 @@ impl BeadsFile {
             lines,
             index: HashMap::new(),
             duplicates: HashMap::new(),
+            lean,
         };
         file.rebuild_index();
         for (id, idxs) in &file.duplicates {
@@ -583,11 +626,46 @@ impl BeadsFile {
     pub fn to_bytes(&self) -> Vec<u8> {
         let len = self.lines.iter().map(|l| l.bytes().len() + 2).sum();
         let mut out = Vec::with_capacity(len);
-        for l in &self.lines {
-            out.extend_from_slice(l.bytes());
-            out.extend_from_slice(l.ending.as_bytes());
-        }
+        self.write_to(&mut out)
+            .expect("writing to a Vec cannot fail");
         out
+    }
+
+    /// Writes [`BeadsFile::to_bytes`] to `w` without building it: runs of lines that are
+    /// still where they were in the buffer they were read from (every line but the edited
+    /// and inserted ones) go out as one slice each, so a one-line edit of a huge file is a
+    /// handful of writes and no copy.
+    pub fn write_to<W: std::io::Write + ?Sized>(&self, w: &mut W) -> std::io::Result<()> {
+        // The pending run: a buffer and a byte range of it, terminators included.
+        let mut run: Option<(&Arc<Vec<u8>>, usize, usize)> = None;
+        for l in &self.lines {
+            let term = l.ending.as_bytes();
+            if let Bytes::Shared { buf, start, end } = &l.bytes {
+                // The terminator must still be the one that follows the line in the buffer
+                // (an insert after a last line without newline gives that line one).
+                if buf.get(*end..*end + term.len()) == Some(term) {
+                    let next = *end + term.len();
+                    match &mut run {
+                        Some((b, _, e)) if Arc::ptr_eq(b, buf) && *e == *start => *e = next,
+                        _ => {
+                            if let Some((b, s, e)) = run.replace((buf, *start, next)) {
+                                w.write_all(&b[s..e])?;
+                            }
+                        }
+                    }
+                    continue;
+                }
+            }
+            if let Some((b, s, e)) = run.take() {
+                w.write_all(&b[s..e])?;
+            }
+            w.write_all(l.bytes())?;
+            w.write_all(term)?;
+        }
+        if let Some((b, s, e)) = run {
+            w.write_all(&b[s..e])?;
+        }
+        Ok(())
     }
 
     /// All lines, in file order.
@@ -611,9 +689,23 @@ impl BeadsFile {
             })
     }
 
-    /// The issue in effect for `id` (its last occurrence).
+    /// The issue in effect for `id` (its last occurrence). In a lean file (see
+    /// [`BeadsFile::parse_lean`]) its free text is empty; [`BeadsFile::get_full`] has it.
     pub fn get(&self, id: &str) -> Option<&Issue> {
         self.index.get(id).and_then(|&i| self.lines[i].issue())
+    }
+
+    /// The issue in effect for `id` with every field, also in a lean file.
+    pub fn get_full(&self, id: &str) -> Option<Issue> {
+        let &i = self.index.get(id)?;
+        let line = &self.lines[i];
+        let issue = line.issue()?;
+        if self.lean {
+            if let Parsed::Issue(full) = parse_bytes(line.bytes(), None) {
+                return Some(*full);
+            }
+        }
+        Some(issue.clone())
     }
 
     /// 1-based line number of the issue in effect for `id`.
@@ -632,8 +724,14 @@ impl BeadsFile {
     pub fn render(&self, id: &str) -> Option<Value> {
         let &i = self.index.get(id)?;
         let line = &self.lines[i];
-        line.issue()
-            .map(|issue| render_issue_with_line(issue, line.bytes()))
+        let issue = line.issue()?;
+        if self.lean {
+            // The typed view lacks the free text; the line has it.
+            if let Parsed::Issue(full) = parse_bytes(line.bytes(), None) {
+                return Some(render_issue_with_line(&full, line.bytes()));
+            }
+        }
+        Some(render_issue_with_line(issue, line.bytes()))
     }
 
     /// The index of the single line holding `id`, or why there is none.

@@ -667,35 +667,27 @@ impl<'a> Graph<'a> {
     /// Counts for every issue at once (indexed like the input slice; zeros for issues
     /// that are not live). O(issues + edges).
     pub fn counts(&self) -> Vec<IssueCounts<'a>> {
-        (0..self.issues.len())
-            .map(|i| {
-                let issue = self.issues[i];
-                if !self.live[i] {
-                    return IssueCounts {
-                        dependency_count: 0,
-                        dependent_count: 0,
-                        comment_count: 0,
-                        parent: None,
-                    };
-                }
-                IssueCounts {
-                    dependency_count: self
-                        .out
-                        .of(i)
-                        .iter()
-                        .filter(|&&k| self.edges[k as usize].kind == DepKind::Blocks)
-                        .count(),
-                    dependent_count: self
-                        .inc
-                        .of(i)
-                        .iter()
-                        .filter(|&&k| self.edges[k as usize].kind == DepKind::Blocks)
-                        .count(),
-                    comment_count: issue.comments.len(),
-                    parent: issue.parent_id(),
-                }
-            })
-            .collect()
+        (0..self.issues.len()).map(|i| self.counts_of(i)).collect()
+    }
+
+    /// [`Graph::counts`] of one issue.
+    pub fn counts_of(&self, i: Ix) -> IssueCounts<'a> {
+        let issue = self.issues[i];
+        if !self.live[i] {
+            return IssueCounts {
+                dependency_count: 0,
+                dependent_count: 0,
+                comment_count: 0,
+                parent: None,
+            };
+        }
+        let blocks = |k: &&u32| self.edges[**k as usize].kind == DepKind::Blocks;
+        IssueCounts {
+            dependency_count: self.out.of(i).iter().filter(blocks).count(),
+            dependent_count: self.inc.of(i).iter().filter(blocks).count(),
+            comment_count: issue.comments.len(),
+            parent: issue.parent_id(),
+        }
     }
 
     /// The live target of edge `k` when it is a blocks-type edge.

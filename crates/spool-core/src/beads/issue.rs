@@ -5,8 +5,101 @@
 //! place, so fields this struct does not know survive untouched. Deserialization is
 //! tolerant of every variant bd and its ports ever wrote (see `docs/architecture.md`).
 
+use std::cell::Cell;
+
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Deserializer, Serialize};
+
+thread_local! {
+    /// Set while a lean parse runs on this thread (see [`with_lean`]).
+    static LEAN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the long free-text fields ([`LEAN_TEXT_FIELDS`] and comment texts)
+/// checked but not kept: they come out empty. A bulk load for queries that never read
+/// them then allocates a fraction of the memory; a value of the wrong type is still the
+/// same error.
+pub fn with_lean<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LEAN.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(LEAN.with(|l| l.replace(true)));
+    f()
+}
+
+/// The fields a lean parse leaves empty, besides each comment's `text`.
+pub const LEAN_TEXT_FIELDS: &[&str] = &["description", "design", "acceptance_criteria", "notes"];
+
+/// Checks a string without keeping it.
+struct CheckStr;
+
+impl<'de> Deserialize<'de> for CheckStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = CheckStr;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<CheckStr, E> {
+                Ok(CheckStr)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Checks a timestamp as [`Timestamp`] does, without keeping it.
+struct CheckTime;
+
+impl<'de> Deserialize<'de> for CheckTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = CheckTime;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<CheckTime, E> {
+                DateTime::parse_from_rfc3339(raw)
+                    .map(|_| CheckTime)
+                    .map_err(|_| E::custom(format!("invalid RFC3339 timestamp {raw:?}")))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// An optional string, checked but not kept during a lean parse.
+fn de_lean_opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    if LEAN.with(Cell::get) {
+        Option::<CheckStr>::deserialize(d).map(|_| None)
+    } else {
+        Option::<String>::deserialize(d)
+    }
+}
+
+/// An optional timestamp, checked but not kept during a lean parse.
+fn de_lean_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    if LEAN.with(Cell::get) {
+        Option::<CheckTime>::deserialize(d).map(|_| None)
+    } else {
+        Option::<Timestamp>::deserialize(d)
+    }
+}
+
+/// A free-text string, skipped (but type-checked) during a lean parse.
+fn de_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    if LEAN.with(Cell::get) {
+        CheckStr::deserialize(d)?;
+        Ok(String::new())
+    } else {
+        String::deserialize(d)
+    }
+}
 
 /// An RFC3339 timestamp that remembers the exact string it was read from, so output and
 /// rewrites can reproduce it byte for byte (bd wrote every precision and zone).
@@ -147,22 +240,40 @@ pub fn canonical_dep_type(dep_type: &str) -> &str {
     }
 }
 
-/// One outgoing edge: this issue depends on `depends_on_id`.
+/// One outgoing edge: this issue depends on `depends_on_id`. A lean parse (see
+/// [`with_lean`]) leaves `issue_id`, `created_at`, `created_by` and `thread_id` empty:
+/// the graph reads only the target, the type and the metadata.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Dependency {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "de_text"
+    )]
     pub issue_id: String,
     pub depends_on_id: String,
     #[serde(rename = "type", default)]
     pub dep_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_lean_time"
+    )]
     pub created_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_lean_opt_text"
+    )]
     pub created_by: Option<String>,
     /// A JSON string in bd (`"{}"`), sometimes an object in other writers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_lean_opt_text"
+    )]
     pub thread_id: Option<String>,
 }
 
@@ -231,7 +342,7 @@ pub struct Comment {
     pub issue_id: String,
     #[serde(default)]
     pub author: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_text")]
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
@@ -254,9 +365,13 @@ pub const NON_WORK_TYPES: &[&str] = &[
 pub struct Issue {
     pub id: String,
     pub title: String,
+    #[serde(deserialize_with = "de_text")]
     pub description: String,
+    #[serde(deserialize_with = "de_text")]
     pub design: String,
+    #[serde(deserialize_with = "de_text")]
     pub acceptance_criteria: String,
+    #[serde(deserialize_with = "de_text")]
     pub notes: String,
     /// As written; empty means `open`. See [`Issue::status_kind`].
     pub status: String,

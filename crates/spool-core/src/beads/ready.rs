@@ -9,9 +9,9 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::graph::{instant_nanos, DirectBlock, Graph, Ix};
+use super::graph::{instant_nanos, DirectBlock, Graph, IssueCounts, Ix};
 use super::issue::{canonical_dep_type, DepKind, Issue, StatusKind, NON_WORK_TYPES};
 
 /// bd's default `ready --limit` (v1.0.4+).
@@ -135,47 +135,96 @@ impl<'q> Filter<'q> {
     }
 
     fn admits(&self, i: Ix, issue: &Issue) -> bool {
+        self.admits_fields(
+            i,
+            &issue.assignee,
+            &issue.labels,
+            issue.issue_type(),
+            issue.priority,
+        )
+    }
+
+    /// The filter over the fields it reads, so typed issues and [`ReadyRow`]s share it.
+    fn admits_fields(
+        &self,
+        i: Ix,
+        assignee: &str,
+        labels: &[String],
+        issue_type: &str,
+        priority: i64,
+    ) -> bool {
         let q = self.query;
+        let has_label = |l: &String| labels.iter().any(|x| x == l);
         if q.unassigned {
-            if !issue.assignee.is_empty() {
+            if !assignee.is_empty() {
                 return false;
             }
-        } else if q.assignee.as_ref().is_some_and(|a| &issue.assignee != a) {
+        } else if q.assignee.as_ref().is_some_and(|a| assignee != a) {
             return false;
         }
-        if !q.labels.iter().all(|l| issue.has_label(l)) {
+        if !q.labels.iter().all(has_label) {
             return false;
         }
-        if !q.labels_any.is_empty() && !q.labels_any.iter().any(|l| issue.has_label(l)) {
+        if !q.labels_any.is_empty() && !q.labels_any.iter().any(has_label) {
             return false;
         }
-        if let Some(t) = &q.issue_type {
-            if issue.issue_type() != t {
-                return false;
-            }
+        if q.issue_type.as_ref().is_some_and(|t| issue_type != t) {
+            return false;
         }
-        if q.priority.is_some_and(|p| p != issue.priority) {
+        if q.priority.is_some_and(|p| p != priority) {
             return false;
         }
         self.in_scope.as_ref().is_none_or(|s| s[i])
     }
 }
 
+/// The clock- and query-dependent part of readiness for a workable issue: its type
+/// (unless a type filter is explicit) and deferrals of itself or a direct parent.
+fn ready_now(
+    infra_type: bool,
+    defer_until: Option<i64>,
+    parent_defer_until: Option<i64>,
+    now_nanos: i64,
+    explicit_type: bool,
+) -> bool {
+    let deferred = |t: Option<i64>| t.is_some_and(|t| t > now_nanos);
+    (explicit_type || !infra_type) && !deferred(defer_until) && !deferred(parent_defer_until)
+}
+
 /// The readiness rules, without filters. `explicit_type` turns off the exclusion of
 /// infrastructure types. Reads only the graph's compact per-issue arrays.
 fn is_ready(graph: &Graph<'_>, i: Ix, now_nanos: i64, explicit_type: bool) -> bool {
-    let deferred = |j: Ix| graph.defer_until_nanos(j).is_some_and(|t| t > now_nanos);
     graph.is_workable(i)
-        && (explicit_type || !graph.is_infra_type(i))
-        && !deferred(i)
-        && !graph.parents(i).any(deferred)
+        && ready_now(
+            graph.is_infra_type(i),
+            graph.defer_until_nanos(i),
+            latest_parent_defer(graph, i),
+            now_nanos,
+            explicit_type,
+        )
 }
 
-/// Sorts `ix` by `policy`, fully or — when `limit` cuts the list — only the first
+/// The latest `defer_until` among the direct parents: a parent deferred past now holds
+/// its children back, and the latest one decides.
+fn latest_parent_defer(graph: &Graph<'_>, i: Ix) -> Option<i64> {
+    graph
+        .parents(i)
+        .filter_map(|p| graph.defer_until_nanos(p))
+        .max()
+}
+
+/// What the sort orders by: priority, creation time, id.
+struct SortKey<'k> {
+    priority: i64,
+    created: Option<i64>,
+    id: &'k str,
+}
+
+/// Sorts `items` by `policy`, fully or — when `limit` cuts the list — only the first
 /// `limit` (selection first, so a large backlog with a small limit stays linear).
-fn sort_issues(
-    graph: &Graph<'_>,
-    ix: &mut Vec<Ix>,
+fn sort_by_policy<'k, T: Copy>(
+    items: &mut Vec<T>,
+    key: impl Fn(T) -> SortKey<'k>,
     policy: SortPolicy,
     now: DateTime<Utc>,
     limit: usize,
@@ -183,21 +232,22 @@ fn sort_issues(
     let recent_since = now
         .checked_sub_signed(Duration::hours(HYBRID_RECENT_HOURS))
         .map_or(i64::MIN, |t| instant_nanos(&t.fixed_offset()));
-    let keys: Vec<(i64, Option<i64>, bool)> = ix
+    let keys: Vec<(i64, Option<i64>, bool, &'k str)> = items
         .iter()
-        .map(|&i| {
-            let created = graph.created_nanos(i);
+        .map(|&t| {
+            let k = key(t);
             (
-                graph.issue(i).priority,
-                created,
-                created.is_some_and(|c| c >= recent_since),
+                k.priority,
+                k.created,
+                k.created.is_some_and(|c| c >= recent_since),
+                k.id,
             )
         })
         .collect();
-    let mut order: Vec<usize> = (0..ix.len()).collect();
+    let mut order: Vec<usize> = (0..items.len()).collect();
     let cmp = |&a: &usize, &b: &usize| -> Ordering {
-        let (pa, ca, ra) = keys[a];
-        let (pb, cb, rb) = keys[b];
+        let (pa, ca, ra, ia) = keys[a];
+        let (pb, cb, rb, ib) = keys[b];
         let primary = match policy {
             // Newest first; a missing creation time sorts last.
             SortPolicy::Priority => pa.cmp(&pb).then_with(|| match (ca, cb) {
@@ -216,31 +266,188 @@ fn sort_issues(
             // A missing creation time counts as oldest.
             SortPolicy::Oldest => ca.cmp(&cb),
         };
-        primary.then_with(|| graph.issue(ix[a]).id.cmp(&graph.issue(ix[b]).id))
+        primary.then_with(|| ia.cmp(ib))
     };
     if limit > 0 && limit < order.len() {
         order.select_nth_unstable_by(limit - 1, cmp);
         order.truncate(limit);
     }
     order.sort_unstable_by(cmp);
-    *ix = order.into_iter().map(|k| ix[k]).collect();
+    *items = order.into_iter().map(|k| items[k]).collect();
+}
+
+/// [`sort_by_policy`] over graph indexes.
+fn sort_issues(
+    graph: &Graph<'_>,
+    ix: &mut Vec<Ix>,
+    policy: SortPolicy,
+    now: DateTime<Utc>,
+    limit: usize,
+) {
+    let key = |i: Ix| SortKey {
+        priority: graph.issue(i).priority,
+        created: graph.created_nanos(i),
+        id: graph.issue(i).id.as_str(),
+    };
+    sort_by_policy(ix, key, policy, now, limit);
+}
+
+/// Per-issue counts as owned data, for output rendered from a [`ReadyTable`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnedCounts {
+    pub dependency_count: usize,
+    pub dependent_count: usize,
+    pub comment_count: usize,
+    pub parent: Option<String>,
+}
+
+impl OwnedCounts {
+    pub fn as_counts(&self) -> IssueCounts<'_> {
+        IssueCounts {
+            dependency_count: self.dependency_count,
+            dependent_count: self.dependent_count,
+            comment_count: self.comment_count,
+            parent: self.parent.as_deref(),
+        }
+    }
+}
+
+/// One workable issue (see [`Graph::is_workable`]) with everything the ready query reads
+/// about it and the counts its output shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyRow {
+    /// Index of the issue in the graph the table was built from.
+    pub ix: u32,
+    pub id: String,
+    pub priority: i64,
+    pub created: Option<i64>,
+    pub defer_until: Option<i64>,
+    /// The latest `defer_until` of a direct parent.
+    pub parent_defer_until: Option<i64>,
+    pub infra_type: bool,
+    /// With bd's default applied.
+    pub issue_type: String,
+    pub assignee: String,
+    pub labels: Vec<String>,
+    pub counts: OwnedCounts,
+}
+
+/// The part of the ready answer that depends neither on the clock nor on the query:
+/// the workable issues, in graph order. Built once from a [`Graph`]; owned and
+/// serializable, so an application can keep it between runs while the backlog is
+/// unchanged and answer `ready` without the graph.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReadyTable {
+    pub rows: Vec<ReadyRow>,
+}
+
+impl ReadyTable {
+    pub fn new(graph: &Graph<'_>) -> ReadyTable {
+        let rows = graph
+            .workable_indexes()
+            .map(|i| {
+                let issue = graph.issue(i);
+                let c = graph.counts_of(i);
+                ReadyRow {
+                    ix: i as u32,
+                    id: issue.id.clone(),
+                    priority: issue.priority,
+                    created: graph.created_nanos(i),
+                    defer_until: graph.defer_until_nanos(i),
+                    parent_defer_until: latest_parent_defer(graph, i),
+                    infra_type: graph.is_infra_type(i),
+                    issue_type: issue.issue_type().to_string(),
+                    assignee: issue.assignee.clone(),
+                    labels: issue.labels.clone(),
+                    counts: OwnedCounts {
+                        dependency_count: c.dependency_count,
+                        dependent_count: c.dependent_count,
+                        comment_count: c.comment_count,
+                        parent: c.parent.map(str::to_string),
+                    },
+                }
+            })
+            .collect();
+        ReadyTable { rows }
+    }
+}
+
+/// Which graph indexes a `parent` query admits (`None` without `parent`): the parent's
+/// transitive descendants by `parent-child` edges, and ids starting with `<parent>.`
+/// that have no `parent-child` edge at all.
+pub fn parent_scope(graph: &Graph<'_>, query: &ReadyQuery) -> Option<Vec<bool>> {
+    Filter::new(graph, query).in_scope
+}
+
+/// `bd ready` over a [`ReadyTable`]: positions in `table.rows` of the ready issues that
+/// pass the query's filters, sorted and limited, with the total before the limit.
+/// `in_scope` is [`parent_scope`] of the table's graph; a query with `parent` and no
+/// scope admits nothing, so a caller without the graph must not answer such a query.
+pub fn ready_rows(
+    table: &ReadyTable,
+    query: &ReadyQuery,
+    in_scope: Option<Vec<bool>>,
+    now: DateTime<Utc>,
+) -> ReadyList {
+    let now_nanos = instant_nanos(&now.fixed_offset());
+    let explicit_type = query.issue_type.is_some();
+    if query.parent.is_some() && in_scope.is_none() {
+        return ReadyList {
+            issues: Vec::new(),
+            total: 0,
+        };
+    }
+    let filter = Filter {
+        query,
+        in_scope: in_scope.filter(|_| query.parent.is_some()),
+    };
+    let mut pos: Vec<usize> = table
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            ready_now(
+                r.infra_type,
+                r.defer_until,
+                r.parent_defer_until,
+                now_nanos,
+                explicit_type,
+            ) && filter.admits_fields(
+                r.ix as usize,
+                &r.assignee,
+                &r.labels,
+                &r.issue_type,
+                r.priority,
+            )
+        })
+        .map(|(k, _)| k)
+        .collect();
+    let total = pos.len();
+    let key = |k: usize| {
+        let r = &table.rows[k];
+        SortKey {
+            priority: r.priority,
+            created: r.created,
+            id: r.id.as_str(),
+        }
+    };
+    sort_by_policy(&mut pos, key, query.sort, now, query.limit);
+    ReadyList { issues: pos, total }
 }
 
 /// `bd ready`: the ready issues that pass the query's filters, sorted and limited, with
 /// the total before the limit. `now` decides deferrals and the hybrid sort's window.
 pub fn ready(graph: &Graph<'_>, query: &ReadyQuery, now: DateTime<Utc>) -> ReadyList {
-    let now_nanos = instant_nanos(&now.fixed_offset());
-    let filter = Filter::new(graph, query);
-    let explicit_type = query.issue_type.is_some();
-    let mut ix: Vec<Ix> = graph
-        .workable_indexes()
-        .filter(|&i| {
-            is_ready(graph, i, now_nanos, explicit_type) && filter.admits(i, graph.issue(i))
-        })
-        .collect();
-    let total = ix.len();
-    sort_issues(graph, &mut ix, query.sort, now, query.limit);
-    ReadyList { issues: ix, total }
+    let table = ReadyTable::new(graph);
+    let list = ready_rows(&table, query, parent_scope(graph, query), now);
+    ReadyList {
+        issues: list
+            .issues
+            .into_iter()
+            .map(|k| table.rows[k].ix as usize)
+            .collect(),
+        total: list.total,
+    }
 }
 
 /// An issue as explanations name it.
