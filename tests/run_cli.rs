@@ -260,3 +260,59 @@ fn editing_a_template_does_not_change_a_run_in_flight() {
         "old\n"
     );
 }
+
+fn fails(env: &Env, args: &[&str]) -> String {
+    let out = env.spool(args);
+    assert!(!out.status.success(), "spool {args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!err.contains("panicked"), "spool {args:?} panicked: {err}");
+    err
+}
+
+#[test]
+fn unknown_runs_and_finished_runs_are_clear_errors() {
+    let env = Env::new();
+    env.template(
+        "quick",
+        "[[step]]\nid = \"a\"\nkind = \"activity\"\ncommand = [\"true\"]\n",
+    );
+    for args in [
+        &["run", "show", "nope"][..],
+        &["run", "history", "nope"],
+        &["run", "signal", "nope", "approve"],
+        &["run", "cancel", "nope"],
+    ] {
+        let err = fails(&env, args);
+        assert!(err.contains("nope"), "{args:?}: {err}");
+    }
+    let id = env.ok(&["run", "start", "quick", "--id", "q1"]);
+    let _worker = env.worker();
+    env.wait_status(&id, "completed");
+    let err = fails(&env, &["run", "signal", "q1", "approve"]);
+    assert!(err.contains("completed") || err.contains("closed"), "{err}");
+}
+
+#[test]
+fn a_corrupt_database_is_a_clear_error_and_is_left_alone() {
+    let env = Env::new();
+    let db = env.root().join("state").join("spool.db");
+    std::fs::create_dir_all(db.parent().expect("parent")).expect("mkdir");
+    let garbage = b"this is not an SQLite database, it is a text file\n".repeat(100);
+    std::fs::write(&db, &garbage).expect("write");
+    for args in [
+        &["run", "list"][..],
+        &["run", "show", "x"],
+        &["run", "start", "demo"],
+    ] {
+        let err = fails(&env, args);
+        assert!(
+            err.contains("spool.db") || err.to_lowercase().contains("database"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&db).expect("read"),
+        garbage,
+        "the file must not be modified"
+    );
+}
