@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod backlog;
 pub mod cli;
+pub mod daemon;
 pub mod engine;
 pub mod exec;
 pub mod git;
