@@ -3,3 +3,8 @@
 //!
 //! - [`config`]: `.spool/config.toml`, parsed and validated without IO.
 pub mod config;
+pub mod instance;
+pub mod issues;
+pub mod progress;
+pub mod report;
+pub mod service;
