@@ -7,7 +7,6 @@ use spool_core::workflow::decide::ActivityTask;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc::UnboundedSender;
 
 /// Shared between the runner and the daemon: attempts in flight, and whether new ones
 /// may start.
@@ -31,7 +30,9 @@ impl Gate {
 
 pub struct Reporting {
     pub inner: Arc<dyn ActivityRunner>,
-    pub ends: UnboundedSender<StepEnd>,
+    /// Called before the result goes back to the engine, so the report of a run's last
+    /// step is always delivered before the news that the run closed.
+    pub ends: Arc<dyn Fn(StepEnd) + Send + Sync>,
     pub gate: Arc<Gate>,
 }
 
@@ -55,7 +56,7 @@ impl ActivityRunner for Reporting {
                 }
                 AttemptResult::Canceled => (false, Some("cancelled".to_string())),
             };
-            let _ = ends.send(StepEnd {
+            ends(StepEnd {
                 run_id: task.run_id.clone(),
                 issue_id: task.workflow_id.clone(),
                 step: task.activity_id.clone(),

@@ -87,11 +87,15 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
         .map(|p| p.join("attempts"))
         .context("the database path has no directory")?;
     let (tx, rx) = unbounded_channel::<Event>();
-    let (ends_tx, mut ends_rx) = unbounded_channel::<StepEnd>();
     let gate = Arc::new(Gate::default());
     let reporting = Reporting {
         inner: Arc::new(CommandRunner::new(attempts)),
-        ends: ends_tx,
+        ends: {
+            let t = tx.clone();
+            Arc::new(move |end| {
+                let _ = t.send(Event::Run(RunEvent::StepEnded(end)));
+            })
+        },
         gate: gate.clone(),
     };
     let templates = Templates::for_repo(&opts.ws.root);
@@ -101,12 +105,6 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
         .await
         .with_context(|| format!("starting the engine on {}", db.display()))?;
 
-    let t = tx.clone();
-    tokio::spawn(async move {
-        while let Some(end) = ends_rx.recv().await {
-            let _ = t.send(Event::Run(RunEvent::StepEnded(end)));
-        }
-    });
     let mut closed = engine.closed_runs();
     let t = tx.clone();
     tokio::spawn(async move {
