@@ -282,6 +282,11 @@ fn closing_a_blocker_in_an_external_commit_starts_its_dependent() {
     let _daemon = repo.up("ok");
     // t-3 done means the daemon has looked at the backlog more than once since start.
     repo.wait_status("t-3", "closed");
+    // Removing the worktree is the run's last act: after it the daemon is idle, and the
+    // teammate's commit below does not meet the daemon's own index.lock.
+    repo.wait_for("t-3's worktree removed", || {
+        !repo.root().join(".git/spool/worktrees/t-3").exists()
+    });
     let blocked = repo.issue("t-2");
     assert_eq!(blocked["status"], "open", "{blocked}");
     assert!(blocked.get("assignee").is_none(), "{blocked}");
@@ -440,4 +445,68 @@ fn status_lists_runs_with_and_without_a_daemon() {
     daemon.stop();
     let runs = status(&repo)["runs"].clone();
     assert_eq!(runs[0]["status"], "completed", "{runs}");
+}
+
+#[test]
+fn sigterm_stops_a_hanging_step_after_the_grace_period_and_the_next_start_resumes() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    let daemon = repo.up("hang");
+    repo.wait_for("implement to start", || {
+        repo.agent_log().contains("implement t-1 start")
+    });
+    let agent_pid: i32 = repo
+        .agent_log()
+        .lines()
+        .find(|l| l.starts_with("implement t-1 start"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("agent pid in the log");
+    let asked = Instant::now();
+    let stderr = daemon.stop();
+    // The grace period is 5 s; the agent hangs for up to 60 s.
+    assert!(asked.elapsed() < Duration::from_secs(30), "{stderr}");
+    repo.wait_for("the hanging agent to be stopped", || {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(agent_pid), None).is_err()
+    });
+    assert_eq!(repo.issue("t-1")["status"], "in_progress");
+
+    let again = repo.up("ok");
+    repo.wait_status("t-1", "closed");
+    again.stop();
+    let log = repo.agent_log();
+    assert_eq!(log.matches("plan t-1 start").count(), 1, "{log}");
+}
+
+#[test]
+fn an_invalid_config_stops_the_daemon_before_it_claims_anything() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    std::fs::create_dir_all(repo.root().join(".spool")).expect("mkdir");
+    std::fs::write(
+        repo.root().join(".spool/config.toml"),
+        "actor = \"me\"\nmax_concurent = 3\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_spool"))
+        .current_dir(repo.root())
+        .arg("up")
+        .env("SPOOL_AGENT", "/bin/true")
+        .output()
+        .expect("spawn");
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(msg.contains(".spool/config.toml:2:"), "{msg}");
+    assert_eq!(repo.issue("t-1")["status"], "open");
+}
+
+#[test]
+fn the_first_start_writes_a_default_config() {
+    let repo = Repo::new(&[issue("t-1", &[], None)]);
+    let daemon = repo.up("ok");
+    let path = repo.root().join(".spool/config.toml");
+    repo.wait_for("the default config", || path.exists());
+    daemon.stop();
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains("labels = [\"spool\"]"), "{text}");
+    // An issue without the label was left alone.
+    assert_eq!(repo.issue("t-1")["status"], "open");
 }
