@@ -510,3 +510,33 @@ fn the_first_start_writes_a_default_config() {
     // An issue without the label was left alone.
     assert_eq!(repo.issue("t-1")["status"], "open");
 }
+
+#[test]
+fn max_concurrent_bounds_the_runs_at_once() {
+    let repo = Repo::new(&[
+        issue("t-1", &["spool"], None),
+        issue("t-2", &["spool"], None),
+        issue("t-3", &["spool"], None),
+    ]);
+    std::fs::create_dir_all(repo.root().join(".spool")).expect("mkdir");
+    std::fs::write(
+        repo.root().join(".spool/config.toml"),
+        "max_concurrent = 1\n[[select]]\nlabels = [\"spool\"]\ntemplate = \"implement\"\n",
+    )
+    .expect("write");
+    let daemon = repo.up("ok");
+    for id in ["t-1", "t-2", "t-3"] {
+        repo.wait_status(id, "closed");
+    }
+    daemon.stop();
+    // One run at a time: each issue's agent calls form one unbroken block.
+    let log = repo.agent_log();
+    let mut blocks: Vec<&str> = Vec::new();
+    for issue in log.lines().filter_map(|l| l.split(' ').nth(1)) {
+        if blocks.last() != Some(&issue) {
+            blocks.push(issue);
+        }
+    }
+    blocks.sort_unstable();
+    assert_eq!(blocks, ["t-1", "t-2", "t-3"], "{log}");
+}
