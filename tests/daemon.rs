@@ -524,7 +524,18 @@ fn max_concurrent_bounds_the_runs_at_once() {
         "max_concurrent = 1\n[[select]]\nlabels = [\"spool\"]\ntemplate = \"implement\"\n",
     )
     .expect("write");
-    let daemon = repo.up("ok");
+    let daemon = repo.up("hang");
+    repo.wait_for("an implement step to start", || {
+        repo.agent_log().contains("implement")
+    });
+    // All ready issues are claimed in one pass; with the limit ignored, every one would
+    // be in progress by the time the first agent runs.
+    let in_progress = ["t-1", "t-2", "t-3"]
+        .iter()
+        .filter(|id| repo.issue(id)["status"] == "in_progress")
+        .count();
+    assert_eq!(in_progress, 1);
+    std::fs::write(repo.side.path().join("release"), "").expect("release the agents");
     for id in ["t-1", "t-2", "t-3"] {
         repo.wait_status(id, "closed");
     }
