@@ -551,3 +551,22 @@ fn max_concurrent_bounds_the_runs_at_once() {
     blocks.sort_unstable();
     assert_eq!(blocks, ["t-1", "t-2", "t-3"], "{log}");
 }
+
+#[test]
+fn an_edited_config_applies_without_a_restart() {
+    let repo = Repo::new(&[
+        issue("t-1", &["spool"], None),
+        issue("t-2", &["later"], None),
+    ]);
+    let daemon = repo.up("ok");
+    repo.wait_status("t-1", "closed");
+    assert_eq!(repo.issue("t-2")["status"], "open");
+    let path = repo.root().join(".spool/config.toml");
+    std::fs::write(
+        &path,
+        "[[select]]\nlabels = [\"later\"]\ntemplate = \"implement\"\n",
+    )
+    .expect("write");
+    repo.wait_status("t-2", "closed");
+    daemon.stop();
+}

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::json;
 use spool_core::workflow::state::AttemptPhase;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Args)]
@@ -33,7 +33,7 @@ pub struct VerifyCommitsArgs {
 }
 
 /// Reads `.spool/config.toml`, writing the commented default first if there is none.
-fn load_config(root: &Path) -> Result<Config> {
+fn load_config(root: &Path) -> Result<(Config, PathBuf)> {
     let path = root.join(".spool").join("config.toml");
     if !path.exists() {
         std::fs::create_dir_all(root.join(".spool"))
@@ -43,7 +43,8 @@ fn load_config(root: &Path) -> Result<Config> {
     }
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(config::parse(&path.display().to_string(), &text)?)
+    let config = config::parse(&path.display().to_string(), &text)?;
+    Ok((config, path))
 }
 
 fn default_actor() -> String {
@@ -57,7 +58,7 @@ fn default_actor() -> String {
 
 pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
     let ws = ctx.workspace()?;
-    let config = load_config(&ws.root)?;
+    let (config, config_path) = load_config(&ws.root)?;
     let lock = instance::acquire(&ws.state_dir())?;
     let actor = config.actor.clone().unwrap_or_else(default_actor);
     let agent = match config.agents.get("default") {
@@ -73,6 +74,7 @@ pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
     let opts = service::Options {
         ws,
         config,
+        config_path,
         actor,
         agent,
         spool_exe: std::env::current_exe().context("finding the spool executable")?,

@@ -31,6 +31,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 pub struct Options {
     pub ws: Workspace,
     pub config: Config,
+    /// Where `config` came from; re-read when it changes.
+    pub config_path: PathBuf,
     pub actor: String,
     /// The agent program templates call as `{run.agent}`.
     pub agent: String,
@@ -75,6 +77,8 @@ struct Daemon {
     /// Step ids of each template, for the `(2/4)` of progress messages.
     step_ids: HashMap<String, Vec<String>>,
     gate: Arc<Gate>,
+    /// The config text last seen, so a change is parsed once.
+    config_text: Option<String>,
 }
 
 /// Runs the daemon until `stop` completes (or the engine fails to start).
@@ -147,7 +151,9 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
         open: HashMap::new(),
         step_ids: HashMap::new(),
         gate,
+        config_text: None,
     };
+    daemon.config_text = std::fs::read_to_string(&daemon.opts.config_path).ok();
     daemon.recover_open_runs().await?;
     daemon.say(&format!(
         "spool up: {} on {} (epoch {}, {} open run(s))",
@@ -325,6 +331,7 @@ impl Daemon {
     /// up issues this actor holds without an open run (an earlier life died between
     /// claim and start, or between a run's end and its write-back).
     async fn reconcile(&mut self) {
+        self.reload_config();
         let backlog = match tokio::task::block_in_place(|| Backlog::load(&self.opts.ws)) {
             Ok(b) => b,
             Err(e) => {
@@ -369,6 +376,32 @@ impl Daemon {
             if let Err(e) = self.start(&issue, &template).await {
                 self.warn(&format!("{}: {e:#}", issue.id));
             }
+        }
+    }
+
+    /// Applies an edited config: selectors, limits and committing take effect at once;
+    /// a config that does not validate is reported and the previous one kept. The actor
+    /// and the coalescing delay stay as started (claims already made name that actor).
+    fn reload_config(&mut self) {
+        let Ok(text) = std::fs::read_to_string(&self.opts.config_path) else {
+            return;
+        };
+        if self.config_text.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        self.config_text = Some(text.clone());
+        let file = self.opts.config_path.display().to_string();
+        match super::config::parse(&file, &text) {
+            Ok(mut config) => {
+                if config.actor.is_some() && config.actor.as_deref() != Some(&self.opts.actor) {
+                    self.warn("the actor changes only when spool up restarts");
+                }
+                config.actor = self.opts.config.actor.clone();
+                config.coalesce_ms = self.opts.config.coalesce_ms;
+                self.opts.config = config;
+                self.say(&format!("spool up: reloaded {file}"));
+            }
+            Err(e) => self.warn(&format!("{e} (keeping the previous configuration)")),
         }
     }
 
