@@ -570,3 +570,40 @@ fn an_edited_config_applies_without_a_restart() {
     repo.wait_status("t-2", "closed");
     daemon.stop();
 }
+
+#[test]
+fn a_run_failing_after_a_person_closed_its_issue_leaves_the_close_alone() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    let daemon = repo.up("hang-fail");
+    repo.wait_for("implement to start", || {
+        repo.agent_log().contains("implement t-1 start")
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_spool"))
+        .current_dir(repo.root())
+        .args([
+            "close",
+            "t-1",
+            "--reason",
+            "done by hand",
+            "--actor",
+            "person",
+        ])
+        .output()
+        .expect("spawn");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(repo.side.path().join("release"), "").expect("release the agent");
+    repo.wait_for("the failure comment", || {
+        comments(&repo.issue("t-1"))
+            .iter()
+            .any(|t| t.starts_with("spool: run ") && t.contains("failed"))
+    });
+    daemon.stop();
+    let v = repo.issue("t-1");
+    assert_eq!(v["status"], "closed", "{v}");
+    assert_eq!(v["close_reason"], "done by hand", "{v}");
+    assert!(!v["labels"].to_string().contains("spool:failed"), "{v}");
+}

@@ -9,7 +9,7 @@ use crate::workspace::Workspace;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use spool_core::beads::ops::{self, ClaimRefusal, Stamp};
-use spool_core::beads::{NewComment, Timestamp};
+use spool_core::beads::{NewComment, StatusKind, Timestamp};
 use std::path::Path;
 
 /// What a claim attempt found.
@@ -71,7 +71,10 @@ impl Writer<'_> {
             let Some(issue) = tx.file.get(id).cloned() else {
                 return Ok(());
             };
-            tx.edit(id, |ed| ops::close(ed, &issue, Some(reason), stamp))?;
+            // Closed by someone else meanwhile: their reason stands.
+            if !issue.is_closed() {
+                tx.edit(id, |ed| ops::close(ed, &issue, Some(reason), stamp))?;
+            }
             Ok(())
         })
     }
@@ -89,6 +92,11 @@ impl Writer<'_> {
             let Some(issue) = tx.file.get(id).cloned() else {
                 return Ok(());
             };
+            // Someone took the issue over meanwhile (closed it, reassigned it): leave
+            // their change, only record the failure.
+            if issue.status_kind() != StatusKind::InProgress || issue.assignee != self.actor {
+                return self.add_comment(tx, id, note, now);
+            }
             tx.edit(id, |ed| {
                 ops::set_status(ed, &issue, "open", stamp)?;
                 ed.remove("assignee")?;
