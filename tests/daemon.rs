@@ -95,8 +95,14 @@ impl Repo {
 
     /// Starts `spool up` with the fake agent in `mode`.
     fn up(&self, mode: &str) -> Daemon {
+        self.up_with(mode, &[])
+    }
+
+    /// `up` with extra environment variables.
+    fn up_with(&self, mode: &str, env: &[(&str, &str)]) -> Daemon {
         let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-agent");
         let child = Command::new(env!("CARGO_BIN_EXE_spool"))
+            .envs(env.iter().copied())
             .current_dir(self.root())
             .args(["up", "--rescan-ms", "200", "--grace-secs", "5"])
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -465,9 +471,11 @@ fn sigterm_stops_a_hanging_step_after_the_grace_period_and_the_next_start_resume
     let stderr = daemon.stop();
     // The grace period is 5 s; the agent hangs for up to 60 s.
     assert!(asked.elapsed() < Duration::from_secs(30), "{stderr}");
-    repo.wait_for("the hanging agent to be stopped", || {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(agent_pid), None).is_err()
-    });
+    // Stopped (and reaped) before `spool up` exited, not left running.
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(agent_pid), None).is_err(),
+        "the agent outlived spool up:\n{stderr}"
+    );
     assert_eq!(repo.issue("t-1")["status"], "in_progress");
 
     let again = repo.up("ok");
@@ -606,4 +614,46 @@ fn a_run_failing_after_a_person_closed_its_issue_leaves_the_close_alone() {
     assert_eq!(v["status"], "closed", "{v}");
     assert_eq!(v["close_reason"], "done by hand", "{v}");
     assert!(!v["labels"].to_string().contains("spool:failed"), "{v}");
+}
+
+#[test]
+fn a_coding_agent_kind_is_judged_by_its_event_stream() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    let claude = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-agents/claude");
+    let argv_file = repo.side.path().join("claude-argv");
+    std::fs::create_dir_all(repo.root().join(".spool")).expect("mkdir");
+    std::fs::write(
+        repo.root().join(".spool/config.toml"),
+        format!(
+            "[[select]]\nlabels = [\"spool\"]\ntemplate = \"implement\"\n\
+             [agents.default]\nkind = \"claude\"\nprogram = {:?}\nmodel = \"sonnet\"\n",
+            claude.display().to_string()
+        ),
+    )
+    .expect("write");
+    // Exits 0 after "Not logged in": a failure, whatever the exit code says.
+    let daemon = repo.up_with(
+        "ok",
+        &[
+            ("FAKE_SCENARIO", "error_exit0"),
+            ("FAKE_ARGV_FILE", argv_file.to_str().expect("utf-8")),
+        ],
+    );
+    repo.wait_for("t-1 labelled spool:failed", || {
+        repo.issue("t-1")["labels"]
+            .to_string()
+            .contains("spool:failed")
+    });
+    daemon.stop();
+    let texts = comments(&repo.issue("t-1"));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("spool: step plan (1/4) ✗") && t.contains("Not logged in")),
+        "{texts:?}"
+    );
+    let argv = std::fs::read_to_string(&argv_file).expect("claude was called");
+    assert!(argv.lines().any(|l| l == "sonnet"), "{argv}");
+    assert!(argv.contains("Read the issue below"), "{argv}");
+    assert!(argv.contains("t-1: Issue t-1"), "{argv}");
 }

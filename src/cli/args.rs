@@ -123,6 +123,10 @@ pub enum Command {
     /// `implement` template).
     #[command(hide = true)]
     VerifyCommits(super::daemon::VerifyCommitsArgs),
+    /// Run one agent step of a run in the current directory (used by the `implement`
+    /// template).
+    #[command(hide = true)]
+    AgentStep(super::daemon::AgentStepArgs),
     /// Run the workflow engine until interrupted.
     Worker {
         /// The run database (default: `.git/spool/spool.db` of this repository).

@@ -2,6 +2,7 @@
 //! `verify-commits` check the shipped `implement` template calls.
 
 use super::Ctx;
+use crate::daemon::agent::{self, AgentDef};
 use crate::daemon::config::{self, Config, DEFAULT_CONFIG};
 use crate::daemon::{instance, service};
 use crate::store::{Durability, Store};
@@ -30,6 +31,16 @@ pub struct VerifyCommitsArgs {
     pub id: String,
     /// The commit the run started from.
     pub base: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentStepArgs {
+    /// The agent as JSON (`{"kind": ..., "params": {...}}`), as the daemon passes it.
+    pub agent: String,
+    /// The template step (plan, implement, test).
+    pub step: String,
+    /// The prompt.
+    pub prompt: String,
 }
 
 /// Reads `.spool/config.toml`, writing the commented default first if there is none.
@@ -62,9 +73,9 @@ pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
     let lock = instance::acquire(&ws.state_dir())?;
     let actor = config.actor.clone().unwrap_or_else(default_actor);
     let agent = match config.agents.get("default") {
-        Some(a) => a.program.clone(),
+        Some(a) => a.clone(),
         None => match std::env::var("SPOOL_AGENT") {
-            Ok(a) if !a.is_empty() => a,
+            Ok(a) if !a.is_empty() => AgentDef::command(&a),
             _ => bail!(
                 "no agent: set SPOOL_AGENT to the agent program, or configure [agents.default] in {}",
                 ws.root.join(".spool/config.toml").display()
@@ -182,4 +193,48 @@ pub fn verify_commits_cmd(ctx: &Ctx, args: &VerifyCommitsArgs) -> Result<i32> {
         args.id, args.base
     );
     Ok(1)
+}
+
+/// Runs one agent step in the current directory; exits 0 when the agent succeeded (for a
+/// `command` agent, with the agent's own exit code otherwise).
+pub fn agent_step_cmd(ctx: &Ctx, args: &AgentStepArgs) -> Result<i32> {
+    let def = AgentDef::from_json(&args.agent).map_err(anyhow::Error::msg)?;
+    let dir = tempfile::tempdir().context("creating the attempt directory")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let outcome = runtime.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let relay = cancel.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            relay.cancel();
+        });
+        agent::run_step(
+            &def,
+            &args.step,
+            &args.prompt,
+            &ctx.cwd,
+            dir.path(),
+            &cancel,
+        )
+        .await
+        .map_err(anyhow::Error::msg)
+    })?;
+    print!("{}", outcome.stdout);
+    eprint!("{}", outcome.stderr);
+    if outcome.ok {
+        return Ok(0);
+    }
+    eprintln!("spool agent-step {}: {}", args.step, outcome.message);
+    Ok(match outcome.exit_code {
+        Some(code) if code != 0 && def.kind == agent::COMMAND_KIND => code,
+        _ => 1,
+    })
 }

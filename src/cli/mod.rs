@@ -213,6 +213,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Up(a) => daemon::up_cmd(&ctx, a),
         Command::Status => daemon::status_cmd(&ctx),
         Command::VerifyCommits(a) => daemon::verify_commits_cmd(&ctx, a),
+        Command::AgentStep(a) => daemon::agent_step_cmd(&ctx, a),
         Command::Worker { db, args } => worker::worker_cmd(&ctx, args, db.as_deref()),
         Command::Quickstart => {
             print!("{}", QUICKSTART);

@@ -4,6 +4,7 @@
 //! that does not validate stops the daemon before it claims anything, because a typo in
 //! a selector would otherwise silently pick up the wrong work (or none).
 
+pub use super::agent::AgentDef;
 use spool_core::beads::Issue;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -31,10 +32,14 @@ coalesce_ms = 50
 labels = ["spool"]
 template = "implement"
 
-# The agent the `implement` template runs ({run.agent}); without one, $SPOOL_AGENT.
+# The agent the `implement` template runs; without one, a `command` agent running
+# $SPOOL_AGENT. A `command` agent is started as `PROGRAM STEP PROMPT` in the run's
+# worktree; the coding-agent kinds (claude, codex, gemini, aider, opencode) take the
+# parameters in docs/agents.md (model, permission_mode, program, extra_args, ...).
 # [agents.default]
-# kind = "command"
-# program = "/usr/local/bin/my-agent"
+# kind = "claude"
+# model = "sonnet"
+# permission_mode = "acceptEdits"
 "#;
 
 /// A selector rule: which issues a template runs for.
@@ -58,14 +63,6 @@ impl SelectRule {
                 .as_ref()
                 .is_none_or(|a| issue.assignee.is_empty() || &issue.assignee == a)
     }
-}
-
-/// An agent the templates can run. Only `command` agents (a program started with the
-/// step's arguments) are run by the daemon today.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentDef {
-    pub kind: String,
-    pub program: String,
 }
 
 /// A validated configuration.
@@ -125,10 +122,10 @@ struct RawRule {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawAgent {
     kind: String,
-    program: Option<String>,
+    #[serde(flatten)]
+    params: BTreeMap<String, toml::Value>,
 }
 
 fn line_of(source: &str, span: Option<Range<usize>>) -> usize {
@@ -217,26 +214,22 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
     for (name, a) in raw.agents {
         let span = a.span();
         let a = a.into_inner();
-        if a.kind != "command" {
-            return Err(err(
-                Some(span),
-                format!(
-                    "agent {name:?}: kind {:?} cannot be run by the daemon yet (use kind = \"command\")",
-                    a.kind
-                ),
-            ));
-        }
-        let program = a
-            .program
-            .filter(|p| !p.trim().is_empty())
-            .ok_or_else(|| err(Some(span), format!("agent {name:?} needs a `program`")))?;
-        agents.insert(
-            name,
-            AgentDef {
-                kind: a.kind,
-                program,
-            },
-        );
+        let params = match serde_json::to_value(&a.params) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => {
+                return Err(err(
+                    Some(span),
+                    format!("agent {name:?}: unreadable parameters"),
+                ))
+            }
+        };
+        let def = AgentDef {
+            kind: a.kind,
+            params,
+        };
+        def.validate()
+            .map_err(|m| err(Some(span), format!("agent {name:?}: {m}")))?;
+        agents.insert(name, def);
     }
     Ok(Config {
         actor,
@@ -285,8 +278,15 @@ mod tests {
         assert_eq!(e.line, 2, "{e}");
         let e = parse("cfg.toml", "[[select]]\nlabels = [\"x\"]\n").unwrap_err();
         assert!(e.message.contains("template"), "{e}");
-        let e = parse("cfg.toml", "[agents.a]\nkind = \"claude\"\n").unwrap_err();
-        assert!(e.to_string().starts_with("cfg.toml:"), "{e}");
+        let e = parse("cfg.toml", "\n[agents.a]\nkind = \"claude\"\nbogus = 1\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("bogus"), "{e}");
+        let c = parse(
+            "cfg.toml",
+            "[agents.a]\nkind = \"claude\"\nmodel = \"sonnet\"\n",
+        )
+        .expect("claude agent");
+        assert_eq!(c.agents["a"].params["model"], "sonnet");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! workflow for each in its own worktree, and writes progress back to the backlog.
 //!
 //! - [`config`]: `.spool/config.toml`, parsed and validated without IO.
+pub mod agent;
 pub mod config;
 pub mod instance;
 pub mod issues;

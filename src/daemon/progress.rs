@@ -15,7 +15,7 @@ pub struct RunPlace<'a> {
     pub worktree: &'a Path,
     /// The commit the worktree branched from.
     pub base: &'a str,
-    /// The agent program (`{run.agent}`).
+    /// The configured agent as JSON (`{run.agent}`), for `spool agent-step`.
     pub agent: &'a str,
     /// This spool executable (`{run.spool}`), for steps that call back into spool.
     pub spool: &'a Path,
@@ -88,6 +88,7 @@ fn mark(ok: bool) -> &'static str {
 }
 
 /// The issue comment for a step's end: one short line, plus the error when it failed.
+/// The error is flattened to one line: a process's last words are often the useful part.
 pub fn step_comment(end: &StepEnd, index: Option<(usize, usize)>) -> String {
     let mut text = format!(
         "spool: step {}{} {} in {:.1}s (attempt {})",
@@ -98,7 +99,8 @@ pub fn step_comment(end: &StepEnd, index: Option<(usize, usize)>) -> String {
         end.attempt
     );
     if let Some(e) = &end.error {
-        text.push_str(&format!(": {}", one_line(e, 300)));
+        let flat = e.split_whitespace().collect::<Vec<_>>().join(" ");
+        text.push_str(&format!(": {}", one_line(&flat, 400)));
     }
     text
 }
@@ -148,7 +150,7 @@ mod tests {
         );
         assert_eq!(
             step_comment(&end(false), None),
-            "spool: step implement ✗ in 1.2s (attempt 2): Failed: exit 3"
+            "spool: step implement ✗ in 1.2s (attempt 2): Failed: exit 3 more"
         );
         assert_eq!(
             step_commit_message(&end(true), Some((1, 4))),

@@ -27,6 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+/// How long stopped steps get to exit after the grace period: exec's SIGTERM-to-SIGKILL
+/// grace and a margin.
+const STOP_WAIT: Duration = Duration::from_secs(12);
+
 /// How the daemon runs.
 pub struct Options {
     pub ws: Workspace,
@@ -34,8 +38,8 @@ pub struct Options {
     /// Where `config` came from; re-read when it changes.
     pub config_path: PathBuf,
     pub actor: String,
-    /// The agent program templates call as `{run.agent}`.
-    pub agent: String,
+    /// The agent the templates' agent steps run (`{run.agent}`).
+    pub agent: super::agent::AgentDef,
     /// This executable, `{run.spool}`.
     pub spool_exe: PathBuf,
     /// How long running attempts may take to finish after a stop request.
@@ -282,6 +286,7 @@ impl Daemon {
 
     async fn event_loop(&mut self, mut rx: UnboundedReceiver<Event>) {
         let mut draining: Option<tokio::time::Instant> = None;
+        let mut stopping = false;
         self.reconcile().await;
         loop {
             let next = match draining {
@@ -290,14 +295,26 @@ impl Daemon {
                     if self.gate.in_flight() == 0 {
                         break;
                     }
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
+                        if stopping {
+                            self.warn("some steps did not stop in time; they are killed");
+                            break;
+                        }
+                        // Grace is over: SIGTERM the steps (SIGKILL after exec's grace),
+                        // so they can stop their own children, and wait for that.
+                        self.gate.stop_running();
+                        stopping = true;
+                        draining = Some(now + STOP_WAIT);
+                        continue;
+                    }
                     match tokio::time::timeout_at(
-                        deadline.min(tokio::time::Instant::now() + Duration::from_millis(50)),
+                        deadline.min(now + Duration::from_millis(50)),
                         rx.recv(),
                     )
                     .await
                     {
                         Ok(ev) => ev,
-                        Err(_) if tokio::time::Instant::now() >= deadline => break,
                         Err(_) => continue,
                     }
                 }
@@ -454,7 +471,7 @@ impl Daemon {
             &RunPlace {
                 worktree: &worktree,
                 base: &base,
-                agent: &self.opts.agent,
+                agent: &self.opts.agent.to_json(),
                 spool: &self.opts.spool_exe,
             },
         );
