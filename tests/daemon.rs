@@ -657,3 +657,31 @@ fn a_coding_agent_kind_is_judged_by_its_event_stream() {
     assert!(argv.contains("Read the issue below"), "{argv}");
     assert!(argv.contains("t-1: Issue t-1"), "{argv}");
 }
+
+#[test]
+fn bench_daemon_reports_claim_latency() {
+    let out = Command::new(env!("CARGO_BIN_EXE_spool"))
+        .args(["bench", "daemon", "--runs", "2", "--size", "20"])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("spawn");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in ["| claim in the file |", "| claim committed |"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row} in\n{text}"));
+        let p50: f64 = line
+            .split('|')
+            .nth(2)
+            .and_then(|c| c.trim().parse().ok())
+            .expect("p50");
+        assert!(p50 > 0.0 && p50 < 30_000.0, "{line}");
+    }
+}

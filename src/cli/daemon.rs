@@ -238,3 +238,149 @@ pub fn agent_step_cmd(ctx: &Ctx, args: &AgentStepArgs) -> Result<i32> {
         _ => 1,
     })
 }
+
+#[derive(Debug, Clone, Args)]
+pub struct DaemonBenchArgs {
+    /// Issues made ready one after another (each measured alone).
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Synthetic issues in the backlog besides the probes.
+    #[arg(long, default_value_t = 1000)]
+    pub size: usize,
+}
+
+/// Quantile of sorted durations.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `spool bench daemon`: from a new ready issue appearing in the backlog file (as a
+/// `git pull` would write it) to the daemon's claim in the file and in a commit. The
+/// daemon runs in this process, on a scratch repository, with the `noop` template.
+pub fn bench_daemon(args: &DaemonBenchArgs) -> Result<i32> {
+    use crate::git;
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let tmp = tempfile::tempdir().context("creating a scratch directory")?;
+    let root = tmp.path().to_path_buf();
+    git::Git::new(&root).run(["init", "-q", "-b", "main"])?;
+    std::fs::create_dir_all(root.join(".beads")).context("creating .beads")?;
+    std::fs::create_dir_all(root.join(".spool")).context("creating .spool")?;
+    std::fs::write(root.join(".beads/config.yaml"), "issue-prefix: \"bench\"\n")?;
+    std::fs::write(
+        root.join(".spool/config.toml"),
+        "max_concurrent = 1\n[[select]]\nlabels = [\"bench-probe\"]\ntemplate = \"noop\"\n",
+    )?;
+    let issues = root.join(".beads/issues.jsonl");
+    let synth = super::bench::synth_bytes(&crate::synth::SynthSpec {
+        issues: args.size,
+        seed: 1,
+        prefix: "bench".into(),
+    });
+    crate::atomic::write_atomic(&issues, &synth)?;
+    let actor = "spool@bench";
+    let rel = Path::new(".beads/issues.jsonl");
+    git::commit_paths(
+        &root,
+        &[rel],
+        "bench: backlog",
+        &crate::daemon::issues::signature(actor, Utc::now()),
+    )?;
+    let ws = crate::workspace::Workspace::find(&root).context("the scratch workspace")?;
+    let (config, config_path) = load_config(&root)?;
+    let _lock = instance::acquire(&ws.state_dir())?;
+    let opts = service::Options {
+        ws,
+        config,
+        config_path,
+        actor: actor.to_string(),
+        agent: AgentDef::command("true"),
+        spool_exe: std::env::current_exe().context("finding the spool executable")?,
+        grace: Duration::from_secs(5),
+        rescan: Duration::from_secs(2),
+        quiet: true,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = runtime.spawn(service::run(opts, async move {
+        let _ = stop_rx.await;
+    }));
+    let limit = Duration::from_secs(30);
+    let wait = |what: &str, cond: &dyn Fn() -> Result<bool>| -> Result<std::time::Instant> {
+        let start = std::time::Instant::now();
+        loop {
+            if cond()? {
+                return Ok(std::time::Instant::now());
+            }
+            if start.elapsed() > limit {
+                bail!("no {what} within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    };
+    let (mut written, mut committed) = (Vec::new(), Vec::new());
+    for n in 0..args.runs {
+        let id = format!("bench-probe{n}");
+        let line = format!(
+            r#"{{"id":"{id}","title":"Latency probe {n}","status":"open","priority":0,"issue_type":"task","labels":["bench-probe"],"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}}"#
+        );
+        let claimed = |bytes: &[u8]| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .any(|l| l.contains(&format!("\"id\":\"{id}\"")) && l.contains("in_progress"))
+        };
+        let closed = |bytes: &[u8]| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .any(|l| l.contains(&format!("\"id\":\"{id}\"")) && l.contains("\"closed\""))
+        };
+        let mut bytes = crate::backlog::read_bytes(&issues)?;
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        crate::atomic::write_atomic(&issues, &bytes)?;
+        let t0 = std::time::Instant::now();
+        let t1 = wait("claim in the file", &|| {
+            Ok(claimed(&crate::backlog::read_bytes(&issues)?))
+        })?;
+        let t2 = wait("claim commit", &|| {
+            Ok(git::head_blob(&root, rel)?.is_some_and(|b| claimed(&b) || closed(&b)))
+        })?;
+        written.push(t1 - t0);
+        committed.push(t2 - t0);
+        // Measure each probe alone: wait until its run is over and committed.
+        wait("the run's end", &|| {
+            Ok(git::head_blob(&root, rel)?.is_some_and(|b| closed(&b)))
+        })?;
+    }
+    let _ = stop_tx.send(());
+    runtime
+        .block_on(daemon)
+        .context("the daemon task")?
+        .context("the daemon")?;
+    written.sort();
+    committed.sort();
+    println!("# spool daemon latency\n");
+    println!(
+        "- command: `spool bench daemon --runs {} --size {}`",
+        args.runs, args.size
+    );
+    println!("- from a ready issue written to the backlog file (as by `git pull`) to:\n");
+    println!("| event | p50 ms | p90 ms | max ms |\n|---|---|---|---|");
+    for (name, d) in [
+        ("claim in the file", &written),
+        ("claim committed", &committed),
+    ] {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} |",
+            quantile(d, 0.5).as_secs_f64() * 1e3,
+            quantile(d, 0.9).as_secs_f64() * 1e3,
+            quantile(d, 1.0).as_secs_f64() * 1e3
+        );
+    }
+    Ok(0)
+}
