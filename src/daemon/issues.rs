@@ -1,7 +1,7 @@
 //! The daemon's writes to the backlog: claim, progress comment, close, release. Each goes
-//! through [`backlog::modify`] (lock, re-read, atomic write), so a teammate's or the
+//! through [`crate::backlog::modify`] (lock, re-read, atomic write), so a teammate's or the
 //! user's concurrent edit is never overwritten, and then commits `.beads/issues.jsonl`
-//! alone with [`git::commit_paths`], leaving the user's index and work tree as they are.
+//! alone with [`crate::git::commit_paths`], leaving the user's index and work tree as they are.
 
 use crate::backlog::{modify, CommentIds, Tx};
 use crate::git::{self, Signature};
