@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
 use spool_core::beads::{
-    BeadsFile, Diagnostic, DiagnosticKind, Edited, LineEditor, LineError, NewIssue, Severity,
+    BeadsFile, CommentId, Diagnostic, DiagnosticKind, Edited, LineEditor, LineError, NewIssue,
+    Severity,
 };
 
 use crate::atomic::{write_atomic_with, FileLock};
@@ -224,4 +226,43 @@ pub fn drop_later<T: Send + 'static>(big: T) {
     let _ = std::thread::Builder::new()
         .name("spool-drop".into())
         .spawn(move || drop(big));
+}
+
+/// How new comment ids are made: classic files number comments (the next integer after
+/// the largest in the file); bd v1 files use UUIDs (v7, time-ordered). Shared by every
+/// writer of comments so they number them alike.
+pub struct CommentIds {
+    next_int: Option<i64>,
+}
+
+impl CommentIds {
+    pub fn of(file: &BeadsFile) -> CommentIds {
+        let mut max = 0i64;
+        let mut strings = false;
+        for c in file.issues().flat_map(|i| i.comments.iter()) {
+            match &c.id {
+                Some(CommentId::Int(n)) => max = max.max(*n),
+                Some(CommentId::Str(_)) => strings = true,
+                None => {}
+            }
+        }
+        CommentIds {
+            next_int: if strings { None } else { Some(max + 1) },
+        }
+    }
+
+    /// The id of the `n`th (from 0) comment added in one write made at `now`.
+    pub fn nth(&self, n: i64, now: DateTime<Utc>) -> CommentId {
+        match self.next_int {
+            Some(first) => CommentId::Int(first + n),
+            None => CommentId::Str(new_uuid(now, n)),
+        }
+    }
+}
+
+fn new_uuid(now: DateTime<Utc>, n: i64) -> String {
+    let secs = now.timestamp().max(0) as u64;
+    let nanos = now.timestamp_subsec_nanos();
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos.saturating_add(n as u32));
+    uuid::Uuid::new_v7(ts).to_string()
 }

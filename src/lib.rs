@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod backlog;
 pub mod cache;
 pub mod cli;
+pub mod daemon;
 pub mod engine;
 pub mod exec;
 pub mod git;

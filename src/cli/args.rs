@@ -86,7 +86,6 @@ pub enum Command {
     /// Append to an issue's notes: `note ID TEXT`.
     Note(NoteArgs),
     /// Counts by status, ready and blocked work, lead time.
-    #[command(alias = "status")]
     Stats,
     /// Check the backlog file: bad lines, duplicate ids, dangling deps, cycles, conflicts.
     Doctor(DoctorArgs),
@@ -115,6 +114,19 @@ pub enum Command {
         #[command(subcommand)]
         command: super::run::RunCommand,
     },
+    /// Run the daemon in the foreground: claim ready issues the selectors in
+    /// `.spool/config.toml` match and run their templates, until Ctrl-C or SIGTERM.
+    Up(super::daemon::UpArgs),
+    /// The daemon's runs in this repository: issue, status, template, age, current step.
+    Status,
+    /// Exit 0 when the run branch `spool/<ID>` has a commit after BASE (used by the
+    /// `implement` template).
+    #[command(hide = true)]
+    VerifyCommits(super::daemon::VerifyCommitsArgs),
+    /// Run one agent step of a run in the current directory (used by the `implement`
+    /// template).
+    #[command(hide = true)]
+    AgentStep(super::daemon::AgentStepArgs),
     /// Run the workflow engine until interrupted.
     Worker {
         /// The run database (default: `.git/spool/spool.db` of this repository).

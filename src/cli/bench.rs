@@ -23,6 +23,8 @@ pub enum BenchCommand {
     Gen(GenArgs),
     /// Time ready/list/create/update/close on synthetic backlogs; prints a Markdown report.
     Backlog(BacklogArgs),
+    /// Time from a new ready issue in the backlog file to the daemon's claim commit.
+    Daemon(super::daemon::DaemonBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +79,7 @@ pub fn run(ctx: &Ctx, cmd: &BenchCommand) -> Result<i32> {
             Ok(0)
         }
         BenchCommand::Backlog(a) => backlog(a),
+        BenchCommand::Daemon(a) => super::daemon::bench_daemon(a),
     }
 }
 

@@ -12,8 +12,8 @@ use spool_core::beads::graph::{EdgeRefusal, Graph};
 use spool_core::beads::ids::{self, IdSeed};
 use spool_core::beads::ops::{self, Stamp};
 use spool_core::beads::{
-    canonical_dep_type, BeadsFile, CommentId, DepKind, Issue, NewComment, NewDependency, NewIssue,
-    StatusKind, Timestamp,
+    canonical_dep_type, BeadsFile, DepKind, Issue, NewComment, NewDependency, NewIssue, StatusKind,
+    Timestamp,
 };
 
 use super::args::{CloseArgs, CreateArgs, ReopenArgs, UpdateArgs};
@@ -21,7 +21,7 @@ use super::common::{id_error, now_stamp, priority_arg, resolve, time_arg};
 use super::output::print_json;
 use super::query::detail_json;
 use super::Ctx;
-use crate::backlog::{drop_later, modify, modify_file, Tx};
+use crate::backlog::{drop_later, modify, modify_file, CommentIds, Tx};
 use crate::workspace::BeadsConfig;
 
 /// bd limits titles to 500 bytes.
@@ -448,7 +448,7 @@ pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
                 ops::reopen(ed, stamp)?;
                 if let Some(r) = args.reason.as_deref().filter(|r| !r.trim().is_empty()) {
                     ed.add_comment(&NewComment {
-                        id: comment_id.nth(n as i64, ctx),
+                        id: comment_id.nth(n as i64, ctx.now),
                         issue_id: id.clone(),
                         author: actor.clone(),
                         text: format!("Reopened: {r}"),
@@ -463,43 +463,6 @@ pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
     report(ctx, file, &ids, "Reopened")
 }
 
-/// How new comment ids are made: classic files number comments (the next integer after
-/// the largest in the file); bd v1 files use UUIDs (v7, time-ordered).
-struct CommentIds {
-    next_int: Option<i64>,
-}
-
-impl CommentIds {
-    fn of(file: &BeadsFile) -> CommentIds {
-        let mut max = 0i64;
-        let mut strings = false;
-        for c in file.issues().flat_map(|i| i.comments.iter()) {
-            match &c.id {
-                Some(CommentId::Int(n)) => max = max.max(*n),
-                Some(CommentId::Str(_)) => strings = true,
-                None => {}
-            }
-        }
-        CommentIds {
-            next_int: if strings { None } else { Some(max + 1) },
-        }
-    }
-
-    fn nth(&self, n: i64, ctx: &Ctx) -> CommentId {
-        match self.next_int {
-            Some(first) => CommentId::Int(first + n),
-            None => CommentId::Str(new_uuid(ctx, n)),
-        }
-    }
-}
-
-fn new_uuid(ctx: &Ctx, n: i64) -> String {
-    let secs = ctx.now.timestamp().max(0) as u64;
-    let nanos = ctx.now.timestamp_subsec_nanos();
-    let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos.saturating_add(n as u32));
-    uuid::Uuid::new_v7(ts).to_string()
-}
-
 pub fn comment_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
     if text.trim().is_empty() {
         bail!("comment text is empty");
@@ -510,7 +473,7 @@ pub fn comment_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
     let comment = modify(&ws, |tx| {
         let id = resolve_all(&tx.file, &[query.to_string()])?.remove(0);
         let comment = NewComment {
-            id: CommentIds::of(&tx.file).nth(0, ctx),
+            id: CommentIds::of(&tx.file).nth(0, ctx.now),
             issue_id: id.clone(),
             author: actor.clone(),
             text: text.to_string(),

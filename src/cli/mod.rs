@@ -5,6 +5,7 @@
 pub mod args;
 mod bench;
 mod common;
+pub mod daemon;
 mod doctor;
 mod edit;
 mod hooks;
@@ -212,6 +213,10 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Bench(b) => bench::run(&ctx, b),
         Command::Hooks(h) => hooks::run(&ctx, h),
         Command::Run { db, command } => run::run_cmd(&ctx, command, db.as_deref()),
+        Command::Up(a) => daemon::up_cmd(&ctx, a),
+        Command::Status => daemon::status_cmd(&ctx),
+        Command::VerifyCommits(a) => daemon::verify_commits_cmd(&ctx, a),
+        Command::AgentStep(a) => daemon::agent_step_cmd(&ctx, a),
         Command::Worker { db, args } => worker::worker_cmd(&ctx, args, db.as_deref()),
         Command::Quickstart => {
             print!("{}", QUICKSTART);

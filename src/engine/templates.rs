@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const SHIPPED: &[(&str, &str)] = &[
     ("noop", include_str!("../../templates/noop.toml")),
     ("demo", include_str!("../../templates/demo.toml")),
+    ("implement", include_str!("../../templates/implement.toml")),
 ];
 
 #[derive(Debug, thiserror::Error)]

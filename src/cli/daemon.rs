@@ -1,0 +1,386 @@
+//! `spool up` (the daemon, in the foreground), `spool status` (its runs), and the
+//! `verify-commits` check the shipped `implement` template calls.
+
+use super::Ctx;
+use crate::daemon::agent::{self, AgentDef};
+use crate::daemon::config::{self, Config, DEFAULT_CONFIG};
+use crate::daemon::{instance, service};
+use crate::store::{Durability, Store};
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde_json::json;
+use spool_core::workflow::state::AttemptPhase;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Seconds running steps get to finish after Ctrl-C or SIGTERM; then they are stopped
+    /// and resumed by the next `spool up`.
+    #[arg(long, default_value_t = 10)]
+    pub grace_secs: u64,
+    /// Milliseconds between safety-net rescans of the backlog.
+    #[arg(long, default_value_t = 2000)]
+    pub rescan_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyCommitsArgs {
+    /// The issue whose run branch (`spool/<id>`) is checked.
+    pub id: String,
+    /// The commit the run started from.
+    pub base: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentStepArgs {
+    /// The agent as JSON (`{"kind": ..., "params": {...}}`), as the daemon passes it.
+    pub agent: String,
+    /// The template step (plan, implement, test).
+    pub step: String,
+    /// The issue's prompt.
+    pub prompt: String,
+}
+
+/// Reads `.spool/config.toml`, writing the commented default first if there is none.
+fn load_config(root: &Path) -> Result<(Config, PathBuf)> {
+    let path = root.join(".spool").join("config.toml");
+    if !path.exists() {
+        std::fs::create_dir_all(root.join(".spool"))
+            .with_context(|| format!("creating {}", root.join(".spool").display()))?;
+        crate::atomic::write_atomic(&path, DEFAULT_CONFIG.as_bytes())?;
+        eprintln!("spool up: wrote a default {}", path.display());
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let config = config::parse(&path.display().to_string(), &text)?;
+    Ok((config, path))
+}
+
+fn default_actor() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("spool@{host}")
+}
+
+pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
+    let ws = ctx.workspace()?;
+    let (config, config_path) = load_config(&ws.root)?;
+    let lock = instance::acquire(&ws.state_dir())?;
+    let actor = config.actor.clone().unwrap_or_else(default_actor);
+    let agent = match config.agents.get("default") {
+        Some(a) => a.clone(),
+        None => match std::env::var("SPOOL_AGENT") {
+            Ok(a) if !a.is_empty() => AgentDef::command(&a),
+            _ => bail!(
+                "no agent: set SPOOL_AGENT to the agent program, or configure [agents.default] in {}",
+                ws.root.join(".spool/config.toml").display()
+            ),
+        },
+    };
+    let opts = service::Options {
+        ws,
+        config,
+        config_path,
+        actor,
+        agent,
+        spool_exe: std::env::current_exe().context("finding the spool executable")?,
+        grace: Duration::from_secs(args.grace_secs),
+        rescan: Duration::from_millis(args.rescan_ms.max(10)),
+        quiet: ctx.global.quiet,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        let stop = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        service::run(opts, stop).await
+    })?;
+    drop(lock);
+    Ok(0)
+}
+
+/// Age in whole seconds from an RFC 3339 time, when it parses.
+fn age_secs(created: &str, now: DateTime<Utc>) -> Option<i64> {
+    DateTime::parse_from_rfc3339(created)
+        .ok()
+        .map(|t| (now - t.with_timezone(&Utc)).num_seconds().max(0))
+}
+
+pub fn status_cmd(ctx: &Ctx) -> Result<i32> {
+    let root = super::run::repo_root(&ctx.cwd).context("not inside a git repository")?;
+    let common = crate::workspace::git_common_dir(&root)
+        .with_context(|| format!("cannot find git's directory for {}", root.display()))?;
+    let db = crate::engine::default_db_path(&common);
+    let mut rows = Vec::new();
+    if db.exists() {
+        let store = Store::open(&db, Durability::Full)
+            .with_context(|| format!("opening {}", db.display()))?;
+        for r in store.list_runs(None)? {
+            let state = store.load_state(&r.run_id)?.map(|(_, s)| s);
+            let current: Vec<String> = state
+                .as_ref()
+                .map(|s| {
+                    s.activities
+                        .values()
+                        .map(|pa| match pa.phase {
+                            AttemptPhase::Backoff { .. } => {
+                                format!("{} (waiting to retry)", pa.activity_id)
+                            }
+                            _ => format!("{} (attempt {})", pa.activity_id, pa.attempt),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            rows.push(json!({
+                "issue": r.workflow_id,
+                "run_id": r.run_id,
+                "template": r.workflow_type,
+                "status": r.status,
+                "current": current,
+                "age_secs": age_secs(&r.created_at, ctx.now),
+                "created_at": r.created_at,
+                "closed_at": r.closed_at,
+            }));
+        }
+    }
+    if ctx.global.json {
+        println!("{}", json!({ "runs": rows }));
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("no runs");
+    }
+    for r in &rows {
+        let current: Vec<&str> = r["current"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<16} {:<10} {:<12} {:>6}s  {}",
+            r["issue"].as_str().unwrap_or(""),
+            r["status"].as_str().unwrap_or(""),
+            r["template"].as_str().unwrap_or(""),
+            r["age_secs"].as_i64().unwrap_or(0),
+            current.join(", ")
+        );
+    }
+    Ok(0)
+}
+
+/// Succeeds when the run branch of the issue has a commit `base` does not: the agent
+/// committed its work.
+pub fn verify_commits_cmd(ctx: &Ctx, args: &VerifyCommitsArgs) -> Result<i32> {
+    let base = gix::ObjectId::from_hex(args.base.as_bytes())
+        .with_context(|| format!("{:?} is not a commit id", args.base))?;
+    if crate::git::worktree_has_new_commits(&ctx.cwd, &args.id, base)? {
+        return Ok(0);
+    }
+    eprintln!(
+        "spool/{}: no commit after {} (the agent committed nothing)",
+        args.id, args.base
+    );
+    Ok(1)
+}
+
+/// Runs one agent step in the current directory; exits 0 when the agent succeeded (for a
+/// `command` agent, with the agent's own exit code otherwise).
+pub fn agent_step_cmd(ctx: &Ctx, args: &AgentStepArgs) -> Result<i32> {
+    let def = AgentDef::from_json(&args.agent).map_err(anyhow::Error::msg)?;
+    let dir = tempfile::tempdir().context("creating the attempt directory")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let outcome = runtime.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let relay = cancel.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            relay.cancel();
+        });
+        agent::run_step(
+            &def,
+            &args.step,
+            &args.prompt,
+            &ctx.cwd,
+            dir.path(),
+            &cancel,
+        )
+        .await
+        .map_err(anyhow::Error::msg)
+    })?;
+    print!("{}", outcome.stdout);
+    eprint!("{}", outcome.stderr);
+    if outcome.ok {
+        return Ok(0);
+    }
+    eprintln!("spool agent-step {}: {}", args.step, outcome.message);
+    Ok(match outcome.exit_code {
+        Some(code) if code != 0 && def.kind == agent::COMMAND_KIND => code,
+        _ => 1,
+    })
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DaemonBenchArgs {
+    /// Issues made ready one after another (each measured alone).
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Synthetic issues in the backlog besides the probes.
+    #[arg(long, default_value_t = 1000)]
+    pub size: usize,
+}
+
+/// Quantile of sorted durations.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `spool bench daemon`: from a new ready issue appearing in the backlog file (as a
+/// `git pull` would write it) to the daemon's claim in the file and in a commit. The
+/// daemon runs in this process, on a scratch repository, with the `noop` template.
+pub fn bench_daemon(args: &DaemonBenchArgs) -> Result<i32> {
+    use crate::git;
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let tmp = tempfile::tempdir().context("creating a scratch directory")?;
+    let root = tmp.path().to_path_buf();
+    git::Git::new(&root).run(["init", "-q", "-b", "main"])?;
+    std::fs::create_dir_all(root.join(".beads")).context("creating .beads")?;
+    std::fs::create_dir_all(root.join(".spool")).context("creating .spool")?;
+    std::fs::write(root.join(".beads/config.yaml"), "issue-prefix: \"bench\"\n")?;
+    std::fs::write(
+        root.join(".spool/config.toml"),
+        "max_concurrent = 1\n[[select]]\nlabels = [\"bench-probe\"]\ntemplate = \"noop\"\n",
+    )?;
+    let issues = root.join(".beads/issues.jsonl");
+    let synth = super::bench::synth_bytes(&crate::synth::SynthSpec {
+        issues: args.size,
+        seed: 1,
+        prefix: "bench".into(),
+    });
+    crate::atomic::write_atomic(&issues, &synth)?;
+    let actor = "spool@bench";
+    let rel = Path::new(".beads/issues.jsonl");
+    git::commit_paths(
+        &root,
+        &[rel],
+        "bench: backlog",
+        &crate::daemon::issues::signature(actor, Utc::now()),
+    )?;
+    let ws = crate::workspace::Workspace::find(&root).context("the scratch workspace")?;
+    let (config, config_path) = load_config(&root)?;
+    let _lock = instance::acquire(&ws.state_dir())?;
+    let opts = service::Options {
+        ws,
+        config,
+        config_path,
+        actor: actor.to_string(),
+        agent: AgentDef::command("true"),
+        spool_exe: std::env::current_exe().context("finding the spool executable")?,
+        grace: Duration::from_secs(5),
+        rescan: Duration::from_secs(2),
+        quiet: true,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = runtime.spawn(service::run(opts, async move {
+        let _ = stop_rx.await;
+    }));
+    let limit = Duration::from_secs(30);
+    let wait = |what: &str, cond: &dyn Fn() -> Result<bool>| -> Result<std::time::Instant> {
+        let start = std::time::Instant::now();
+        loop {
+            if cond()? {
+                return Ok(std::time::Instant::now());
+            }
+            if start.elapsed() > limit {
+                bail!("no {what} within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    };
+    let (mut written, mut committed) = (Vec::new(), Vec::new());
+    for n in 0..args.runs {
+        let id = format!("bench-probe{n}");
+        let line = format!(
+            r#"{{"id":"{id}","title":"Latency probe {n}","status":"open","priority":0,"issue_type":"task","labels":["bench-probe"],"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}}"#
+        );
+        let claimed = |bytes: &[u8]| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .any(|l| l.contains(&format!("\"id\":\"{id}\"")) && l.contains("in_progress"))
+        };
+        let closed = |bytes: &[u8]| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .any(|l| l.contains(&format!("\"id\":\"{id}\"")) && l.contains("\"closed\""))
+        };
+        let mut bytes = crate::backlog::read_bytes(&issues)?;
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        crate::atomic::write_atomic(&issues, &bytes)?;
+        let t0 = std::time::Instant::now();
+        let t1 = wait("claim in the file", &|| {
+            Ok(claimed(&crate::backlog::read_bytes(&issues)?))
+        })?;
+        let t2 = wait("claim commit", &|| {
+            Ok(git::head_blob(&root, rel)?.is_some_and(|b| claimed(&b) || closed(&b)))
+        })?;
+        written.push(t1 - t0);
+        committed.push(t2 - t0);
+        // Measure each probe alone: wait until its run is over and committed.
+        wait("the run's end", &|| {
+            Ok(git::head_blob(&root, rel)?.is_some_and(|b| closed(&b)))
+        })?;
+    }
+    let _ = stop_tx.send(());
+    runtime
+        .block_on(daemon)
+        .context("the daemon task")?
+        .context("the daemon")?;
+    written.sort();
+    committed.sort();
+    println!("# spool daemon latency\n");
+    println!(
+        "- command: `spool bench daemon --runs {} --size {}`",
+        args.runs, args.size
+    );
+    println!("- from a ready issue written to the backlog file (as by `git pull`) to:\n");
+    println!("| event | p50 ms | p90 ms | max ms |\n|---|---|---|---|");
+    for (name, d) in [
+        ("claim in the file", &written),
+        ("claim committed", &committed),
+    ] {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} |",
+            quantile(d, 0.5).as_secs_f64() * 1e3,
+            quantile(d, 0.9).as_secs_f64() * 1e3,
+            quantile(d, 1.0).as_secs_f64() * 1e3
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,232 @@
+//! One agent step of a run: `spool agent-step AGENT STEP PROMPT`, the command the
+//! `implement` template runs for plan, implement and test.
+//!
+//! `AGENT` is the configured agent as JSON (`{"kind": ..., "params": {...}}`), put in the
+//! run's input by the daemon. A `command` agent is started as `PROGRAM STEP PROMPT`; a
+//! coding-agent kind (`claude`, `codex`, ...) gets a prompt naming the step and is judged
+//! by its event stream (`exec::agents`), so an agent that exits 0 after an error still
+//! fails the step. The process runs through `exec` like any activity; a SIGTERM to this
+//! process stops it with a grace period shorter than the one this process gets.
+
+use crate::exec::agents::{agent_kind, run_agent, AGENT_KINDS};
+use crate::exec::{
+    run_attempt, status_verdict, ActivitySpec, Attempt, KindInput, Verdict, DEFAULT_CANCEL_GRACE,
+};
+use serde_json::{json, Map, Value};
+use std::path::Path;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The kind name of agents started as `PROGRAM STEP PROMPT`.
+pub const COMMAND_KIND: &str = "command";
+
+/// A configured agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentDef {
+    pub kind: String,
+    /// The kind's parameters (`program`, `model`, `permission_mode`, ...).
+    pub params: Map<String, Value>,
+}
+
+impl AgentDef {
+    /// A `command` agent running `program`.
+    pub fn command(program: &str) -> AgentDef {
+        let mut params = Map::new();
+        params.insert("program".into(), Value::String(program.to_string()));
+        AgentDef {
+            kind: COMMAND_KIND.into(),
+            params,
+        }
+    }
+
+    /// The JSON form carried in a run's input.
+    pub fn to_json(&self) -> String {
+        json!({"kind": self.kind, "params": self.params}).to_string()
+    }
+
+    pub fn from_json(text: &str) -> Result<AgentDef, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("agent JSON: {e}"))?;
+        let kind = v["kind"]
+            .as_str()
+            .ok_or("agent JSON: no \"kind\"")?
+            .to_string();
+        let params = v["params"].as_object().cloned().unwrap_or_default();
+        let def = AgentDef { kind, params };
+        def.validate()?;
+        Ok(def)
+    }
+
+    /// Checks the kind and its parameters without starting anything (a kind's argv is
+    /// built from them with a sample prompt).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kind == COMMAND_KIND {
+            let program = self.params.get("program").and_then(Value::as_str);
+            if program.is_none_or(|p| p.trim().is_empty()) {
+                return Err("a `command` agent needs a `program`".into());
+            }
+            if let Some(k) = self.params.keys().find(|k| *k != "program") {
+                return Err(format!("a `command` agent takes only `program`, not `{k}`"));
+            }
+            return Ok(());
+        }
+        let Some(kind) = agent_kind(&self.kind) else {
+            return Err(format!(
+                "unknown agent kind {:?} (command, {})",
+                self.kind,
+                AGENT_KINDS.join(", ")
+            ));
+        };
+        if self.params.contains_key("prompt") || self.params.contains_key("prompt_file") {
+            return Err("the prompt comes from the issue; do not set `prompt`".into());
+        }
+        let params = self.params_with_prompt("Plan the work.");
+        kind.prepare(KindInput {
+            params: &params,
+            vars: &json!({}),
+            base: ActivitySpec::new(Vec::<String>::new()),
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+
+    fn params_with_prompt(&self, prompt: &str) -> Value {
+        let mut params = self.params.clone();
+        // Kinds render placeholders in the prompt; issue text is taken literally.
+        let literal = prompt.replace('{', "{{").replace('}', "}}");
+        params.insert("prompt".into(), Value::String(literal));
+        Value::Object(params)
+    }
+}
+
+/// What a coding agent is asked to do in each step of the `implement` template.
+pub fn step_prompt(step: &str, issue_prompt: &str) -> String {
+    let task = match step {
+        "plan" => "Read the issue below and the code it concerns, and write a short plan. Do not change any file yet.",
+        "implement" => "Implement the issue below in this repository. Commit your work with git when it is done.",
+        "test" => "Run this project's tests. Fix what fails and commit the fixes; report failure if tests still fail.",
+        other => return format!("Step {other} of the issue below.\n\n{issue_prompt}"),
+    };
+    format!("{task}\n\n{issue_prompt}")
+}
+
+/// How a step ended, for the exit status of `spool agent-step`.
+pub struct StepOutcome {
+    pub ok: bool,
+    /// The agent's exit code when it exited (for `command` agents, passed on).
+    pub exit_code: Option<i32>,
+    pub message: String,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs one step of `agent` in `cwd` until it ends or `cancel` fires.
+pub async fn run_step(
+    agent: &AgentDef,
+    step: &str,
+    issue_prompt: &str,
+    cwd: &Path,
+    attempt_dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<StepOutcome, String> {
+    let mut base = ActivitySpec::new(Vec::<String>::new());
+    base.cwd = Some(cwd.to_path_buf());
+    // The step's own timeout is the run's (enforced on this process); this one only
+    // has to outlast it.
+    base.timeouts.start_to_close = Duration::from_secs(7 * 24 * 3600);
+    base.timeouts.cancel_grace = DEFAULT_CANCEL_GRACE / 2;
+    let attempt = Attempt::in_dir(1, attempt_dir);
+    let (outcome, verdict) = if agent.kind == COMMAND_KIND {
+        let program = agent.params["program"]
+            .as_str()
+            .ok_or("a `command` agent needs a `program`")?;
+        base.argv = vec![
+            program.to_string(),
+            step.to_string(),
+            issue_prompt.to_string(),
+        ];
+        let outcome = run_attempt(&base, &attempt, cancel, &mut ()).await;
+        let verdict = status_verdict(&outcome);
+        (outcome, verdict)
+    } else {
+        let kind = agent_kind(&agent.kind)
+            .ok_or_else(|| format!("unknown agent kind {:?}", agent.kind))?;
+        let params = agent.params_with_prompt(&step_prompt(step, issue_prompt));
+        let spec = kind
+            .prepare(KindInput {
+                params: &params,
+                vars: &json!({}),
+                base,
+            })
+            .map_err(|e| e.to_string())?;
+        let judged = run_agent(kind, &spec, &attempt, cancel, &mut ()).await;
+        (judged.judged.outcome, judged.judged.verdict)
+    };
+    let exit_code = match outcome.status {
+        crate::exec::ActivityStatus::Succeeded => Some(0),
+        crate::exec::ActivityStatus::Failed { exit_code } => Some(exit_code),
+        _ => None,
+    };
+    let (ok, message) = match verdict {
+        Verdict::Succeeded { .. } => (true, String::new()),
+        Verdict::Failed {
+            error_type,
+            message,
+        } => (false, format!("{error_type}: {message}")),
+        Verdict::TimedOut { kind } => (false, format!("timed out ({kind:?})")),
+        Verdict::Canceled => (false, "cancelled".into()),
+    };
+    Ok(StepOutcome {
+        ok,
+        exit_code,
+        message,
+        stdout: outcome.stdout_tail,
+        stderr: outcome.stderr_tail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_round_trip_through_json_and_are_validated() {
+        let a = AgentDef::command("/bin/agent");
+        assert_eq!(AgentDef::from_json(&a.to_json()), Ok(a));
+        let mut claude = AgentDef {
+            kind: "claude".into(),
+            params: Map::new(),
+        };
+        claude.params.insert("model".into(), json!("sonnet"));
+        assert_eq!(claude.validate(), Ok(()));
+        claude.params.insert("bogus".into(), json!(1));
+        assert!(claude.validate().is_err());
+        let unknown = AgentDef {
+            kind: "robot".into(),
+            params: Map::new(),
+        };
+        assert!(unknown.validate().unwrap_err().contains("robot"));
+        assert!(AgentDef::from_json(r#"{"kind":"command","params":{}}"#).is_err());
+    }
+
+    #[test]
+    fn issue_text_with_braces_stays_literal() {
+        let a = AgentDef {
+            kind: "claude".into(),
+            params: Map::new(),
+        };
+        let params = a.params_with_prompt("fn f() { x }");
+        let spec = agent_kind("claude")
+            .expect("claude")
+            .prepare(KindInput {
+                params: &params,
+                vars: &json!({}),
+                base: ActivitySpec::new(Vec::<String>::new()),
+            })
+            .expect("prepare");
+        assert!(
+            spec.argv.iter().any(|a| a == "fn f() { x }"),
+            "{:?}",
+            spec.argv
+        );
+    }
+}

@@ -1,0 +1,309 @@
+//! `.spool/config.toml`: who the daemon is, what it picks up and how it runs it.
+//!
+//! Pure: text in, a validated [`Config`] or an error naming file and line out. A config
+//! that does not validate stops the daemon before it claims anything, because a typo in
+//! a selector would otherwise silently pick up the wrong work (or none).
+
+pub use super::agent::AgentDef;
+use spool_core::beads::Issue;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use toml::Spanned;
+
+/// Written by `spool up` when the repository has no config yet.
+pub const DEFAULT_CONFIG: &str = r#"# spool daemon configuration (`spool up`).
+
+# Who claims issues (the assignee written on claim). Default: spool@<hostname>.
+# actor = "spool@build-box"
+
+# Most runs at once.
+max_concurrent = 2
+
+# Commit the daemon's backlog changes (claims, progress comments, closes).
+commit = true
+
+# Wait this long after a change to the backlog before looking at it (coalesces bursts).
+coalesce_ms = 50
+
+# Which ready issues to work on, and with which template. The first rule that matches
+# an issue wins. All conditions of a rule must hold: `labels` (all of them), `types`
+# (any of them), `priority_max` (0 is highest), `assignee`.
+[[select]]
+labels = ["spool"]
+template = "implement"
+
+# The agent the `implement` template runs; without one, a `command` agent running
+# $SPOOL_AGENT. A `command` agent is started as `PROGRAM STEP PROMPT` in the run's
+# worktree; the coding-agent kinds (claude, codex, gemini, aider, opencode) take the
+# parameters in docs/agents.md (model, permission_mode, program, extra_args, ...).
+# [agents.default]
+# kind = "claude"
+# model = "sonnet"
+# permission_mode = "acceptEdits"
+"#;
+
+/// A selector rule: which issues a template runs for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectRule {
+    pub labels: Vec<String>,
+    pub types: Vec<String>,
+    pub priority_max: Option<i64>,
+    pub assignee: Option<String>,
+    pub template: String,
+}
+
+impl SelectRule {
+    /// Whether the rule's conditions all hold for `issue`.
+    pub fn matches(&self, issue: &Issue) -> bool {
+        self.labels.iter().all(|l| issue.labels.contains(l))
+            && (self.types.is_empty() || self.types.iter().any(|t| t == issue.issue_type()))
+            && self.priority_max.is_none_or(|p| issue.priority <= p)
+            && self
+                .assignee
+                .as_ref()
+                .is_none_or(|a| issue.assignee.is_empty() || &issue.assignee == a)
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `None`: `spool@<hostname>`, decided by the caller (the hostname is IO).
+    pub actor: Option<String>,
+    pub max_concurrent: usize,
+    pub select: Vec<SelectRule>,
+    pub commit: bool,
+    pub coalesce_ms: u64,
+    pub agents: BTreeMap<String, AgentDef>,
+}
+
+impl Config {
+    /// The template of the first rule matching `issue`.
+    pub fn template_for(&self, issue: &Issue) -> Option<&str> {
+        self.select
+            .iter()
+            .find(|r| r.matches(issue))
+            .map(|r| r.template.as_str())
+    }
+}
+
+/// Why a config was refused: `file:line: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    actor: Option<Spanned<String>>,
+    max_concurrent: Option<Spanned<i64>>,
+    #[serde(default)]
+    select: Option<Vec<Spanned<RawRule>>>,
+    commit: Option<bool>,
+    coalesce_ms: Option<Spanned<i64>>,
+    #[serde(default)]
+    agents: BTreeMap<String, Spanned<RawAgent>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    types: Vec<String>,
+    priority_max: Option<i64>,
+    assignee: Option<String>,
+    template: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawAgent {
+    kind: String,
+    #[serde(flatten)]
+    params: BTreeMap<String, toml::Value>,
+}
+
+fn line_of(source: &str, span: Option<Range<usize>>) -> usize {
+    span.map(|s| source[..s.start.min(source.len())].matches('\n').count() + 1)
+        .unwrap_or(1)
+}
+
+/// Parses and validates `source` (read from `file`, named in errors).
+pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
+    let err = |span: Option<Range<usize>>, message: String| ConfigError {
+        file: file.to_string(),
+        line: line_of(source, span),
+        message,
+    };
+    let raw: RawConfig = toml::from_str(source).map_err(|e| {
+        let message = e.message().trim().to_string();
+        err(e.span(), message)
+    })?;
+    let max_concurrent = match raw.max_concurrent {
+        None => 2,
+        Some(m) if *m.get_ref() >= 1 => *m.get_ref() as usize,
+        Some(m) => {
+            return Err(err(
+                Some(m.span()),
+                "max_concurrent must be at least 1".into(),
+            ))
+        }
+    };
+    let coalesce_ms = match raw.coalesce_ms {
+        None => 50,
+        Some(c) if (0..=60_000).contains(c.get_ref()) => *c.get_ref() as u64,
+        Some(c) => {
+            return Err(err(
+                Some(c.span()),
+                "coalesce_ms must be between 0 and 60000".into(),
+            ))
+        }
+    };
+    let actor = match raw.actor {
+        Some(a) if a.get_ref().trim().is_empty() => {
+            return Err(err(Some(a.span()), "actor is empty".into()))
+        }
+        a => a.map(Spanned::into_inner),
+    };
+    let select = match raw.select {
+        None => vec![SelectRule {
+            labels: vec!["spool".into()],
+            types: Vec::new(),
+            priority_max: None,
+            assignee: None,
+            template: "implement".into(),
+        }],
+        Some(rules) => {
+            let mut out = Vec::new();
+            for r in rules {
+                let span = r.span();
+                let r = r.into_inner();
+                let template = r.template.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+                    err(
+                        Some(span.clone()),
+                        "a [[select]] rule needs a `template`".into(),
+                    )
+                })?;
+                if r.labels.is_empty()
+                    && r.types.is_empty()
+                    && r.priority_max.is_none()
+                    && r.assignee.is_none()
+                {
+                    return Err(err(
+                        Some(span),
+                        "a [[select]] rule needs at least one condition (labels, types, priority_max or assignee); a rule matching every issue is almost never meant".into(),
+                    ));
+                }
+                out.push(SelectRule {
+                    labels: r.labels,
+                    types: r.types,
+                    priority_max: r.priority_max,
+                    assignee: r.assignee,
+                    template,
+                });
+            }
+            out
+        }
+    };
+    let mut agents = BTreeMap::new();
+    for (name, a) in raw.agents {
+        let span = a.span();
+        let a = a.into_inner();
+        let params = match serde_json::to_value(&a.params) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => {
+                return Err(err(
+                    Some(span),
+                    format!("agent {name:?}: unreadable parameters"),
+                ))
+            }
+        };
+        let def = AgentDef {
+            kind: a.kind,
+            params,
+        };
+        def.validate()
+            .map_err(|m| err(Some(span), format!("agent {name:?}: {m}")))?;
+        agents.insert(name, def);
+    }
+    Ok(Config {
+        actor,
+        max_concurrent,
+        select,
+        commit: raw.commit.unwrap_or(true),
+        coalesce_ms,
+        agents,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issue(labels: &[&str], priority: i64, issue_type: &str) -> Issue {
+        let line = serde_json::json!({
+            "id": "t-1", "title": "x", "status": "open", "priority": priority,
+            "issue_type": issue_type, "labels": labels,
+        });
+        let (file, diags) = spool_core::beads::BeadsFile::parse_owned(
+            format!("{line}\n").into_bytes(),
+            std::num::NonZeroUsize::MIN,
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        file.get("t-1").cloned().expect("parsed issue")
+    }
+
+    #[test]
+    fn the_written_default_parses_to_the_defaults() {
+        let c = parse("c.toml", DEFAULT_CONFIG).expect("default config parses");
+        assert_eq!(c.max_concurrent, 2);
+        assert!(c.commit);
+        assert_eq!(c.actor, None);
+        assert_eq!(c.select.len(), 1);
+        assert_eq!(c.select[0].labels, vec!["spool".to_string()]);
+        assert_eq!(c.select[0].template, "implement");
+        assert_eq!(parse("c.toml", "").expect("empty config"), c);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let e = parse("cfg.toml", "actor = \"a\"\n\nmax_concurrent = 0\n").unwrap_err();
+        assert_eq!((e.file.as_str(), e.line), ("cfg.toml", 3), "{e}");
+        let e = parse("cfg.toml", "commit = true\nbogus = 1\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = parse("cfg.toml", "[[select]]\nlabels = [\"x\"]\n").unwrap_err();
+        assert!(e.message.contains("template"), "{e}");
+        let e = parse("cfg.toml", "\n[agents.a]\nkind = \"claude\"\nbogus = 1\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("bogus"), "{e}");
+        let c = parse(
+            "cfg.toml",
+            "[agents.a]\nkind = \"claude\"\nmodel = \"sonnet\"\n",
+        )
+        .expect("claude agent");
+        assert_eq!(c.agents["a"].params["model"], "sonnet");
+    }
+
+    #[test]
+    fn rules_match_all_their_conditions_and_the_first_wins() {
+        let c = parse(
+            "c.toml",
+            "[[select]]\nlabels = [\"spool\", \"fast\"]\ntemplate = \"quick\"\n\
+             [[select]]\nlabels = [\"spool\"]\ntypes = [\"bug\"]\npriority_max = 1\ntemplate = \"fix\"\n",
+        )
+        .expect("config");
+        assert_eq!(
+            c.template_for(&issue(&["spool", "fast"], 3, "task")),
+            Some("quick")
+        );
+        assert_eq!(c.template_for(&issue(&["spool"], 1, "bug")), Some("fix"));
+        assert_eq!(c.template_for(&issue(&["spool"], 2, "bug")), None);
+        assert_eq!(c.template_for(&issue(&["spool"], 0, "task")), None);
+        assert_eq!(c.template_for(&issue(&[], 0, "bug")), None);
+    }
+}

@@ -1,0 +1,165 @@
+//! The daemon's writes to the backlog: claim, progress comment, close, release. Each goes
+//! through [`crate::backlog::modify`] (lock, re-read, atomic write), so a teammate's or the
+//! user's concurrent edit is never overwritten, and then commits `.beads/issues.jsonl`
+//! alone with [`crate::git::commit_paths`], leaving the user's index and work tree as they are.
+
+use crate::backlog::{modify, CommentIds, Tx};
+use crate::git::{self, Signature};
+use crate::workspace::Workspace;
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use spool_core::beads::ops::{self, ClaimRefusal, Stamp};
+use spool_core::beads::{NewComment, StatusKind, Timestamp};
+use std::path::Path;
+
+/// What a claim attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed now (status in_progress, assignee = the actor).
+    Claimed,
+    /// Already claimed by this actor (an earlier life of the daemon).
+    AlreadyMine,
+    /// Someone else holds it, or it is no longer open.
+    Refused(ClaimRefusal),
+    /// The issue is gone from the backlog.
+    Missing,
+}
+
+/// Who writes and how: the daemon's actor, and whether to commit.
+pub struct Writer<'a> {
+    pub ws: &'a Workspace,
+    pub actor: &'a str,
+    pub commit: bool,
+}
+
+impl Writer<'_> {
+    /// Compare-and-swap claim under the backlog lock.
+    pub fn claim(&self, id: &str, now: DateTime<Utc>) -> Result<Claim> {
+        let stamp_time = Timestamp::from_utc(now);
+        let stamp = Stamp {
+            now: &stamp_time,
+            actor: self.actor,
+        };
+        modify(self.ws, |tx| {
+            let Some(issue) = tx.file.get(id).cloned() else {
+                return Ok(Claim::Missing);
+            };
+            match ops::check_claim(&issue, self.actor) {
+                Ok(true) => {
+                    tx.edit(id, |ed| ops::claim(ed, &issue, stamp))?;
+                    Ok(Claim::Claimed)
+                }
+                Ok(false) => Ok(Claim::AlreadyMine),
+                Err(r) => Ok(Claim::Refused(r)),
+            }
+        })
+    }
+
+    /// Adds a comment by the daemon's actor.
+    pub fn comment(&self, id: &str, text: &str, now: DateTime<Utc>) -> Result<()> {
+        modify(self.ws, |tx| self.add_comment(tx, id, text, now))
+    }
+
+    /// Closes the issue with `reason`.
+    pub fn close(&self, id: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
+        let stamp_time = Timestamp::from_utc(now);
+        let stamp = Stamp {
+            now: &stamp_time,
+            actor: self.actor,
+        };
+        modify(self.ws, |tx| {
+            let Some(issue) = tx.file.get(id).cloned() else {
+                return Ok(());
+            };
+            // Closed by someone else meanwhile: their reason stands.
+            if !issue.is_closed() {
+                tx.edit(id, |ed| ops::close(ed, &issue, Some(reason), stamp))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Gives the issue back after a failed run: open, unassigned, labelled
+    /// [`super::progress::FAILED_LABEL`] (so it is not picked up again until a person
+    /// removes the label), with `note` as a comment.
+    pub fn release_failed(&self, id: &str, note: &str, now: DateTime<Utc>) -> Result<()> {
+        let stamp_time = Timestamp::from_utc(now);
+        let stamp = Stamp {
+            now: &stamp_time,
+            actor: self.actor,
+        };
+        modify(self.ws, |tx| {
+            let Some(issue) = tx.file.get(id).cloned() else {
+                return Ok(());
+            };
+            // Someone took the issue over meanwhile (closed it, reassigned it): leave
+            // their change, only record the failure.
+            if issue.status_kind() != StatusKind::InProgress || issue.assignee != self.actor {
+                return self.add_comment(tx, id, note, now);
+            }
+            tx.edit(id, |ed| {
+                ops::set_status(ed, &issue, "open", stamp)?;
+                ed.remove("assignee")?;
+                ed.add_label(super::progress::FAILED_LABEL)?;
+                ops::touch(ed, stamp)
+            })?;
+            self.add_comment(tx, id, note, now)
+        })
+    }
+
+    fn add_comment(&self, tx: &mut Tx, id: &str, text: &str, now: DateTime<Utc>) -> Result<()> {
+        if tx.file.get(id).is_none() {
+            return Ok(());
+        }
+        let created_at = Timestamp::from_utc(now);
+        let comment = NewComment {
+            id: CommentIds::of(&tx.file).nth(0, now),
+            issue_id: id.to_string(),
+            author: self.actor.to_string(),
+            text: text.to_string(),
+            created_at: created_at.clone(),
+        };
+        tx.edit(id, |ed| {
+            ed.add_comment(&comment)?;
+            ops::touch(
+                ed,
+                Stamp {
+                    now: &created_at,
+                    actor: self.actor,
+                },
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Commits the backlog file alone (when committing is configured).
+    pub fn commit_backlog(&self, message: &str, now: DateTime<Utc>) -> Result<()> {
+        if !self.commit {
+            return Ok(());
+        }
+        let path = self.ws.issues_path();
+        let rel = path.strip_prefix(&self.ws.root).unwrap_or(&path);
+        git::commit_paths(
+            &self.ws.root,
+            &[rel as &Path],
+            message,
+            &signature(self.actor, now),
+        )
+        .with_context(|| format!("committing {}", rel.display()))?;
+        Ok(())
+    }
+}
+
+/// The daemon's commits are authored by its actor (`spool@host` is also its email).
+pub fn signature(actor: &str, now: DateTime<Utc>) -> Signature {
+    let email = if actor.contains('@') {
+        actor.to_string()
+    } else {
+        format!("{actor}@localhost")
+    };
+    Signature {
+        name: actor.to_string(),
+        email,
+        time: now,
+    }
+}

@@ -1,0 +1,166 @@
+//! What the daemon writes: run inputs, progress comments, commit messages. Pure, so the
+//! wording is tested without a repository.
+
+use serde_json::{json, Value};
+use spool_core::beads::Issue;
+use std::path::Path;
+use std::time::Duration;
+
+/// The label that keeps a failed issue from being picked up again until a person
+/// removes it.
+pub const FAILED_LABEL: &str = "spool:failed";
+
+/// Where a run works and with what: the template's `{issue.*}` and `{run.*}` values.
+pub struct RunPlace<'a> {
+    pub worktree: &'a Path,
+    /// The commit the worktree branched from.
+    pub base: &'a str,
+    /// The configured agent as JSON (`{run.agent}`), for `spool agent-step`.
+    pub agent: &'a str,
+    /// This spool executable (`{run.spool}`), for steps that call back into spool.
+    pub spool: &'a Path,
+}
+
+/// The text an agent is asked to act on: title, then each non-empty section.
+pub fn prompt(issue: &Issue) -> String {
+    let mut out = format!("{}: {}\n", issue.id, issue.title);
+    for (name, text) in [
+        ("Description", &issue.description),
+        ("Acceptance criteria", &issue.acceptance_criteria),
+        ("Design", &issue.design),
+        ("Notes", &issue.notes),
+    ] {
+        if !text.trim().is_empty() {
+            out.push_str(&format!("\n## {name}\n{}\n", text.trim_end()));
+        }
+    }
+    out
+}
+
+/// A run's input: the issue and where the run works.
+pub fn run_input(issue: &Issue, place: &RunPlace<'_>) -> Value {
+    json!({
+        "issue": {
+            "id": issue.id,
+            "title": issue.title,
+            "description": issue.description,
+            "acceptance_criteria": issue.acceptance_criteria,
+            "design": issue.design,
+            "notes": issue.notes,
+            "labels": issue.labels,
+            "prompt": prompt(issue),
+        },
+        "run": {
+            "worktree": place.worktree.display().to_string(),
+            "base": place.base,
+            "agent": place.agent,
+            "spool": place.spool.display().to_string(),
+        },
+    })
+}
+
+/// One step attempt's end, as reported by the runner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepEnd {
+    pub run_id: String,
+    pub issue_id: String,
+    pub step: String,
+    pub attempt: u32,
+    pub ok: bool,
+    /// Why it failed (error type and message), when it did.
+    pub error: Option<String>,
+    pub duration: Duration,
+}
+
+/// `(2/4)` when the step's position in the template is known.
+fn position(index: Option<(usize, usize)>) -> String {
+    index
+        .map(|(i, n)| format!(" ({}/{n})", i + 1))
+        .unwrap_or_default()
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "✓"
+    } else {
+        "✗"
+    }
+}
+
+/// The issue comment for a step's end: one short line, plus the error when it failed.
+/// The error is flattened to one line: a process's last words are often the useful part.
+pub fn step_comment(end: &StepEnd, index: Option<(usize, usize)>) -> String {
+    let mut text = format!(
+        "spool: step {}{} {} in {:.1}s (attempt {})",
+        end.step,
+        position(index),
+        mark(end.ok),
+        end.duration.as_secs_f64(),
+        end.attempt
+    );
+    if let Some(e) = &end.error {
+        let flat = e.split_whitespace().collect::<Vec<_>>().join(" ");
+        text.push_str(&format!(": {}", one_line(&flat, 400)));
+    }
+    text
+}
+
+/// The commit message for a step's end: `spool: <id> <step> ✓ (2/4)`.
+pub fn step_commit_message(end: &StepEnd, index: Option<(usize, usize)>) -> String {
+    format!(
+        "spool: {} {} {}{}",
+        end.issue_id,
+        end.step,
+        mark(end.ok),
+        position(index)
+    )
+}
+
+/// First line of `text`, at most `max` characters.
+pub fn one_line(text: &str, max: usize) -> String {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let mut out: String = line.chars().take(max).collect();
+    if line.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(ok: bool) -> StepEnd {
+        StepEnd {
+            run_id: "r1".into(),
+            issue_id: "t-1".into(),
+            step: "implement".into(),
+            attempt: 2,
+            ok,
+            error: (!ok).then(|| "Failed: exit 3\nmore".to_string()),
+            duration: Duration::from_millis(1250),
+        }
+    }
+
+    #[test]
+    fn comments_and_messages_name_step_outcome_position_and_attempt() {
+        assert_eq!(
+            step_comment(&end(true), Some((1, 4))),
+            "spool: step implement (2/4) ✓ in 1.2s (attempt 2)"
+        );
+        assert_eq!(
+            step_comment(&end(false), None),
+            "spool: step implement ✗ in 1.2s (attempt 2): Failed: exit 3 more"
+        );
+        assert_eq!(
+            step_commit_message(&end(true), Some((1, 4))),
+            "spool: t-1 implement ✓ (2/4)"
+        );
+    }
+
+    #[test]
+    fn one_line_cuts_long_text() {
+        assert_eq!(one_line("\n  \nabcdef\nx", 3), "abc…");
+        assert_eq!(one_line("ab", 3), "ab");
+    }
+}

@@ -1,0 +1,608 @@
+//! The event loop of `spool up`.
+//!
+//! Everything the daemon reacts to arrives as one [`Event`] on one channel and is handled
+//! in order by one task, so the daemon's own state (which issue has which open run) needs
+//! no locks. Reconciling is idempotent: it looks at the backlog as it is, so an event
+//! caused by the daemon's own write costs one read of the file and nothing else.
+
+use super::config::Config;
+use super::issues::{Claim, Writer};
+use super::progress::{self, RunPlace, StepEnd, FAILED_LABEL};
+use super::report::{Gate, Reporting};
+use crate::backlog::Backlog;
+use crate::engine::{CommandRunner, Engine, EngineConfig, EngineError, Templates};
+use crate::git;
+use crate::workspace::Workspace;
+use anyhow::{Context, Result};
+use chrono::Utc;
+use notify::Watcher;
+use spool_core::beads::graph::Graph;
+use spool_core::beads::ready::{ready, ReadyQuery};
+use spool_core::beads::{Issue, StatusKind};
+use spool_core::workflow::state::RunStatus;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// How long stopped steps get to exit after the grace period: exec's SIGTERM-to-SIGKILL
+/// grace and a margin.
+const STOP_WAIT: Duration = Duration::from_secs(12);
+
+/// How the daemon runs.
+pub struct Options {
+    pub ws: Workspace,
+    pub config: Config,
+    /// Where `config` came from; re-read when it changes.
+    pub config_path: PathBuf,
+    pub actor: String,
+    /// The agent the templates' agent steps run (`{run.agent}`).
+    pub agent: super::agent::AgentDef,
+    /// This executable, `{run.spool}`.
+    pub spool_exe: PathBuf,
+    /// How long running attempts may take to finish after a stop request.
+    pub grace: Duration,
+    /// The safety-net rescan interval.
+    pub rescan: Duration,
+    pub quiet: bool,
+}
+
+/// Everything the loop reacts to.
+#[derive(Debug)]
+pub enum Event {
+    /// A watched file changed (coalesced).
+    BacklogChanged,
+    /// The periodic rescan.
+    RescanTick,
+    Run(RunEvent),
+    /// Stop: no new claims, running attempts get the grace period.
+    Shutdown,
+}
+
+#[derive(Debug)]
+pub enum RunEvent {
+    StepEnded(StepEnd),
+    Closed { run_id: String, status: RunStatus },
+}
+
+struct OpenRun {
+    run_id: String,
+    template: String,
+}
+
+struct Daemon {
+    opts: Options,
+    engine: Engine,
+    templates: Templates,
+    /// Open runs by issue id.
+    open: HashMap<String, OpenRun>,
+    /// Step ids of each template, for the `(2/4)` of progress messages.
+    step_ids: HashMap<String, Vec<String>>,
+    gate: Arc<Gate>,
+    /// The config text last seen, so a change is parsed once.
+    config_text: Option<String>,
+}
+
+/// Runs the daemon until `stop` completes (or the engine fails to start).
+pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let common = crate::workspace::git_common_dir(&opts.ws.root)
+        .with_context(|| format!("{} is not a git repository", opts.ws.root.display()))?;
+    let db = crate::engine::default_db_path(&common);
+    let attempts = db
+        .parent()
+        .map(|p| p.join("attempts"))
+        .context("the database path has no directory")?;
+    let (tx, rx) = unbounded_channel::<Event>();
+    let gate = Arc::new(Gate::default());
+    let reporting = Reporting {
+        inner: Arc::new(CommandRunner::new(attempts)),
+        ends: {
+            let t = tx.clone();
+            Arc::new(move |end| {
+                let _ = t.send(Event::Run(RunEvent::StepEnded(end)));
+            })
+        },
+        gate: gate.clone(),
+    };
+    let templates = Templates::for_repo(&opts.ws.root);
+    let mut config = EngineConfig::new(db.clone()).runner("command", Arc::new(reporting));
+    config.templates = templates.clone();
+    let engine = Engine::start(config)
+        .await
+        .with_context(|| format!("starting the engine on {}", db.display()))?;
+
+    let mut closed = engine.closed_runs();
+    let t = tx.clone();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match closed.recv().await {
+                Ok((run_id, status)) => {
+                    let _ = t.send(Event::Run(RunEvent::Closed { run_id, status }));
+                }
+                // Missed closes are found by the next rescan.
+                Err(RecvError::Lagged(_)) => {
+                    let _ = t.send(Event::RescanTick);
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+    let _watcher = watch(&opts.ws, &common, tx.clone(), opts.config.coalesce_ms)?;
+    let t = tx.clone();
+    let every = opts.rescan;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if t.send(Event::RescanTick).is_err() {
+                break;
+            }
+        }
+    });
+    let t = tx.clone();
+    tokio::spawn(async move {
+        stop.await;
+        let _ = t.send(Event::Shutdown);
+    });
+
+    let mut daemon = Daemon {
+        opts,
+        engine,
+        templates,
+        open: HashMap::new(),
+        step_ids: HashMap::new(),
+        gate,
+        config_text: None,
+    };
+    daemon.config_text = std::fs::read_to_string(&daemon.opts.config_path).ok();
+    daemon.recover_open_runs().await?;
+    daemon.say(&format!(
+        "spool up: {} on {} (epoch {}, {} open run(s))",
+        daemon.opts.actor,
+        daemon.opts.ws.root.display(),
+        daemon.engine.epoch(),
+        daemon.open.len()
+    ));
+    daemon.event_loop(rx).await;
+    let Daemon { engine, .. } = daemon;
+    engine.shutdown().await;
+    Ok(())
+}
+
+/// Watches the backlog, `.spool/`, the rescan file the git hooks touch, and HEAD/refs;
+/// each burst of changes becomes one [`Event::BacklogChanged`] after `coalesce_ms`.
+fn watch(
+    ws: &Workspace,
+    common: &Path,
+    tx: UnboundedSender<Event>,
+    coalesce_ms: u64,
+) -> Result<notify::RecommendedWatcher> {
+    let (raw_tx, mut raw_rx) = unbounded_channel::<()>();
+    let issues = ws.issues_path();
+    let spool_dir = ws.root.join(".spool");
+    let rescan = common.join("spool").join("rescan");
+    let refs = common.join("refs");
+    let head = common.join("HEAD");
+    let relevant = {
+        let (issues, spool_dir, rescan, refs, head) = (
+            issues.clone(),
+            spool_dir.clone(),
+            rescan.clone(),
+            refs.clone(),
+            head.clone(),
+        );
+        move |p: &Path| {
+            p == issues
+                || p == rescan
+                || p == head
+                || p.starts_with(&spool_dir)
+                || p.starts_with(&refs)
+        }
+    };
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            if ev.paths.iter().any(|p| relevant(p)) {
+                let _ = raw_tx.send(());
+            }
+        }
+    })
+    .context("starting the file watcher")?;
+    // Directories, not files: an atomic write replaces the backlog's inode.
+    let mut dirs: Vec<(PathBuf, notify::RecursiveMode)> = vec![
+        (ws.beads_dir.clone(), notify::RecursiveMode::NonRecursive),
+        (common.to_path_buf(), notify::RecursiveMode::NonRecursive),
+        (refs, notify::RecursiveMode::Recursive),
+    ];
+    if let Some(dir) = rescan.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        dirs.push((dir.to_path_buf(), notify::RecursiveMode::NonRecursive));
+    }
+    if spool_dir.is_dir() {
+        dirs.push((spool_dir, notify::RecursiveMode::Recursive));
+    }
+    for (dir, mode) in dirs {
+        if dir.exists() {
+            watcher
+                .watch(&dir, mode)
+                .with_context(|| format!("watching {}", dir.display()))?;
+        }
+    }
+    let coalesce = Duration::from_millis(coalesce_ms);
+    tokio::spawn(async move {
+        while raw_rx.recv().await.is_some() {
+            tokio::time::sleep(coalesce).await;
+            while raw_rx.try_recv().is_ok() {}
+            if tx.send(Event::BacklogChanged).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(watcher)
+}
+
+impl Daemon {
+    fn say(&self, msg: &str) {
+        if !self.opts.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    fn warn(&self, msg: &str) {
+        eprintln!("spool up: {msg}");
+    }
+
+    fn writer(&self) -> Writer<'_> {
+        Writer {
+            ws: &self.opts.ws,
+            actor: &self.opts.actor,
+            commit: self.opts.config.commit,
+        }
+    }
+
+    /// Runs left open by an earlier life of the daemon are the engine's again (it
+    /// re-dispatched their attempts); remember which issue each belongs to.
+    async fn recover_open_runs(&mut self) -> Result<()> {
+        let runs = self
+            .engine
+            .read(|s| s.list_runs(None))
+            .await
+            .map_err(anyhow::Error::from)??;
+        for r in runs {
+            if matches!(r.status.as_str(), "new" | "running") && r.parent_run_id.is_none() {
+                self.open.insert(
+                    r.workflow_id.clone(),
+                    OpenRun {
+                        run_id: r.run_id,
+                        template: r.workflow_type,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn event_loop(&mut self, mut rx: UnboundedReceiver<Event>) {
+        let mut draining: Option<tokio::time::Instant> = None;
+        let mut stopping = false;
+        self.reconcile().await;
+        loop {
+            let next = match draining {
+                None => rx.recv().await,
+                Some(deadline) => {
+                    if self.gate.in_flight() == 0 {
+                        break;
+                    }
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
+                        if stopping {
+                            self.warn("some steps did not stop in time; they are killed");
+                            break;
+                        }
+                        // Grace is over: SIGTERM the steps (SIGKILL after exec's grace),
+                        // so they can stop their own children, and wait for that.
+                        self.gate.stop_running();
+                        stopping = true;
+                        draining = Some(now + STOP_WAIT);
+                        continue;
+                    }
+                    match tokio::time::timeout_at(
+                        deadline.min(now + Duration::from_millis(50)),
+                        rx.recv(),
+                    )
+                    .await
+                    {
+                        Ok(ev) => ev,
+                        Err(_) => continue,
+                    }
+                }
+            };
+            let Some(ev) = next else { break };
+            match ev {
+                Event::BacklogChanged | Event::RescanTick => {
+                    if draining.is_none() {
+                        self.reconcile().await;
+                    }
+                }
+                Event::Run(RunEvent::StepEnded(end)) => self.step_ended(end).await,
+                Event::Run(RunEvent::Closed { run_id, status }) => {
+                    self.run_closed(&run_id, status).await;
+                    if draining.is_none() {
+                        self.reconcile().await;
+                    }
+                }
+                Event::Shutdown => {
+                    if draining.is_none() {
+                        self.say("spool up: stopping (no new claims; running steps may finish)");
+                        self.gate.drain();
+                        draining = Some(tokio::time::Instant::now() + self.opts.grace);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims and starts runs for ready, selected issues, within `max_concurrent`; picks
+    /// up issues this actor holds without an open run (an earlier life died between
+    /// claim and start, or between a run's end and its write-back).
+    async fn reconcile(&mut self) {
+        self.reload_config();
+        let backlog = match tokio::task::block_in_place(|| Backlog::load(&self.opts.ws)) {
+            Ok(b) => b,
+            Err(e) => {
+                self.warn(&format!("cannot read the backlog: {e:#}"));
+                return;
+            }
+        };
+        let mut candidates: Vec<(Issue, String)> = Vec::new();
+        let select = |issue: &Issue| -> Option<String> {
+            if issue.labels.iter().any(|l| l == FAILED_LABEL) {
+                return None;
+            }
+            self.opts.config.template_for(issue).map(str::to_string)
+        };
+        for issue in backlog.file.issues() {
+            if issue.status_kind() == StatusKind::InProgress
+                && issue.assignee == self.opts.actor
+                && !self.open.contains_key(&issue.id)
+            {
+                if let Some(t) = select(issue) {
+                    candidates.push((issue.clone(), t));
+                }
+            }
+        }
+        let graph = Graph::new(backlog.file.issues());
+        let query = ReadyQuery {
+            limit: 0,
+            ..ReadyQuery::default()
+        };
+        for ix in ready(&graph, &query, Utc::now()).issues {
+            let issue = graph.issue(ix);
+            if issue.status_kind() == StatusKind::Open && !self.open.contains_key(&issue.id) {
+                if let Some(t) = select(issue) {
+                    candidates.push((issue.clone(), t));
+                }
+            }
+        }
+        for (issue, template) in candidates {
+            if self.open.len() >= self.opts.config.max_concurrent {
+                break;
+            }
+            if let Err(e) = self.start(&issue, &template).await {
+                self.warn(&format!("{}: {e:#}", issue.id));
+            }
+        }
+    }
+
+    /// Applies an edited config: selectors, limits and committing take effect at once;
+    /// a config that does not validate is reported and the previous one kept. The actor
+    /// and the coalescing delay stay as started (claims already made name that actor).
+    fn reload_config(&mut self) {
+        let Ok(text) = std::fs::read_to_string(&self.opts.config_path) else {
+            return;
+        };
+        if self.config_text.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        self.config_text = Some(text.clone());
+        let file = self.opts.config_path.display().to_string();
+        match super::config::parse(&file, &text) {
+            Ok(mut config) => {
+                if config.actor.is_some() && config.actor.as_deref() != Some(&self.opts.actor) {
+                    self.warn("the actor changes only when spool up restarts");
+                }
+                config.actor = self.opts.config.actor.clone();
+                config.coalesce_ms = self.opts.config.coalesce_ms;
+                self.opts.config = config;
+                self.say(&format!("spool up: reloaded {file}"));
+            }
+            Err(e) => self.warn(&format!("{e} (keeping the previous configuration)")),
+        }
+    }
+
+    async fn start(&mut self, issue: &Issue, template: &str) -> Result<()> {
+        let id = issue.id.clone();
+        let claim = tokio::task::block_in_place(|| self.writer().claim(&id, Utc::now()))?;
+        match claim {
+            Claim::Claimed => {
+                tokio::task::block_in_place(|| {
+                    self.writer()
+                        .commit_backlog(&format!("spool: {id} claimed"), Utc::now())
+                })?;
+                self.say(&format!("spool up: {id} claimed ({template})"));
+            }
+            Claim::AlreadyMine => {
+                // A run closed while no daemon was watching: write its end now.
+                let wid = id.clone();
+                let latest = self.engine.read(move |s| s.find_run(&wid)).await??;
+                if let Some(row) = latest.filter(|r| r.closed_at.is_some()) {
+                    let status = if row.status == "completed" {
+                        RunStatus::Completed
+                    } else {
+                        RunStatus::Failed
+                    };
+                    self.finish(&id, &row.run_id, status).await;
+                    return Ok(());
+                }
+            }
+            Claim::Refused(_) | Claim::Missing => return Ok(()),
+        }
+        let root = self.opts.ws.root.clone();
+        let place = tokio::task::block_in_place(|| -> Result<(PathBuf, String)> {
+            let path = git::create_run_worktree(&root, &id)?;
+            let base = git::head_commit(&path)?
+                .with_context(|| format!("{}: the worktree has no commit", path.display()))?;
+            Ok((path, base.to_string()))
+        });
+        let (worktree, base) = match place {
+            Ok(p) => p,
+            Err(e) => {
+                self.release(
+                    &id,
+                    &format!("spool: cannot create the run worktree: {e:#}"),
+                );
+                return Ok(());
+            }
+        };
+        let input = progress::run_input(
+            issue,
+            &RunPlace {
+                worktree: &worktree,
+                base: &base,
+                agent: &self.opts.agent.to_json(),
+                spool: &self.opts.spool_exe,
+            },
+        );
+        let run_id = match self.engine.start_run(template, Some(&id), input).await {
+            Ok(run_id) => run_id,
+            // Never two open runs for one issue: the one that exists is ours.
+            Err(EngineError::AlreadyOpen { run_id, .. }) => run_id,
+            Err(e) => {
+                self.release(
+                    &id,
+                    &format!("spool: cannot start template {template:?}: {e}"),
+                );
+                self.remove_worktree(&id);
+                return Ok(());
+            }
+        };
+        self.say(&format!("spool up: {id} run {run_id} started"));
+        self.open.insert(
+            id,
+            OpenRun {
+                run_id,
+                template: template.to_string(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Position of `step` in its template, when the template can be read.
+    fn step_index(&mut self, template: &str, step: &str) -> Option<(usize, usize)> {
+        if !self.step_ids.contains_key(template) {
+            let (_, program) = self.templates.load(template).ok()?;
+            let ids = program.steps.iter().map(|s| s.id.clone()).collect();
+            self.step_ids.insert(template.to_string(), ids);
+        }
+        let ids = self.step_ids.get(template)?;
+        ids.iter().position(|s| s == step).map(|i| (i, ids.len()))
+    }
+
+    async fn step_ended(&mut self, end: StepEnd) {
+        let template = match self.open.get(&end.issue_id) {
+            Some(r) if r.run_id == end.run_id => r.template.clone(),
+            _ => return,
+        };
+        let index = self.step_index(&template, &end.step);
+        let text = progress::step_comment(&end, index);
+        let message = progress::step_commit_message(&end, index);
+        let done = tokio::task::block_in_place(|| -> Result<()> {
+            let w = self.writer();
+            w.comment(&end.issue_id, &text, Utc::now())?;
+            w.commit_backlog(&message, Utc::now())
+        });
+        if let Err(e) = done {
+            self.warn(&format!(
+                "{}: recording step {}: {e:#}",
+                end.issue_id, end.step
+            ));
+        }
+    }
+
+    async fn run_closed(&mut self, run_id: &str, status: RunStatus) {
+        let Some(issue_id) = self
+            .open
+            .iter()
+            .find(|(_, r)| r.run_id == run_id)
+            .map(|(id, _)| id.clone())
+        else {
+            return;
+        };
+        self.finish(&issue_id, run_id, status).await;
+    }
+
+    /// Writes a run's end to its issue (closed, or released as failed) and removes its
+    /// worktree; the branch stays.
+    async fn finish(&mut self, issue_id: &str, run_id: &str, status: RunStatus) {
+        self.open.remove(issue_id);
+        let now = Utc::now();
+        let result = if status == RunStatus::Completed {
+            tokio::task::block_in_place(|| -> Result<()> {
+                let w = self.writer();
+                w.close(issue_id, &format!("spool: run {run_id} completed"), now)?;
+                w.commit_backlog(&format!("spool: {issue_id} done ✓"), now)
+            })
+        } else {
+            let rid = run_id.to_string();
+            let failure = self
+                .engine
+                .read(move |s| s.load_state(&rid))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .flatten()
+                .and_then(|(_, state)| state.failure)
+                .map(|f| {
+                    format!(
+                        ": {}: {}",
+                        f.error_type,
+                        progress::one_line(&f.message, 300)
+                    )
+                })
+                .unwrap_or_default();
+            let note = format!("spool: run {run_id} {}{failure}", status.as_str());
+            self.release(issue_id, &note);
+            Ok(())
+        };
+        if let Err(e) = result {
+            self.warn(&format!(
+                "{issue_id}: recording the end of run {run_id}: {e:#}"
+            ));
+        }
+        self.say(&format!(
+            "spool up: {issue_id} run {run_id} {}",
+            status.as_str()
+        ));
+        self.remove_worktree(issue_id);
+    }
+
+    fn release(&self, issue_id: &str, note: &str) {
+        let done = tokio::task::block_in_place(|| -> Result<()> {
+            let w = self.writer();
+            w.release_failed(issue_id, note, Utc::now())?;
+            w.commit_backlog(&format!("spool: {issue_id} failed ✗"), Utc::now())
+        });
+        if let Err(e) = done {
+            self.warn(&format!("{issue_id}: releasing after failure: {e:#}"));
+        }
+    }
+
+    fn remove_worktree(&self, issue_id: &str) {
+        let root = self.opts.ws.root.clone();
+        if let Err(e) = tokio::task::block_in_place(|| git::remove_run_worktree(&root, issue_id)) {
+            self.warn(&format!("{issue_id}: removing the run worktree: {e}"));
+        }
+    }
+}
