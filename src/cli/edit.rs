@@ -22,7 +22,14 @@ use super::output::print_json;
 use super::query::detail_json;
 use super::Ctx;
 use crate::backlog::{drop_later, modify, modify_file, CommentIds, Tx};
-use crate::workspace::BeadsConfig;
+use crate::workspace::{BeadsConfig, Workspace};
+
+/// What every write needs: the workspace, who is writing, and the time of the write.
+fn writer(ctx: &Ctx) -> Result<(Workspace, String, Timestamp)> {
+    let ws = ctx.workspace()?;
+    let actor = ctx.actor(Some(&ws));
+    Ok((ws, actor, now_stamp(ctx)))
+}
 
 /// bd limits titles to 500 bytes.
 const MAX_TITLE: usize = 500;
@@ -69,9 +76,7 @@ fn new_dep(id: &str, target: &str, dep_type: &str, stamp: Stamp<'_>) -> NewDepen
 }
 
 pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
-    let ws = ctx.workspace()?;
-    let actor = ctx.actor(Some(&ws));
-    let now = now_stamp(ctx);
+    let (ws, actor, now) = writer(ctx)?;
     let title = args
         .title
         .clone()
@@ -95,10 +100,7 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
         .map(|s| time_arg(ctx, "due", s))
         .transpose()?;
     let config = BeadsConfig::load(&ws.config_path())?;
-    let stamp = Stamp {
-        now: &now,
-        actor: &actor,
-    };
+    let stamp = Stamp::new(&now, &actor);
 
     let (id, file) = modify_file(&ws, |tx| {
         let issues: Vec<&Issue> = tx.file.issues().collect();
@@ -207,13 +209,8 @@ fn resolve_all(file: &BeadsFile, queries: &[String]) -> Result<Vec<String>> {
 }
 
 pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
-    let ws = ctx.workspace()?;
-    let actor = ctx.actor(Some(&ws));
-    let now = now_stamp(ctx);
-    let stamp = Stamp {
-        now: &now,
-        actor: &actor,
-    };
+    let (ws, actor, now) = writer(ctx)?;
+    let stamp = Stamp::new(&now, &actor);
     let priority = args.priority.as_deref().map(priority_arg).transpose()?;
     let defer = parse_optional_time(ctx, "defer", args.defer.as_deref())?;
     let due = parse_optional_time(ctx, "due", args.due.as_deref())?;
@@ -371,13 +368,8 @@ fn report(ctx: &Ctx, file: BeadsFile, ids: &[String], verb: &str) -> Result<i32>
 }
 
 pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
-    let ws = ctx.workspace()?;
-    let actor = ctx.actor(Some(&ws));
-    let now = now_stamp(ctx);
-    let stamp = Stamp {
-        now: &now,
-        actor: &actor,
-    };
+    let (ws, actor, now) = writer(ctx)?;
+    let stamp = Stamp::new(&now, &actor);
     let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         if !args.force {
@@ -429,13 +421,8 @@ pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
 }
 
 pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
-    let ws = ctx.workspace()?;
-    let actor = ctx.actor(Some(&ws));
-    let now = now_stamp(ctx);
-    let stamp = Stamp {
-        now: &now,
-        actor: &actor,
-    };
+    let (ws, actor, now) = writer(ctx)?;
+    let stamp = Stamp::new(&now, &actor);
     let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         let comment_id = CommentIds::of(&tx.file);
@@ -467,9 +454,7 @@ pub fn comment_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
     if text.trim().is_empty() {
         bail!("comment text is empty");
     }
-    let ws = ctx.workspace()?;
-    let actor = ctx.actor(Some(&ws));
-    let now = now_stamp(ctx);
+    let (ws, actor, now) = writer(ctx)?;
     let comment = modify(&ws, |tx| {
         let id = resolve_all(&tx.file, &[query.to_string()])?.remove(0);
         let comment = NewComment {
@@ -481,13 +466,7 @@ pub fn comment_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
         };
         tx.edit(&id, |ed| {
             ed.add_comment(&comment)?;
-            ops::touch(
-                ed,
-                Stamp {
-                    now: &now,
-                    actor: &actor,
-                },
-            )
+            ops::touch(ed, Stamp::new(&now, &actor))
         })?;
         Ok(comment)
     })?;
@@ -508,13 +487,8 @@ pub fn comment_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
 }
 
 pub fn note_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
-    let ws = ctx.workspace()?;
-    let actor = ctx.actor(Some(&ws));
-    let now = now_stamp(ctx);
-    let stamp = Stamp {
-        now: &now,
-        actor: &actor,
-    };
+    let (ws, actor, now) = writer(ctx)?;
+    let stamp = Stamp::new(&now, &actor);
     let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &[query.to_string()])?;
         let issue = tx.file.get_full(&ids[0]).expect("resolved ids exist");
@@ -528,13 +502,8 @@ pub fn note_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
 }
 
 pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Result<i32> {
-    let ws = ctx.workspace()?;
-    let actor = ctx.actor(Some(&ws));
-    let now = now_stamp(ctx);
-    let stamp = Stamp {
-        now: &now,
-        actor: &actor,
-    };
+    let (ws, actor, now) = writer(ctx)?;
+    let stamp = Stamp::new(&now, &actor);
     let dep_type = canonical_dep_type(dep_type.trim()).to_string();
     let (id, target, added) = modify(&ws, |tx| {
         let ids = resolve_all(&tx.file, &[issue_q.to_string(), target_q.to_string()])?;
@@ -582,13 +551,8 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
 }
 
 pub fn dep_remove(ctx: &Ctx, issue_q: &str, target_q: &str) -> Result<i32> {
-    let ws = ctx.workspace()?;
-    let actor = ctx.actor(Some(&ws));
-    let now = now_stamp(ctx);
-    let stamp = Stamp {
-        now: &now,
-        actor: &actor,
-    };
+    let (ws, actor, now) = writer(ctx)?;
+    let stamp = Stamp::new(&now, &actor);
     let (id, target) = modify(&ws, |tx| {
         let ids = resolve_all(&tx.file, &[issue_q.to_string(), target_q.to_string()])?;
         let (id, target) = (ids[0].clone(), ids[1].clone());
@@ -623,13 +587,8 @@ pub fn label_change(ctx: &Ctx, args: &[String], add: bool) -> Result<i32> {
     if label.is_empty() {
         bail!("the label is empty");
     }
-    let ws = ctx.workspace()?;
-    let actor = ctx.actor(Some(&ws));
-    let now = now_stamp(ctx);
-    let stamp = Stamp {
-        now: &now,
-        actor: &actor,
-    };
+    let (ws, actor, now) = writer(ctx)?;
+    let stamp = Stamp::new(&now, &actor);
     let ids = modify(&ws, |tx| {
         let ids = resolve_all(&tx.file, queries)?;
         for id in &ids {

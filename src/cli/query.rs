@@ -544,40 +544,8 @@ fn print_issue_detail(ctx: &Ctx, graph: &Graph<'_>, i: usize) {
             println!("\n{}\n{}", st.bold(name), indent(text));
         }
     }
-    let deps = graph.dependencies(i);
-    if !deps.is_empty() {
-        println!("\n{}", st.bold("Depends on"));
-        for e in deps {
-            let (title, status) = e
-                .other
-                .map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status()))
-                .unwrap_or(("(missing)", "?"));
-            println!(
-                "  {} {}  {}  {}",
-                st.dim(&e.dep.dep_type),
-                e.other_id,
-                st.status(status),
-                title
-            );
-        }
-    }
-    let dependents = graph.dependents(i);
-    if !dependents.is_empty() {
-        println!("\n{}", st.bold("Needed by"));
-        for e in dependents {
-            let (title, status) = e
-                .other
-                .map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status()))
-                .unwrap_or(("(missing)", "?"));
-            println!(
-                "  {} {}  {}  {}",
-                st.dim(&e.dep.dep_type),
-                e.other_id,
-                st.status(status),
-                title
-            );
-        }
-    }
+    print_edges(&st, graph, "Depends on", &graph.dependencies(i));
+    print_edges(&st, graph, "Needed by", &graph.dependents(i));
     if !issue.comments.is_empty() {
         println!("\n{}", st.bold("Comments"));
         for c in &issue.comments {
@@ -590,6 +558,27 @@ fn print_issue_detail(ctx: &Ctx, graph: &Graph<'_>, i: usize) {
         }
     }
     println!();
+}
+
+/// A `show` section listing linked issues: edge type, id, status, title.
+fn print_edges(st: &Style, graph: &Graph<'_>, heading: &str, edges: &[EdgeView<'_>]) {
+    if edges.is_empty() {
+        return;
+    }
+    println!("\n{}", st.bold(heading));
+    for e in edges {
+        let (title, status) = e
+            .other
+            .map(|o| (graph.issue(o).title.as_str(), graph.issue(o).status()))
+            .unwrap_or(("(missing)", "?"));
+        println!(
+            "  {} {}  {}  {}",
+            st.dim(&e.dep.dep_type),
+            e.other_id,
+            st.status(status),
+            title
+        );
+    }
 }
 
 fn indent(text: &str) -> String {

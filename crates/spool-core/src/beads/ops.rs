@@ -18,6 +18,12 @@ pub struct Stamp<'a> {
     pub actor: &'a str,
 }
 
+impl<'a> Stamp<'a> {
+    pub fn new(now: &'a Timestamp, actor: &'a str) -> Stamp<'a> {
+        Stamp { now, actor }
+    }
+}
+
 /// Why a claim was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimRefusal {
