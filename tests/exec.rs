@@ -432,6 +432,30 @@ async fn a_child_ignoring_sigterm_is_killed_after_the_grace() {
 }
 
 #[tokio::test]
+async fn a_kill_skips_the_grace_even_for_a_child_ignoring_sigterm() {
+    let dir = temp();
+    let mut spec = sh(
+        "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+        &[],
+    );
+    spec.timeouts.cancel_grace = Duration::from_secs(30);
+    let (cancel, kill) = (CancellationToken::new(), CancellationToken::new());
+    let mut rec = Recorder {
+        cancel_on: Some(("ready".to_string(), kill.clone())),
+        ..Recorder::default()
+    };
+    let out =
+        spool::exec::run_attempt_killable(&spec, &attempt(&dir), &cancel, &kill, &mut rec).await;
+    assert_eq!(out.status, ActivityStatus::Canceled);
+    assert!(
+        out.duration_ms < 5000,
+        "{} ms: killed at once, not after the 30 s grace",
+        out.duration_ms
+    );
+    assert!(process_reaped(out.pid.expect("spawned")));
+}
+
+#[tokio::test]
 async fn an_already_canceled_token_spawns_nothing() {
     let dir = temp();
     let token = CancellationToken::new();

@@ -3,7 +3,7 @@
 
 use super::runner::{ActivityRunner, AttemptControl, AttemptResult, BoxFuture};
 use crate::exec::{
-    run_attempt, status_verdict, ActivityOutcome, ActivitySpec, ActivityStatus, Attempt,
+    run_attempt_killable, status_verdict, ActivityOutcome, ActivitySpec, ActivityStatus, Attempt,
     AttemptObserver, Heartbeat, TimeoutKind, Timeouts, Verdict, DEFAULT_CANCEL_GRACE,
     DEFAULT_START_TO_CLOSE,
 };
@@ -12,7 +12,6 @@ use spool_core::workflow::decide::ActivityTask;
 use spool_core::workflow::event::{ActivityOutput, Failure, TimeoutType};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// Runs `command` activities. Each attempt gets its own directory for the heartbeat and
 /// result files: `<attempts_dir>/<run>/<scheduled event>/<attempt>/`.
@@ -95,16 +94,8 @@ impl ActivityRunner for CommandRunner {
                 ));
             }
             let attempt = Attempt::in_dir(task.attempt, &dir);
-            // Either a graceful cancel or a kill stops the process group.
-            let stop = CancellationToken::new();
-            let (cancel, kill, relay) =
-                (control.cancel.clone(), control.kill.clone(), stop.clone());
-            let watcher = tokio::spawn(async move {
-                tokio::select! {
-                    _ = cancel.cancelled() => relay.cancel(),
-                    _ = kill.cancelled() => relay.cancel(),
-                }
-            });
+            // A graceful cancel: SIGTERM, then SIGKILL after the grace; a kill: SIGKILL now.
+            let (cancel, kill) = (control.cancel.clone(), control.kill.clone());
             // A third of the heartbeat timeout keeps the engine's deadline comfortably fed.
             let min_gap = task
                 .heartbeat
@@ -115,8 +106,7 @@ impl ActivityRunner for CommandRunner {
                 min_gap,
                 last: None,
             };
-            let outcome = run_attempt(&spec, &attempt, &stop, &mut forward).await;
-            watcher.abort();
+            let outcome = run_attempt_killable(&spec, &attempt, &cancel, &kill, &mut forward).await;
             judge(&outcome)
         })
     }

@@ -33,7 +33,7 @@ pub use kind::{
 };
 pub use observer::{AttemptObserver, Tee};
 pub use outcome::{ActivityOutcome, ActivityStatus, Heartbeat, TimeoutKind};
-pub use run::run_attempt;
+pub use run::{run_attempt, run_attempt_killable};
 pub use spec::{
     ActivitySpec, Attempt, Timeouts, DEFAULT_CANCEL_GRACE, DEFAULT_CAPTURE_LIMIT,
     DEFAULT_START_TO_CLOSE, ENV_ATTEMPT, ENV_HEARTBEAT_FILE, ENV_RESULT_FILE, ENV_RUN_ID,

@@ -51,11 +51,23 @@ pub async fn run_attempt(
     cancel: &CancellationToken,
     observer: &mut dyn AttemptObserver,
 ) -> ActivityOutcome {
+    run_attempt_killable(spec, attempt, cancel, &CancellationToken::new(), observer).await
+}
+
+/// [`run_attempt`] with a second token for an immediate stop: when `kill` fires the
+/// process group gets SIGKILL at once, without the grace period (a terminated run).
+pub async fn run_attempt_killable(
+    spec: &ActivitySpec,
+    attempt: &Attempt,
+    cancel: &CancellationToken,
+    kill: &CancellationToken,
+    observer: &mut dyn AttemptObserver,
+) -> ActivityOutcome {
     let started_at = Utc::now();
     let t0 = Instant::now();
     let mut out = Output::new(spec.capture_limit);
     let mut hb = HeartbeatFile::new(absolute(&attempt.heartbeat_file));
-    let (status, pid) = if cancel.is_cancelled() {
+    let (status, pid) = if cancel.is_cancelled() || kill.is_cancelled() {
         (ActivityStatus::Canceled, None)
     } else {
         match start(spec, attempt).await {
@@ -63,7 +75,8 @@ pub async fn run_attempt(
             Ok((child, log)) => {
                 out.log = log;
                 let pid = child.id();
-                let status = supervise(child, spec, cancel, observer, &mut out, &mut hb, t0).await;
+                let stops = Stops { cancel, kill };
+                let status = supervise(child, spec, stops, observer, &mut out, &mut hb, t0).await;
                 (status, pid)
             }
         }
@@ -113,12 +126,19 @@ struct Stopping {
     killed_at: Option<Instant>,
 }
 
+/// The two ways a caller stops an attempt: gracefully, or at once.
+#[derive(Clone, Copy)]
+struct Stops<'a> {
+    cancel: &'a CancellationToken,
+    kill: &'a CancellationToken,
+}
+
 /// Watches the running child until it has exited (or refuses to die), then kills the
 /// rest of its group and drains the pipes.
 async fn supervise(
     mut child: Child,
     spec: &ActivitySpec,
-    cancel: &CancellationToken,
+    stops: Stops<'_>,
     observer: &mut dyn AttemptObserver,
     out: &mut Output,
     hb: &mut HeartbeatFile,
@@ -174,8 +194,16 @@ async fn supervise(
                     last_beat = Instant::now();
                 }
             }
-            _ = cancel.cancelled(), if stop.is_none() => {
+            _ = stops.cancel.cancelled(), if stop.is_none() => {
                 stop = Some(begin_stop(&group, StopReason::Cancel, timeouts.cancel_grace));
+            }
+            _ = stops.kill.cancelled(), if stop.as_ref().is_none_or(|s| s.killed_at.is_none()) => {
+                group.signal(Signal::SIGKILL);
+                let now = Instant::now();
+                match &mut stop {
+                    Some(s) => s.killed_at = Some(now),
+                    None => stop = Some(Stopping { reason: StopReason::Cancel, kill_at: now, killed_at: Some(now) }),
+                }
             }
             _ = sleep_until_opt(deadline) => {
                 let now = Instant::now();
