@@ -1,4 +1,5 @@
-//! A full disk: writes fail with a clear error and leave what was there intact.
+//! Storage faults (a full disk, a read-only one): writes fail with a clear error and leave
+//! what was there intact.
 //! Needs permission to mount a small tmpfs (CI runs as root); skipped otherwise.
 
 mod common;
@@ -142,4 +143,67 @@ fn the_run_database_survives_a_full_disk() {
     );
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(runs.as_array().map(Vec::len), Some(started));
+}
+
+#[test]
+fn a_read_only_run_database_is_a_clear_error_and_stays_consistent() {
+    let env = common::TestEnv::new();
+    let Some(tiny) = Tiny::mount(&env.root().join("ro"), "4m") else {
+        return;
+    };
+    let db = tiny.path.join("spool.db");
+    let spool = |args: &[&str]| {
+        env.cmd()
+            .env("SPOOL_DB", &db)
+            .args(args)
+            .output()
+            .expect("spawn")
+    };
+    let out = spool(&["run", "start", "demo", "--id", "before"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let remount = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&tiny.path)
+        .output()
+        .expect("mount");
+    assert!(
+        remount.status.success(),
+        "{}",
+        String::from_utf8_lossy(&remount.stderr)
+    );
+    let out = spool(&["run", "start", "demo", "--id", "after"]);
+    assert!(
+        !out.status.success(),
+        "a start cannot be recorded on a read-only disk"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("spool.db")
+            || err.to_lowercase().contains("read-only")
+            || err.to_lowercase().contains("readonly"),
+        "{err}"
+    );
+    let _ = Command::new("mount")
+        .args(["-o", "remount,rw"])
+        .arg(&tiny.path)
+        .output();
+    let out = spool(&["run", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let ids: Vec<&str> = runs
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["workflow_id"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["before"]);
 }
