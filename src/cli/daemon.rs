@@ -69,6 +69,12 @@ fn default_actor() -> String {
 
 pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
     let ws = ctx.workspace()?;
+    if crate::workspace::git_common_dir(&ws.root).is_none() {
+        bail!(
+            "{} is not a git repository: spool up commits progress and runs work in git worktrees",
+            ws.root.display()
+        );
+    }
     let (config, config_path) = load_config(&ws.root)?;
     let lock = instance::acquire(&ws.state_dir())?;
     let actor = config.actor.clone().unwrap_or_else(default_actor);
