@@ -448,23 +448,33 @@ fn run_daemon(ws: &Workspace, spool: &Path, deadline: Instant, t0: Instant) -> R
         let stop = stop.clone();
         runtime.spawn(service::run(opts, async move { stop.cancelled().await }))
     };
-    let watched = watch(ws, deadline, t0, &daemon);
+    let watched = watch(ws, deadline - t0, deadline, t0, &daemon);
     stop.cancel();
     let stopped = runtime.block_on(async { tokio::time::timeout(STOP_WAIT, daemon).await });
     runtime.shutdown_timeout(Duration::from_secs(1));
     drop(lock);
-    let summary = watched?;
     match stopped {
-        Ok(Ok(Ok(()))) => Ok(summary),
+        // The daemon's own error explains why the demo could not go on.
         Ok(Ok(Err(e))) => Err(e.context("the daemon failed")),
         Ok(Err(e)) => bail!("the daemon task failed: {e}"),
-        Err(_) => bail!("the daemon did not stop within {}s", STOP_WAIT.as_secs()),
+        Err(_) => {
+            let why = watched
+                .err()
+                .map(|e| format!("{e:#}; "))
+                .unwrap_or_default();
+            bail!(
+                "{why}the daemon did not stop within {}s",
+                STOP_WAIT.as_secs()
+            )
+        }
+        Ok(Ok(Ok(()))) => watched,
     }
 }
 
 /// Polls the backlog, printing each claim, step and close, until the demo is over.
 fn watch(
     ws: &Workspace,
+    timeout: Duration,
     deadline: Instant,
     t0: Instant,
     daemon: &tokio::task::JoinHandle<Result<()>>,
@@ -478,7 +488,8 @@ fn watch(
         }
         if Instant::now() >= deadline {
             bail!(
-                "the demo did not finish in time; the daemon is stopped and the repository kept for a look"
+                "the demo did not finish within {}s (--timeout-secs); the daemon is stopped and the repository kept for a look",
+                timeout.as_secs()
             );
         }
         let backlog = Backlog::load(ws)?;
