@@ -500,7 +500,11 @@ fn watch(
         if !approved {
             if let Some(g) = issues.iter().find(|i| i.id == GATED) {
                 // The daemon comments when the step before the gate ends.
-                if gate_ready.is_none() && !g.comments.is_empty() && !g.is_closed() {
+                let worked = g
+                    .comments
+                    .iter()
+                    .any(|c| c.text.contains("step implement") && c.text.contains('✓'));
+                if gate_ready.is_none() && worked && !g.is_closed() && !is_failed(g) {
                     gate_ready = Some(Instant::now());
                     say(
                         t0,
