@@ -114,6 +114,13 @@ pub enum Command {
         #[command(subcommand)]
         command: super::run::RunCommand,
     },
+    /// See spool work: a throwaway repository with a small backlog, worked by the daemon
+    /// with a scripted agent (no API key, no network needed).
+    Demo(super::demo::DemoArgs),
+    /// The scripted agent of `spool demo`, run as `demo-agent STEP PROMPT` in a run's
+    /// worktree.
+    #[command(hide = true)]
+    DemoAgent(super::demo::DemoAgentArgs),
     /// Run the daemon in the foreground: claim ready issues the selectors in
     /// `.spool/config.toml` match and run their templates, until Ctrl-C or SIGTERM.
     Up(super::daemon::UpArgs),

@@ -8,7 +8,7 @@ use super::Ctx;
 use crate::atomic::write_atomic;
 use crate::workspace::Workspace;
 
-const GITIGNORE: &str = "\
+pub(super) const GITIGNORE: &str = "\
 # Local, derived state: never commit.
 *.lock
 .spool/

@@ -6,6 +6,7 @@ pub mod args;
 mod bench;
 mod common;
 pub mod daemon;
+mod demo;
 mod doctor;
 mod edit;
 mod hooks;
@@ -213,6 +214,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Bench(b) => bench::run(&ctx, b),
         Command::Hooks(h) => hooks::run(&ctx, h),
         Command::Run { db, command } => run::run_cmd(&ctx, command, db.as_deref()),
+        Command::Demo(a) => demo::demo_cmd(&ctx, a),
+        Command::DemoAgent(a) => demo::demo_agent_cmd(&ctx, a),
         Command::Up(a) => daemon::up_cmd(&ctx, a),
         Command::Status => daemon::status_cmd(&ctx),
         Command::VerifyCommits(a) => daemon::verify_commits_cmd(&ctx, a),

@@ -5,6 +5,7 @@
 //! - [`worktree`]: one linked worktree per issue run, for agents to work in.
 //! - [`remote`]: fetch and push through the `git` binary (gix cannot push).
 //! - [`hooks`]: installing spool's section into the repository's git hooks.
+//! - [`log`]: creating a repository and listing its commits.
 //!
 //! gix does local reads and writes; the `git` binary is used only where gix has no
 //! implementation: the network (fetch, push) and linked-worktree porcelain. Every such
@@ -16,6 +17,7 @@
 pub mod cmd;
 pub mod commit;
 pub mod hooks;
+pub mod log;
 pub mod remote;
 pub mod worktree;
 
@@ -27,6 +29,7 @@ pub use hooks::{
     hooks_dir, install_hooks, list_hooks, rescan_path, uninstall_hooks, HookReport, HookState,
     HOOK_NAMES,
 };
+pub use log::{init_repo, log_oneline};
 pub use remote::{fetch, push, PushOutcome};
 pub use worktree::{
     create_run_worktree, head_commit, remove_run_worktree, run_branch_name, run_worktree_path,
