@@ -17,7 +17,9 @@ use spool_core::beads::{
 };
 
 use crate::atomic::{write_atomic_with, FileLock};
+use crate::cache::FileKey;
 use crate::workspace::Workspace;
+use crate::write_index::WriteIndex;
 
 /// How long a writer waits for another writer before giving up.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -210,9 +212,24 @@ pub fn modify_file<R>(
         file: backlog.file,
         changed: false,
     };
+    let lines_before = tx.file.lines().len();
     let result = change(&mut tx)?;
     if tx.changed {
+        // Warnings name line numbers, which an added line makes stale.
+        let clean = backlog
+            .diagnostics
+            .iter()
+            .all(|d| d.severity == Severity::Warning && tx.file.lines().len() == lines_before);
+        crate::write_index::forget(ws);
         write_atomic_with(&path, |w| tx.file.write_to(w))?;
+        // The next write can then skip the whole-file parse (see `modify_windowed`).
+        if clean && crate::cache::enabled() {
+            if let Some(index) = FileKey::stat(&path)
+                .and_then(|key| WriteIndex::build(key, &tx.file, &backlog.diagnostics))
+            {
+                crate::write_index::save(ws, &index);
+            }
+        }
     }
     Ok((result, tx.file))
 }
@@ -224,4 +241,178 @@ pub fn drop_later<T: Send + 'static>(big: T) {
     let _ = std::thread::Builder::new()
         .name("spool-drop".into())
         .spawn(move || drop(big));
+}
+
+/// Where a windowed write (see [`modify_windowed`]) works.
+pub struct Plan {
+    /// The entry of the write index the window is centred on.
+    pub anchor: usize,
+    /// Ids whose lines the change edits: their dialect must be decidable in the window.
+    pub edits: Vec<String>,
+    /// Whether the window must reach the end of the file (an insert after the last issue).
+    pub to_end: bool,
+}
+
+/// Issue lines on each side of the anchor a window holds, tried in turn.
+const WINDOW_RADII: [usize; 2] = [64, 4096];
+
+/// [`modify_file`] without parsing the whole file, when the write index (see
+/// [`crate::write_index`]) describes the file exactly as it is under the lock: `plan`
+/// picks a place from the index, `change` runs on a parsed window of lines around it, and
+/// the file is written as the bytes before the window, the window, the bytes after it —
+/// the very bytes the whole-file path writes. `Ok(None)` means "use [`modify_file`]": no
+/// valid index, no plan, the window was too small to be exact, or `change` failed (the
+/// whole-file path then reports the error with the file's own line numbers).
+pub fn modify_windowed<R>(
+    ws: &Workspace,
+    plan: impl FnOnce(&WriteIndex) -> Option<Plan>,
+    change: impl Fn(&mut Tx, &WriteIndex) -> Result<R>,
+) -> Result<Option<R>> {
+    let Some(index) = crate::write_index::load(ws) else {
+        return Ok(None);
+    };
+    let path = ws.issues_path();
+    let _lock = FileLock::acquire(&ws.lock_path(), LOCK_TIMEOUT)?;
+    let Some(before) = FileKey::stat(&path) else {
+        return Ok(None);
+    };
+    let bytes = read_bytes(&path)?;
+    if FileKey::stat(&path) != Some(before) || !index.describes(before, &bytes) {
+        return Ok(None);
+    }
+    let Some(plan) = plan(&index) else {
+        return Ok(None);
+    };
+    for radius in WINDOW_RADII {
+        let Some((a, b)) = window_bounds(&index, &plan, radius, bytes.len()) else {
+            return Ok(None);
+        };
+        if !same_first_ending(&bytes, a, b) {
+            return Ok(None);
+        }
+        let (window, diagnostics) = BeadsFile::parse_lean(bytes[a..b].to_vec(), NonZeroUsize::MIN);
+        if diagnostics.iter().any(|d| d.severity != Severity::Warning) {
+            return Ok(None);
+        }
+        let lines_before = window.lines().len();
+        let exact = plan.edits.iter().all(|id| {
+            let (Some(i), Some(d)) = (window.line_of(id), window.style_reach(id)) else {
+                return false;
+            };
+            let (i, n) = (i - 1, window.lines().len());
+            (d <= i || a == 0) && (d < n - i || b == bytes.len())
+        });
+        if !exact {
+            continue;
+        }
+        let mut tx = Tx {
+            file: window,
+            changed: false,
+        };
+        let Ok(result) = change(&mut tx, &index) else {
+            return Ok(None);
+        };
+        for w in &index.warnings {
+            eprintln!("warning: {}:{}: {}", path.display(), w.line, w.message);
+        }
+        if !tx.changed {
+            return Ok(Some(result));
+        }
+        let middle = tx.file.to_bytes();
+        let same_lines = tx.file.lines().len() == lines_before;
+        crate::write_index::forget(ws);
+        write_atomic_with(&path, |w| {
+            w.write_all(&bytes[..a])?;
+            w.write_all(&middle)?;
+            w.write_all(&bytes[b..])
+        })?;
+        // Warnings name line numbers: an added line would make them stale.
+        if same_lines || index.warnings.is_empty() {
+            refresh_index(ws, &path, index, &bytes, (a, b), &tx.file, &middle);
+        }
+        return Ok(Some(result));
+    }
+    Ok(None)
+}
+
+/// The byte range `[a, b)` of whole lines around the plan's anchor, `radius` issue lines
+/// to each side (to the file's ends when fewer are left).
+fn window_bounds(
+    index: &WriteIndex,
+    plan: &Plan,
+    radius: usize,
+    len: usize,
+) -> Option<(usize, usize)> {
+    let entries = &index.entries;
+    entries.get(plan.anchor)?;
+    let a = match plan.anchor.checked_sub(radius) {
+        Some(i) if i > 0 => entries[i].start,
+        _ => 0,
+    };
+    let b = match entries.get(plan.anchor + radius + 1) {
+        Some(e) if !plan.to_end => e.start,
+        _ => len as u64,
+    };
+    Some((usize::try_from(a).ok()?, usize::try_from(b).ok()?))
+}
+
+/// Whether the window's first line terminator is the file's: new lines get the file's
+/// first one, and a window must decide that the same way.
+fn same_first_ending(bytes: &[u8], a: usize, b: usize) -> bool {
+    let first = |s: &[u8]| {
+        s.iter()
+            .position(|&c| c == b'\n')
+            .map(|p| p > 0 && s[p - 1] == b'\r')
+    };
+    a == 0 || first(bytes).is_some() && first(bytes) == first(&bytes[a..b])
+}
+
+/// Stores the index of the file just written: the entries outside the window shifted by
+/// how much the window grew, the window's own, and the new file's key and hash.
+fn refresh_index(
+    ws: &Workspace,
+    path: &Path,
+    old: WriteIndex,
+    bytes: &[u8],
+    (a, b): (usize, usize),
+    window: &BeadsFile,
+    middle: &[u8],
+) {
+    let Some(key) = FileKey::stat(path) else {
+        return;
+    };
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&bytes[..a]);
+    h.update(middle);
+    h.update(&bytes[b..]);
+    let delta = middle.len() as i64 - (b - a) as i64;
+    let (a, b) = (a as u64, b as u64);
+    let dups: std::collections::HashSet<&str> = old
+        .entries
+        .iter()
+        .filter(|e| e.duplicated)
+        .map(|e| e.id.as_str())
+        .collect();
+    let duplicated = |id: &str| dups.contains(id);
+    let mut entries = Vec::with_capacity(old.entries.len() + 1);
+    let mut placed = false;
+    for e in &old.entries {
+        let mut e = e.clone();
+        if e.start < a {
+            entries.push(e);
+            continue;
+        }
+        if !placed {
+            entries.extend(crate::write_index::entries_of(window, a, &duplicated));
+            placed = true;
+        }
+        if e.start >= b {
+            e.start = e.start.wrapping_add_signed(delta);
+            entries.push(e);
+        }
+    }
+    if !placed {
+        entries.extend(crate::write_index::entries_of(window, a, &duplicated));
+    }
+    crate::write_index::save(ws, &old.rewritten(key, h.digest(), entries));
 }

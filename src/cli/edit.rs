@@ -21,8 +21,9 @@ use super::common::{id_error, now_stamp, priority_arg, resolve, time_arg};
 use super::output::print_json;
 use super::query::detail_json;
 use super::Ctx;
-use crate::backlog::{drop_later, modify, modify_file, Tx};
+use crate::backlog::{drop_later, modify, modify_file, modify_windowed, Plan, Tx};
 use crate::workspace::BeadsConfig;
+use crate::write_index::WriteIndex;
 
 /// bd limits titles to 500 bytes.
 const MAX_TITLE: usize = 500;
@@ -220,6 +221,24 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
     if let Some(t) = &args.title {
         check_title(t)?;
     }
+    // One issue named by its full id, no re-parenting (that needs the graph), no JSON
+    // (that renders counts from the graph): a window of the file is enough.
+    if let [query] = args.ids.as_slice() {
+        if args.parent.is_none() && !ctx.global.json {
+            let done = modify_windowed(
+                &ws,
+                |index| single_plan(index, query),
+                |tx, index| {
+                    let id = exact_id(index, query)?;
+                    update_one(tx, &id, args, stamp, priority, defer.as_ref(), due.as_ref())?;
+                    Ok(vec![id])
+                },
+            )?;
+            if let Some(ids) = done {
+                return report_plain(ctx, &ids, "Updated");
+            }
+        }
+    }
     let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         for id in &ids {
@@ -228,6 +247,24 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
         Ok(ids)
     })?;
     report(ctx, file, &ids, "Updated")
+}
+
+/// A windowed write (see [`modify_windowed`]) of the one issue `query` names exactly.
+fn single_plan(index: &WriteIndex, query: &str) -> Option<Plan> {
+    let anchor = index.exact(query)?;
+    Some(Plan {
+        anchor,
+        edits: vec![index.entries[anchor].id.clone()],
+        to_end: false,
+    })
+}
+
+/// The id `query` names exactly in `index` (as [`resolve`] finds it first).
+fn exact_id(index: &WriteIndex, query: &str) -> Result<String> {
+    index
+        .exact(query)
+        .map(|i| index.entries[i].id.clone())
+        .ok_or_else(|| anyhow!("no issue matches {query:?}"))
 }
 
 /// `Some(None)` clears (the flag was given empty), `Some(Some(t))` sets.
@@ -354,6 +391,16 @@ fn update_one(
     Ok(())
 }
 
+/// After a write, without `--json`: a line per issue for people.
+fn report_plain(ctx: &Ctx, ids: &[String], verb: &str) -> Result<i32> {
+    if !ctx.global.quiet {
+        for id in ids {
+            println!("{verb} {id}");
+        }
+    }
+    Ok(0)
+}
+
 /// After a write: JSON of the issues for tools, a line for people.
 fn report(ctx: &Ctx, file: BeadsFile, ids: &[String], verb: &str) -> Result<i32> {
     if ctx.global.json {
@@ -378,6 +425,30 @@ pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
         now: &now,
         actor: &actor,
     };
+    // `--force` skips the checks that need the graph: one issue named by its full id
+    // then needs only a window of the file.
+    if let [query] = args.ids.as_slice() {
+        if args.force && !ctx.global.json {
+            let done = modify_windowed(
+                &ws,
+                |index| single_plan(index, query),
+                |tx, index| {
+                    let id = exact_id(index, query)?;
+                    let issue = tx
+                        .file
+                        .get_full(&id)
+                        .ok_or_else(|| anyhow!("no issue {id}"))?;
+                    tx.edit(&id, |ed| {
+                        ops::close(ed, &issue, args.reason.as_deref(), stamp)
+                    })?;
+                    Ok(vec![id])
+                },
+            )?;
+            if let Some(ids) = done {
+                return report_plain(ctx, &ids, "Closed");
+            }
+        }
+    }
     let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         if !args.force {
