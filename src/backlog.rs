@@ -212,20 +212,18 @@ pub fn modify_file<R>(
         file: backlog.file,
         changed: false,
     };
-    let lines_before = tx.file.lines().len();
     let result = change(&mut tx)?;
     if tx.changed {
-        // Warnings name line numbers, which an added line makes stale.
         let clean = backlog
             .diagnostics
             .iter()
-            .all(|d| d.severity == Severity::Warning && tx.file.lines().len() == lines_before);
+            .all(|d| d.severity == Severity::Warning);
         crate::write_index::forget(ws);
         write_atomic_with(&path, |w| tx.file.write_to(w))?;
         // The next write can then skip the whole-file parse (see `modify_windowed`).
         if clean && crate::cache::enabled() {
-            if let Some(index) = FileKey::stat(&path)
-                .and_then(|key| WriteIndex::build(key, &tx.file, &backlog.diagnostics))
+            if let Some(index) =
+                FileKey::stat(&path).and_then(|key| WriteIndex::build(key, &tx.file, &[]))
             {
                 crate::write_index::save(ws, &index);
             }
@@ -284,7 +282,7 @@ pub fn modify_windowed<R>(
         return Ok(None);
     };
     for radius in WINDOW_RADII {
-        let Some((a, b)) = window_bounds(&index, &plan, radius, bytes.len()) else {
+        let Some((a, b, first_line)) = window_bounds(&index, &plan, radius, bytes.len()) else {
             return Ok(None);
         };
         if !same_first_ending(&bytes, a, b) {
@@ -312,48 +310,64 @@ pub fn modify_windowed<R>(
         let Ok(result) = change(&mut tx, &index) else {
             return Ok(None);
         };
-        for w in &index.warnings {
+        for w in index.warnings() {
             eprintln!("warning: {}:{}: {}", path.display(), w.line, w.message);
         }
         if !tx.changed {
             return Ok(Some(result));
         }
         let middle = tx.file.to_bytes();
-        let same_lines = tx.file.lines().len() == lines_before;
+        let added = tx.file.lines().len() - lines_before;
         crate::write_index::forget(ws);
         write_atomic_with(&path, |w| {
             w.write_all(&bytes[..a])?;
             w.write_all(&middle)?;
             w.write_all(&bytes[b..])
         })?;
-        // Warnings name line numbers: an added line would make them stale.
-        if same_lines || index.warnings.is_empty() {
-            refresh_index(ws, &path, index, &bytes, (a, b), &tx.file, &middle);
-        }
+        let window = Window {
+            a,
+            b,
+            first_line,
+            added,
+        };
+        refresh_index(ws, &path, index, &bytes, window, &tx.file, &middle);
         return Ok(Some(result));
     }
     Ok(None)
 }
 
 /// The byte range `[a, b)` of whole lines around the plan's anchor, `radius` issue lines
-/// to each side (to the file's ends when fewer are left).
+/// to each side (to the file's ends when fewer are left), and the number of its first line.
 fn window_bounds(
     index: &WriteIndex,
     plan: &Plan,
     radius: usize,
     len: usize,
-) -> Option<(usize, usize)> {
+) -> Option<(usize, usize, usize)> {
     let entries = &index.entries;
     entries.get(plan.anchor)?;
-    let a = match plan.anchor.checked_sub(radius) {
-        Some(i) if i > 0 => entries[i].start,
-        _ => 0,
+    let (a, first_line) = match plan.anchor.checked_sub(radius) {
+        Some(i) if i > 0 => (entries[i].start, entries[i].line),
+        _ => (0, 1),
     };
     let b = match entries.get(plan.anchor + radius + 1) {
         Some(e) if !plan.to_end => e.start,
         _ => len as u64,
     };
-    Some((usize::try_from(a).ok()?, usize::try_from(b).ok()?))
+    Some((
+        usize::try_from(a).ok()?,
+        usize::try_from(b).ok()?,
+        first_line,
+    ))
+}
+
+/// Where a windowed write changed the file: bytes `[a, b)` of the old file, starting at
+/// line `first_line`, now hold `added` more lines.
+struct Window {
+    a: usize,
+    b: usize,
+    first_line: usize,
+    added: usize,
 }
 
 /// Whether the window's first line terminator is the file's: new lines get the file's
@@ -374,7 +388,7 @@ fn refresh_index(
     path: &Path,
     old: WriteIndex,
     bytes: &[u8],
-    (a, b): (usize, usize),
+    w: Window,
     window: &BeadsFile,
     middle: &[u8],
 ) {
@@ -382,11 +396,11 @@ fn refresh_index(
         return;
     };
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(&bytes[..a]);
+    h.update(&bytes[..w.a]);
     h.update(middle);
-    h.update(&bytes[b..]);
-    let delta = middle.len() as i64 - (b - a) as i64;
-    let (a, b) = (a as u64, b as u64);
+    h.update(&bytes[w.b..]);
+    let delta = middle.len() as i64 - (w.b - w.a) as i64;
+    let (a, b) = (w.a as u64, w.b as u64);
     let dups: std::collections::HashSet<&str> = old
         .entries
         .iter()
@@ -394,25 +408,27 @@ fn refresh_index(
         .map(|e| e.id.as_str())
         .collect();
     let duplicated = |id: &str| dups.contains(id);
+    let inside = || crate::write_index::entries_of(window, a, w.first_line, &duplicated);
     let mut entries = Vec::with_capacity(old.entries.len() + 1);
     let mut placed = false;
     for e in &old.entries {
-        let mut e = e.clone();
         if e.start < a {
-            entries.push(e);
+            entries.push(e.clone());
             continue;
         }
         if !placed {
-            entries.extend(crate::write_index::entries_of(window, a, &duplicated));
+            entries.extend(inside());
             placed = true;
         }
         if e.start >= b {
+            let mut e = e.clone();
             e.start = e.start.wrapping_add_signed(delta);
+            e.line += w.added;
             entries.push(e);
         }
     }
     if !placed {
-        entries.extend(crate::write_index::entries_of(window, a, &duplicated));
+        entries.extend(inside());
     }
-    crate::write_index::save(ws, &old.rewritten(key, h.digest(), entries));
+    crate::write_index::save(ws, &WriteIndex::rewritten(key, h.digest(), entries));
 }

@@ -3,18 +3,18 @@
 //! readable backlog parses a window of lines around its target instead of the whole file.
 //!
 //! Only a file without unreadable lines gets an index, so a write that uses one needs no
-//! whole-file check; the duplicate-id warnings of the load are kept to print again, and
-//! a duplicated id is left to the whole-file path. It is trusted only when the file's
+//! whole-file check; entries keep their line numbers, so the duplicate-id warnings a load
+//! prints are printed again, and a duplicated id is left to the whole-file path. It is trusted only when the file's
 //! `(dev, inode, size, mtime, ctime)` equal the recorded ones *and* the bytes read under
 //! the write lock hash to the recorded xxh3: a writer reads every byte anyway to copy it
 //! out, so it can afford the stronger check. Any doubt is a miss, and a miss is the
 //! ordinary whole-file write.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
-use spool_core::beads::{BeadsFile, Diagnostic, Severity};
+use spool_core::beads::{duplicate_warnings, BeadsFile, Diagnostic, Severity};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::atomic::write_atomic;
@@ -32,17 +32,12 @@ pub struct Entry {
     pub start: u64,
     /// The line's length without its terminator.
     pub len: u64,
+    /// 1-based line number.
+    pub line: usize,
     /// Tombstones are not found by id resolution.
     pub tombstone: bool,
     /// The id is on several lines (an edit of it is refused with all of them named).
     pub duplicated: bool,
-}
-
-/// A warning the load printed, to print again on a write through the index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Warning {
-    pub line: usize,
-    pub message: String,
 }
 
 /// Every issue line of one version of the backlog file, in file order.
@@ -52,7 +47,6 @@ pub struct WriteIndex {
     /// xxh3 of the whole file.
     hash: u64,
     pub entries: Vec<Entry>,
-    pub warnings: Vec<Warning>,
 }
 
 /// Feeds written bytes to a hasher.
@@ -76,18 +70,24 @@ pub fn file_hash(file: &BeadsFile) -> u64 {
     h.0.digest()
 }
 
-/// The issue lines of `file`, with offsets counted from `base`; `duplicated` says which
-/// ids are on several lines of the whole file.
-pub fn entries_of(file: &BeadsFile, base: u64, duplicated: &dyn Fn(&str) -> bool) -> Vec<Entry> {
+/// The issue lines of `file`, with offsets counted from `base` and line numbers from
+/// `first_line`; `duplicated` says which ids are on several lines of the whole file.
+pub fn entries_of(
+    file: &BeadsFile,
+    base: u64,
+    first_line: usize,
+    duplicated: &dyn Fn(&str) -> bool,
+) -> Vec<Entry> {
     let mut entries = Vec::new();
     let mut offset = base;
-    for line in file.lines() {
+    for (n, line) in file.lines().iter().enumerate() {
         let len = line.bytes().len() as u64;
         if let Some(issue) = line.issue() {
             entries.push(Entry {
                 id: issue.id.clone(),
                 start: offset,
                 len,
+                line: first_line + n,
                 tombstone: issue.is_tombstone(),
                 duplicated: duplicated(&issue.id),
             });
@@ -109,26 +109,27 @@ impl WriteIndex {
         Some(WriteIndex {
             key,
             hash: file_hash(file),
-            entries: entries_of(file, 0, &|id| dups.contains(id)),
-            warnings: diagnostics
-                .iter()
-                .map(|d| Warning {
-                    line: d.line,
-                    message: d.message.clone(),
-                })
-                .collect(),
+            entries: entries_of(file, 0, 1, &|id| dups.contains(id)),
         })
     }
 
-    /// The index of a file written through a window of this one: `entries` are the new
-    /// file's, its lines keep their numbers, so the warnings stay true.
-    pub fn rewritten(&self, key: FileKey, hash: u64, entries: Vec<Entry>) -> Self {
-        WriteIndex {
-            key,
-            hash,
-            entries,
-            warnings: self.warnings.clone(),
+    /// An index of the same shape for another version of the file.
+    pub fn rewritten(key: FileKey, hash: u64, entries: Vec<Entry>) -> Self {
+        WriteIndex { key, hash, entries }
+    }
+
+    /// The duplicate-id warnings a parse of the file reports, in line order.
+    pub fn warnings(&self) -> Vec<Diagnostic> {
+        let mut lines: HashMap<&str, Vec<usize>> = HashMap::new();
+        for e in self.entries.iter().filter(|e| e.duplicated) {
+            lines.entry(e.id.as_str()).or_default().push(e.line);
         }
+        let mut out: Vec<Diagnostic> = lines
+            .iter()
+            .flat_map(|(id, lines)| duplicate_warnings(id, lines))
+            .collect();
+        out.sort_by_key(|d| d.line);
+        out
     }
 
     /// Whether this index describes `bytes`, read from a file whose stat was `key` both

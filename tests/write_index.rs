@@ -50,6 +50,22 @@ fn compare(text: &str, what: &str) -> (usize, usize) {
     let b = run(&plain, &["ready", "--json"], false);
     assert_eq!(a.stdout, b.stdout, "{what}: ready");
     let (mut succeeded, mut indexed) = (0, 0);
+    let creates: [&[&str]; 3] = [
+        &["q", "Quick new issue"],
+        &[
+            "create",
+            "A new \"issue\" é",
+            "--priority",
+            "1",
+            "--labels",
+            "a,b",
+        ],
+        &["create", "Zzz last", "--id", "zzzz-last"],
+    ];
+    let mut edits: Vec<Vec<String>> = creates
+        .iter()
+        .map(|a| a.iter().map(|s| s.to_string()).collect())
+        .collect();
     for id in targets(text) {
         for args in [
             &["update", id.as_str(), "--priority", "1"][..],
@@ -71,6 +87,14 @@ fn compare(text: &str, what: &str) -> (usize, usize) {
             &["close", id.as_str(), "--force", "--reason", "done"],
             &["close", id.as_str(), "--force"],
         ] {
+            edits.push(args.iter().map(|s| s.to_string()).collect());
+        }
+    }
+    edits.push(vec!["q".into(), "After the edits".into()]);
+    for args in &edits {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let args = args.as_slice();
+        {
             let a = run(&cached, args, true);
             let b = run(&plain, args, false);
             let step = format!("{what}: {args:?}");

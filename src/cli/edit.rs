@@ -101,20 +101,8 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
         actor: &actor,
     };
 
-    let (id, file) = modify_file(&ws, |tx| {
-        let issues: Vec<&Issue> = tx.file.issues().collect();
-        let parent = args
-            .parent
-            .as_deref()
-            .map(|p| resolve(&issues, p).map(str::to_string))
-            .transpose()?;
-        let mut deps = Vec::new();
-        for spec in args.deps.iter().filter(|s| !s.trim().is_empty()) {
-            let (t, target) = parse_dep_spec(spec.trim());
-            let target = resolve(&issues, target).with_context(|| format!("--deps {spec}"))?;
-            deps.push((t.to_string(), target.to_string()));
-        }
-        let all_ids: HashSet<&str> = issues.iter().map(|i| i.id.as_str()).collect();
+    // The new issue's id, given the ids in the file and the parent.
+    let make_id = |all_ids: &HashSet<&str>, parent: &Option<String>| -> Result<String> {
         let id = match (&args.id, &parent) {
             (Some(id), _) => {
                 if all_ids.contains(id.as_str()) {
@@ -145,10 +133,14 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
                     creator: &actor,
                     created_at_unix_nanos: now.unix_nanos(),
                 };
-                ids::generate_id(&prefix, seed, &all_ids)
+                ids::generate_id(&prefix, seed, all_ids)
                     .map_err(|e| anyhow!("could not make a new id: {e:?}"))?
             }
         };
+        Ok(id)
+    };
+    // The new issue's line.
+    let make_issue = |id: &String, parent: &Option<String>, deps: &[(String, String)]| {
         let mut new = NewIssue::new(id.clone(), title.clone(), now.clone(), actor.clone());
         new.priority = priority;
         new.issue_type = args.issue_type.clone().unwrap_or_else(|| "task".into());
@@ -168,16 +160,61 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
             .filter(|l| !l.is_empty())
             .collect();
         if let Some(p) = &parent {
-            new.dependencies
-                .push(new_dep(&id, p, "parent-child", stamp));
+            new.dependencies.push(new_dep(id, p, "parent-child", stamp));
         }
-        for (t, target) in &deps {
+        for (t, target) in deps {
             if Some(target) == parent.as_ref() {
                 continue;
             }
-            new.dependencies.push(new_dep(&id, target, t, stamp));
+            new.dependencies.push(new_dep(id, target, t, stamp));
         }
-        tx.insert(&new)?;
+        new
+    };
+    // No parent or dependencies to resolve and no JSON to render: the new line needs only
+    // the ids in the file and the place it sorts into, which the write index has.
+    let no_links = args.parent.is_none() && args.deps.iter().all(|s| s.trim().is_empty());
+    if no_links && !ctx.global.json {
+        let chosen = std::cell::OnceCell::new();
+        let done = modify_windowed(
+            &ws,
+            |index| {
+                let all_ids: HashSet<&str> = index.entries.iter().map(|e| e.id.as_str()).collect();
+                let id = make_id(&all_ids, &None).ok()?;
+                let plan = insert_plan(index, &id);
+                let _ = chosen.set(id);
+                plan
+            },
+            |tx, _| {
+                let id = chosen.get().ok_or_else(|| anyhow!("no id chosen"))?;
+                tx.insert(&make_issue(id, &None, &[]))?;
+                Ok(id.clone())
+            },
+        )?;
+        if let Some(id) = done {
+            if !quick && !args.silent && !ctx.global.quiet {
+                println!("Created {id}: {title}");
+            } else if quick || args.silent {
+                println!("{id}");
+            }
+            return Ok(0);
+        }
+    }
+    let (id, file) = modify_file(&ws, |tx| {
+        let issues: Vec<&Issue> = tx.file.issues().collect();
+        let parent = args
+            .parent
+            .as_deref()
+            .map(|p| resolve(&issues, p).map(str::to_string))
+            .transpose()?;
+        let mut deps = Vec::new();
+        for spec in args.deps.iter().filter(|s| !s.trim().is_empty()) {
+            let (t, target) = parse_dep_spec(spec.trim());
+            let target = resolve(&issues, target).with_context(|| format!("--deps {spec}"))?;
+            deps.push((t.to_string(), target.to_string()));
+        }
+        let all_ids: HashSet<&str> = issues.iter().map(|i| i.id.as_str()).collect();
+        let id = make_id(&all_ids, &parent)?;
+        tx.insert(&make_issue(&id, &parent, &deps))?;
         Ok(id)
     })?;
 
@@ -196,6 +233,21 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
         println!("Created {id}: {title}");
     }
     Ok(0)
+}
+
+/// Where a new issue line with `id` goes (see [`BeadsFile::insert`]): before the first
+/// issue line whose id sorts after it, else after the last issue line.
+fn insert_plan(index: &WriteIndex, id: &str) -> Option<Plan> {
+    let last = index.entries.len().checked_sub(1)?;
+    let before = index
+        .entries
+        .iter()
+        .position(|e| e.id.as_bytes() > id.as_bytes());
+    Some(Plan {
+        anchor: before.unwrap_or(last),
+        edits: Vec::new(),
+        to_end: before.is_none(),
+    })
 }
 
 /// Resolves every query against the current file, refusing unknown ids up front.

@@ -177,6 +177,28 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+/// The warnings a parse reports for `id` on the 1-based `lines` (in file order, at least
+/// two): one per later occurrence. Public so that a caller keeping line numbers of its
+/// own can report exactly what a parse would.
+pub fn duplicate_warnings(id: &str, lines: &[usize]) -> Vec<Diagnostic> {
+    let Some(&last) = lines.last() else {
+        return Vec::new();
+    };
+    lines
+        .windows(2)
+        .map(|pair| {
+            Diagnostic::new(
+                pair[1],
+                DiagnosticKind::DuplicateId,
+                format!(
+                    "duplicate id {id:?}: also on line {}; the last occurrence (line {last}) is the one in effect",
+                    pair[0]
+                ),
+            )
+        })
+        .collect()
+}
+
 impl Diagnostic {
     fn new(line: usize, kind: DiagnosticKind, message: String) -> Diagnostic {
         Diagnostic {
@@ -589,17 +611,8 @@ impl BeadsFile {
         };
         file.rebuild_index();
         for (id, idxs) in &file.duplicates {
-            let last = idxs[idxs.len() - 1] + 1;
-            for pair in idxs.windows(2) {
-                diagnostics.push(Diagnostic::new(
-                    pair[1] + 1,
-                    DiagnosticKind::DuplicateId,
-                    format!(
-                        "duplicate id {id:?}: also on line {}; the last occurrence (line {last}) is the one in effect",
-                        pair[0] + 1
-                    ),
-                ));
-            }
+            let lines: Vec<usize> = idxs.iter().map(|i| i + 1).collect();
+            diagnostics.extend(duplicate_warnings(id, &lines));
         }
         diagnostics.sort_by_key(|d| d.line);
         (file, diagnostics)
