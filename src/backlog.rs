@@ -20,6 +20,9 @@ use crate::atomic::{write_atomic_with, FileLock};
 use crate::cache::FileKey;
 use crate::workspace::Workspace;
 use crate::write_index::WriteIndex;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use xxhash_rust::xxh3::Xxh3;
 
 /// How long a writer waits for another writer before giving up.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -271,24 +274,36 @@ pub fn modify_windowed<R>(
     };
     let path = ws.issues_path();
     let _lock = FileLock::acquire(&ws.lock_path(), LOCK_TIMEOUT)?;
-    let Some(before) = FileKey::stat(&path) else {
+    let Ok(file) = File::open(&path) else {
         return Ok(None);
     };
-    let bytes = read_bytes(&path)?;
-    if FileKey::stat(&path) != Some(before) || !index.describes(before, &bytes) {
+    let Ok(key) = file.metadata().map(|m| FileKey::of(&m)) else {
+        return Ok(None);
+    };
+    if key != index.key() {
         return Ok(None);
     }
+    let Ok(size) = usize::try_from(key.size) else {
+        return Ok(None);
+    };
     let Some(plan) = plan(&index) else {
         return Ok(None);
     };
+    let Some(file_ending) = first_ending(&file, size) else {
+        return Ok(None);
+    };
     for radius in WINDOW_RADII {
-        let Some((a, b, first_line)) = window_bounds(&index, &plan, radius, bytes.len()) else {
+        let Some((a, b, first_line)) = window_bounds(&index, &plan, radius, size) else {
             return Ok(None);
         };
-        if !same_first_ending(&bytes, a, b) {
+        let mut old_window = vec![0u8; b - a];
+        if file.read_exact_at(&mut old_window, a as u64).is_err() {
             return Ok(None);
         }
-        let (window, diagnostics) = BeadsFile::parse_lean(bytes[a..b].to_vec(), NonZeroUsize::MIN);
+        if a > 0 && ending_of(&old_window) != Some(file_ending) {
+            return Ok(None);
+        }
+        let (window, diagnostics) = BeadsFile::parse_lean(old_window.clone(), NonZeroUsize::MIN);
         if diagnostics.iter().any(|d| d.severity != Severity::Warning) {
             return Ok(None);
         }
@@ -298,7 +313,7 @@ pub fn modify_windowed<R>(
                 return false;
             };
             let (i, n) = (i - 1, window.lines().len());
-            (d <= i || a == 0) && (d < n - i || b == bytes.len())
+            (d <= i || a == 0) && (d < n - i || b == size)
         });
         if !exact {
             continue;
@@ -310,30 +325,97 @@ pub fn modify_windowed<R>(
         let Ok(result) = change(&mut tx, &index) else {
             return Ok(None);
         };
-        for w in index.warnings() {
-            eprintln!("warning: {}:{}: {}", path.display(), w.line, w.message);
-        }
+        let warn = || {
+            for w in index.warnings() {
+                eprintln!("warning: {}:{}: {}", path.display(), w.line, w.message);
+            }
+        };
+        let unchanged = |hash: u64| hash == index.hash() && FileKey::stat(&path) == Some(key);
         if !tx.changed {
+            // The answer came from the window: it holds only if the file is the indexed one.
+            let mut old = Xxh3::new();
+            let mut sink = std::io::sink();
+            if copy_range(&file, 0, size, &mut sink, &mut old, &mut Xxh3::new()).is_err()
+                || !unchanged(old.digest())
+            {
+                return Ok(None);
+            }
+            warn();
             return Ok(Some(result));
         }
         let middle = tx.file.to_bytes();
         let added = tx.file.lines().len() - lines_before;
         crate::write_index::forget(ws);
-        write_atomic_with(&path, |w| {
-            w.write_all(&bytes[..a])?;
+        // The untouched ranges are copied file to file, hashed on the way: the new file is
+        // put in place only if the old one was exactly the indexed one.
+        let mut verdict = None;
+        let written = write_atomic_with(&path, |w| {
+            let (mut old, mut new) = (Xxh3::new(), Xxh3::new());
+            copy_range(&file, 0, a, w, &mut old, &mut new)?;
+            old.update(&old_window);
+            new.update(&middle);
             w.write_all(&middle)?;
-            w.write_all(&bytes[b..])
-        })?;
+            copy_range(&file, b, size, w, &mut old, &mut new)?;
+            if !unchanged(old.digest()) {
+                return Err(std::io::Error::other("the backlog changed under the lock"));
+            }
+            verdict = Some(new.digest());
+            Ok(())
+        });
+        let Some(new_hash) = verdict else {
+            return Ok(None);
+        };
+        written?;
+        warn();
         let window = Window {
             a,
             b,
             first_line,
             added,
         };
-        refresh_index(ws, &path, index, &bytes, window, &tx.file, &middle);
+        refresh_index(ws, &path, index, new_hash, window, &tx.file, middle.len());
         return Ok(Some(result));
     }
     Ok(None)
+}
+
+/// Copies bytes `[from, to)` of `file` to `w`, feeding them to both hashers.
+fn copy_range(
+    file: &File,
+    from: usize,
+    to: usize,
+    w: &mut dyn std::io::Write,
+    old: &mut Xxh3,
+    new: &mut Xxh3,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(COPY_CHUNK);
+        file.read_exact_at(&mut buf[..n], at as u64)?;
+        old.update(&buf[..n]);
+        new.update(&buf[..n]);
+        w.write_all(&buf[..n])?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// Bytes copied at a time by a windowed write.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Whether the first terminator in `bytes` is CRLF (`None`: no newline at all).
+fn ending_of(bytes: &[u8]) -> Option<bool> {
+    let p = bytes.iter().position(|&c| c == b'\n')?;
+    Some(p > 0 && bytes[p - 1] == b'\r')
+}
+
+/// The file's first terminator (see [`ending_of`]), looked for in its first megabyte: new
+/// lines get it, and a window must decide it the same way.
+fn first_ending(file: &File, size: usize) -> Option<bool> {
+    let mut head = vec![0u8; size.min(COPY_CHUNK)];
+    file.read_exact_at(&mut head, 0).ok()?;
+    ending_of(&head)
 }
 
 /// The byte range `[a, b)` of whole lines around the plan's anchor, `radius` issue lines
@@ -370,36 +452,21 @@ struct Window {
     added: usize,
 }
 
-/// Whether the window's first line terminator is the file's: new lines get the file's
-/// first one, and a window must decide that the same way.
-fn same_first_ending(bytes: &[u8], a: usize, b: usize) -> bool {
-    let first = |s: &[u8]| {
-        s.iter()
-            .position(|&c| c == b'\n')
-            .map(|p| p > 0 && s[p - 1] == b'\r')
-    };
-    a == 0 || first(bytes).is_some() && first(bytes) == first(&bytes[a..b])
-}
-
 /// Stores the index of the file just written: the entries outside the window shifted by
 /// how much the window grew, the window's own, and the new file's key and hash.
 fn refresh_index(
     ws: &Workspace,
     path: &Path,
     old: WriteIndex,
-    bytes: &[u8],
+    hash: u64,
     w: Window,
     window: &BeadsFile,
-    middle: &[u8],
+    window_len: usize,
 ) {
     let Some(key) = FileKey::stat(path) else {
         return;
     };
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(&bytes[..w.a]);
-    h.update(middle);
-    h.update(&bytes[w.b..]);
-    let delta = middle.len() as i64 - (w.b - w.a) as i64;
+    let delta = window_len as i64 - (w.b - w.a) as i64;
     let (a, b) = (w.a as u64, w.b as u64);
     let dups: std::collections::HashSet<&str> = old
         .entries
@@ -430,5 +497,5 @@ fn refresh_index(
     if !placed {
         entries.extend(inside());
     }
-    crate::write_index::save(ws, &WriteIndex::rewritten(key, h.digest(), entries));
+    crate::write_index::save(ws, &WriteIndex::rewritten(key, hash, entries));
 }

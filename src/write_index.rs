@@ -132,6 +132,16 @@ impl WriteIndex {
         out
     }
 
+    /// The key of the file version indexed.
+    pub fn key(&self) -> FileKey {
+        self.key
+    }
+
+    /// xxh3 of all bytes of the file version indexed.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
     /// Whether this index describes `bytes`, read from a file whose stat was `key` both
     /// before and after the read.
     pub fn describes(&self, key: FileKey, bytes: &[u8]) -> bool {
