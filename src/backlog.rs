@@ -19,7 +19,12 @@ use spool_core::beads::{
 };
 
 use crate::atomic::{write_atomic_with, FileLock};
+use crate::cache::FileKey;
 use crate::workspace::Workspace;
+use crate::write_index::WriteIndex;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use xxhash_rust::xxh3::Xxh3;
 
 /// How long a writer waits for another writer before giving up.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -214,7 +219,20 @@ pub fn modify_file<R>(
     };
     let result = change(&mut tx)?;
     if tx.changed {
+        let clean = backlog
+            .diagnostics
+            .iter()
+            .all(|d| d.severity == Severity::Warning);
+        crate::write_index::forget(ws);
         write_atomic_with(&path, |w| tx.file.write_to(w))?;
+        // The next write can then skip the whole-file parse (see `modify_windowed`).
+        if clean && crate::cache::enabled() {
+            if let Some(index) =
+                FileKey::stat(&path).and_then(|key| WriteIndex::build(key, &tx.file, &[]))
+            {
+                crate::write_index::save(ws, &index);
+            }
+        }
     }
     Ok((result, tx.file))
 }
@@ -265,4 +283,260 @@ fn new_uuid(now: DateTime<Utc>, n: i64) -> String {
     let nanos = now.timestamp_subsec_nanos();
     let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos.saturating_add(n as u32));
     uuid::Uuid::new_v7(ts).to_string()
+}
+
+/// Where a windowed write (see [`modify_windowed`]) works.
+pub struct Plan {
+    /// The entry of the write index the window is centred on.
+    pub anchor: usize,
+    /// Ids whose lines the change edits: their dialect must be decidable in the window.
+    pub edits: Vec<String>,
+    /// Whether the window must reach the end of the file (an insert after the last issue).
+    pub to_end: bool,
+}
+
+/// Issue lines on each side of the anchor a window holds, tried in turn.
+const WINDOW_RADII: [usize; 2] = [64, 4096];
+
+/// [`modify_file`] without parsing the whole file, when the write index (see
+/// [`crate::write_index`]) describes the file exactly as it is under the lock: `plan`
+/// picks a place from the index, `change` runs on a parsed window of lines around it, and
+/// the file is written as the bytes before the window, the window, the bytes after it —
+/// the very bytes the whole-file path writes. `Ok(None)` means "use [`modify_file`]": no
+/// valid index, no plan, the window was too small to be exact, or `change` failed (the
+/// whole-file path then reports the error with the file's own line numbers).
+pub fn modify_windowed<R>(
+    ws: &Workspace,
+    plan: impl FnOnce(&WriteIndex) -> Option<Plan>,
+    change: impl Fn(&mut Tx, &WriteIndex) -> Result<R>,
+) -> Result<Option<R>> {
+    let Some(index) = crate::write_index::load(ws) else {
+        return Ok(None);
+    };
+    let path = ws.issues_path();
+    let _lock = FileLock::acquire(&ws.lock_path(), LOCK_TIMEOUT)?;
+    let Ok(file) = File::open(&path) else {
+        return Ok(None);
+    };
+    let Ok(key) = file.metadata().map(|m| FileKey::of(&m)) else {
+        return Ok(None);
+    };
+    if key != index.key() {
+        return Ok(None);
+    }
+    let Ok(size) = usize::try_from(key.size) else {
+        return Ok(None);
+    };
+    let Some(plan) = plan(&index) else {
+        return Ok(None);
+    };
+    let Some(file_ending) = first_ending(&file, size) else {
+        return Ok(None);
+    };
+    for radius in WINDOW_RADII {
+        let Some((a, b, first_line)) = window_bounds(&index, &plan, radius, size) else {
+            return Ok(None);
+        };
+        let mut old_window = vec![0u8; b - a];
+        if file.read_exact_at(&mut old_window, a as u64).is_err() {
+            return Ok(None);
+        }
+        if a > 0 && ending_of(&old_window) != Some(file_ending) {
+            return Ok(None);
+        }
+        let (window, diagnostics) = BeadsFile::parse_lean(old_window.clone(), NonZeroUsize::MIN);
+        if diagnostics.iter().any(|d| d.severity != Severity::Warning) {
+            return Ok(None);
+        }
+        let lines_before = window.lines().len();
+        let exact = plan.edits.iter().all(|id| {
+            let (Some(i), Some(d)) = (window.line_of(id), window.style_reach(id)) else {
+                return false;
+            };
+            let (i, n) = (i - 1, window.lines().len());
+            (d <= i || a == 0) && (d < n - i || b == size)
+        });
+        if !exact {
+            continue;
+        }
+        let mut tx = Tx {
+            file: window,
+            changed: false,
+        };
+        let Ok(result) = change(&mut tx, &index) else {
+            return Ok(None);
+        };
+        let warn = || {
+            for w in index.warnings() {
+                eprintln!("warning: {}:{}: {}", path.display(), w.line, w.message);
+            }
+        };
+        let unchanged = |hash: u64| hash == index.hash() && FileKey::stat(&path) == Some(key);
+        if !tx.changed {
+            // The answer came from the window: it holds only if the file is the indexed one.
+            let mut old = Xxh3::new();
+            let mut sink = std::io::sink();
+            if copy_range(&file, 0, size, &mut sink, &mut old, &mut Xxh3::new()).is_err()
+                || !unchanged(old.digest())
+            {
+                return Ok(None);
+            }
+            warn();
+            return Ok(Some(result));
+        }
+        let middle = tx.file.to_bytes();
+        let added = tx.file.lines().len() - lines_before;
+        crate::write_index::forget(ws);
+        // The untouched ranges are copied file to file, hashed on the way: the new file is
+        // put in place only if the old one was exactly the indexed one.
+        let mut verdict = None;
+        let written = write_atomic_with(&path, |w| {
+            let (mut old, mut new) = (Xxh3::new(), Xxh3::new());
+            copy_range(&file, 0, a, w, &mut old, &mut new)?;
+            old.update(&old_window);
+            new.update(&middle);
+            w.write_all(&middle)?;
+            copy_range(&file, b, size, w, &mut old, &mut new)?;
+            if !unchanged(old.digest()) {
+                return Err(std::io::Error::other("the backlog changed under the lock"));
+            }
+            verdict = Some(new.digest());
+            Ok(())
+        });
+        let Some(new_hash) = verdict else {
+            return Ok(None);
+        };
+        written?;
+        warn();
+        let window = Window {
+            a,
+            b,
+            first_line,
+            added,
+        };
+        refresh_index(ws, &path, index, new_hash, window, &tx.file, middle.len());
+        return Ok(Some(result));
+    }
+    Ok(None)
+}
+
+/// Copies bytes `[from, to)` of `file` to `w`, feeding them to both hashers.
+fn copy_range(
+    file: &File,
+    from: usize,
+    to: usize,
+    w: &mut dyn std::io::Write,
+    old: &mut Xxh3,
+    new: &mut Xxh3,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(COPY_CHUNK);
+        file.read_exact_at(&mut buf[..n], at as u64)?;
+        old.update(&buf[..n]);
+        new.update(&buf[..n]);
+        w.write_all(&buf[..n])?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// Bytes copied at a time by a windowed write.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Whether the first terminator in `bytes` is CRLF (`None`: no newline at all).
+fn ending_of(bytes: &[u8]) -> Option<bool> {
+    let p = bytes.iter().position(|&c| c == b'\n')?;
+    Some(p > 0 && bytes[p - 1] == b'\r')
+}
+
+/// The file's first terminator (see [`ending_of`]), looked for in its first megabyte: new
+/// lines get it, and a window must decide it the same way.
+fn first_ending(file: &File, size: usize) -> Option<bool> {
+    let mut head = vec![0u8; size.min(COPY_CHUNK)];
+    file.read_exact_at(&mut head, 0).ok()?;
+    ending_of(&head)
+}
+
+/// The byte range `[a, b)` of whole lines around the plan's anchor, `radius` issue lines
+/// to each side (to the file's ends when fewer are left), and the number of its first line.
+fn window_bounds(
+    index: &WriteIndex,
+    plan: &Plan,
+    radius: usize,
+    len: usize,
+) -> Option<(usize, usize, usize)> {
+    let entries = &index.entries;
+    entries.get(plan.anchor)?;
+    let (a, first_line) = match plan.anchor.checked_sub(radius) {
+        Some(i) if i > 0 => (entries[i].start, entries[i].line),
+        _ => (0, 1),
+    };
+    let b = match entries.get(plan.anchor + radius + 1) {
+        Some(e) if !plan.to_end => e.start,
+        _ => len as u64,
+    };
+    Some((
+        usize::try_from(a).ok()?,
+        usize::try_from(b).ok()?,
+        first_line,
+    ))
+}
+
+/// Where a windowed write changed the file: bytes `[a, b)` of the old file, starting at
+/// line `first_line`, now hold `added` more lines.
+struct Window {
+    a: usize,
+    b: usize,
+    first_line: usize,
+    added: usize,
+}
+
+/// Stores the index of the file just written: the entries outside the window shifted by
+/// how much the window grew, the window's own, and the new file's key and hash.
+fn refresh_index(
+    ws: &Workspace,
+    path: &Path,
+    old: WriteIndex,
+    hash: u64,
+    w: Window,
+    window: &BeadsFile,
+    window_len: usize,
+) {
+    let Some(key) = FileKey::stat(path) else {
+        return;
+    };
+    let delta = window_len as i64 - (w.b - w.a) as i64;
+    let (a, b) = (w.a as u64, w.b as u64);
+    let dups: std::collections::HashSet<&str> = old
+        .entries
+        .iter()
+        .filter(|e| e.duplicated)
+        .map(|e| e.id.as_str())
+        .collect();
+    let duplicated = |id: &str| dups.contains(id);
+    let inside = || crate::write_index::entries_of(window, a, w.first_line, &duplicated);
+    let mut entries = Vec::with_capacity(old.entries.len() + 1);
+    let mut placed = false;
+    for e in &old.entries {
+        if e.start < a {
+            entries.push(e.clone());
+            continue;
+        }
+        if !placed {
+            entries.extend(inside());
+            placed = true;
+        }
+        if e.start >= b {
+            let mut e = e.clone();
+            e.start = e.start.wrapping_add_signed(delta);
+            e.line += w.added;
+            entries.push(e);
+        }
+    }
+    if !placed {
+        entries.extend(inside());
+    }
+    crate::write_index::save(ws, &WriteIndex::rewritten(key, hash, entries));
 }

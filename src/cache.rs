@@ -67,13 +67,13 @@ impl FileKey {
 
     /// Whether a change at the file's latest timestamp could hide from a stat taken at
     /// `at` (unix nanoseconds).
-    fn racy_at(&self, at: i128) -> bool {
+    pub(crate) fn racy_at(&self, at: i128) -> bool {
         self.mtime.max(self.ctime) + RACY_SLACK.as_nanos() as i128 > at
     }
 }
 
 /// The time now in unix nanoseconds.
-fn now_nanos() -> i128 {
+pub(crate) fn now_nanos() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
@@ -81,11 +81,11 @@ fn now_nanos() -> i128 {
 
 /// The backlog bytes as read, with what identifies them, for building a cache.
 pub struct Observed {
-    key: FileKey,
+    pub(crate) key: FileKey,
     /// The content hash, when the key alone cannot be trusted (see [`RACY_SLACK`]).
     hash: Option<u64>,
     /// When the file was stat'ed, before it was read.
-    stat_at: i128,
+    pub(crate) stat_at: i128,
 }
 
 /// Reads the file at `path` and, when it is a regular file that did not change while
@@ -108,7 +108,7 @@ pub fn read_observed(path: &Path) -> anyhow::Result<(Vec<u8>, Option<Observed>)>
     Ok((bytes, observed))
 }
 
-fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     std::env::var_os(DISABLE_ENV).is_none_or(|v| v.is_empty())
 }
 

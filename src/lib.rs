@@ -13,3 +13,4 @@ pub mod gitconfig;
 pub mod store;
 pub mod synth;
 pub mod workspace;
+pub mod write_index;

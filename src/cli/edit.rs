@@ -21,8 +21,9 @@ use super::common::{id_error, now_stamp, priority_arg, resolve, time_arg};
 use super::output::print_json;
 use super::query::detail_json;
 use super::Ctx;
-use crate::backlog::{drop_later, modify, modify_file, CommentIds, Tx};
+use crate::backlog::{drop_later, modify, modify_file, modify_windowed, CommentIds, Plan, Tx};
 use crate::workspace::{BeadsConfig, Workspace};
+use crate::write_index::WriteIndex;
 
 /// What every write needs: the workspace, who is writing, and the time of the write.
 fn writer(ctx: &Ctx) -> Result<(Workspace, String, Timestamp)> {
@@ -102,20 +103,8 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
     let config = BeadsConfig::load(&ws.config_path())?;
     let stamp = Stamp::new(&now, &actor);
 
-    let (id, file) = modify_file(&ws, |tx| {
-        let issues: Vec<&Issue> = tx.file.issues().collect();
-        let parent = args
-            .parent
-            .as_deref()
-            .map(|p| resolve(&issues, p).map(str::to_string))
-            .transpose()?;
-        let mut deps = Vec::new();
-        for spec in args.deps.iter().filter(|s| !s.trim().is_empty()) {
-            let (t, target) = parse_dep_spec(spec.trim());
-            let target = resolve(&issues, target).with_context(|| format!("--deps {spec}"))?;
-            deps.push((t.to_string(), target.to_string()));
-        }
-        let all_ids: HashSet<&str> = issues.iter().map(|i| i.id.as_str()).collect();
+    // The new issue's id, given the ids in the file and the parent.
+    let make_id = |all_ids: &HashSet<&str>, parent: &Option<String>| -> Result<String> {
         let id = match (&args.id, &parent) {
             (Some(id), _) => {
                 if all_ids.contains(id.as_str()) {
@@ -146,10 +135,14 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
                     creator: &actor,
                     created_at_unix_nanos: now.unix_nanos(),
                 };
-                ids::generate_id(&prefix, seed, &all_ids)
+                ids::generate_id(&prefix, seed, all_ids)
                     .map_err(|e| anyhow!("could not make a new id: {e:?}"))?
             }
         };
+        Ok(id)
+    };
+    // The new issue's line.
+    let make_issue = |id: &String, parent: &Option<String>, deps: &[(String, String)]| {
         let mut new = NewIssue::new(id.clone(), title.clone(), now.clone(), actor.clone());
         new.priority = priority;
         new.issue_type = args.issue_type.clone().unwrap_or_else(|| "task".into());
@@ -169,16 +162,61 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
             .filter(|l| !l.is_empty())
             .collect();
         if let Some(p) = &parent {
-            new.dependencies
-                .push(new_dep(&id, p, "parent-child", stamp));
+            new.dependencies.push(new_dep(id, p, "parent-child", stamp));
         }
-        for (t, target) in &deps {
+        for (t, target) in deps {
             if Some(target) == parent.as_ref() {
                 continue;
             }
-            new.dependencies.push(new_dep(&id, target, t, stamp));
+            new.dependencies.push(new_dep(id, target, t, stamp));
         }
-        tx.insert(&new)?;
+        new
+    };
+    // No parent or dependencies to resolve and no JSON to render: the new line needs only
+    // the ids in the file and the place it sorts into, which the write index has.
+    let no_links = args.parent.is_none() && args.deps.iter().all(|s| s.trim().is_empty());
+    if no_links && !ctx.global.json {
+        let chosen = std::cell::OnceCell::new();
+        let done = modify_windowed(
+            &ws,
+            |index| {
+                let all_ids: HashSet<&str> = index.entries.iter().map(|e| e.id.as_str()).collect();
+                let id = make_id(&all_ids, &None).ok()?;
+                let plan = insert_plan(index, &id);
+                let _ = chosen.set(id);
+                plan
+            },
+            |tx, _| {
+                let id = chosen.get().ok_or_else(|| anyhow!("no id chosen"))?;
+                tx.insert(&make_issue(id, &None, &[]))?;
+                Ok(id.clone())
+            },
+        )?;
+        if let Some(id) = done {
+            if !quick && !args.silent && !ctx.global.quiet {
+                println!("Created {id}: {title}");
+            } else if quick || args.silent {
+                println!("{id}");
+            }
+            return Ok(0);
+        }
+    }
+    let (id, file) = modify_file(&ws, |tx| {
+        let issues: Vec<&Issue> = tx.file.issues().collect();
+        let parent = args
+            .parent
+            .as_deref()
+            .map(|p| resolve(&issues, p).map(str::to_string))
+            .transpose()?;
+        let mut deps = Vec::new();
+        for spec in args.deps.iter().filter(|s| !s.trim().is_empty()) {
+            let (t, target) = parse_dep_spec(spec.trim());
+            let target = resolve(&issues, target).with_context(|| format!("--deps {spec}"))?;
+            deps.push((t.to_string(), target.to_string()));
+        }
+        let all_ids: HashSet<&str> = issues.iter().map(|i| i.id.as_str()).collect();
+        let id = make_id(&all_ids, &parent)?;
+        tx.insert(&make_issue(&id, &parent, &deps))?;
         Ok(id)
     })?;
 
@@ -199,6 +237,21 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// Where a new issue line with `id` goes (see [`BeadsFile::insert`]): before the first
+/// issue line whose id sorts after it, else after the last issue line.
+fn insert_plan(index: &WriteIndex, id: &str) -> Option<Plan> {
+    let last = index.entries.len().checked_sub(1)?;
+    let before = index
+        .entries
+        .iter()
+        .position(|e| e.id.as_bytes() > id.as_bytes());
+    Some(Plan {
+        anchor: before.unwrap_or(last),
+        edits: Vec::new(),
+        to_end: before.is_none(),
+    })
+}
+
 /// Resolves every query against the current file, refusing unknown ids up front.
 fn resolve_all(file: &BeadsFile, queries: &[String]) -> Result<Vec<String>> {
     let issues: Vec<&Issue> = file.issues().collect();
@@ -217,6 +270,24 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
     if let Some(t) = &args.title {
         check_title(t)?;
     }
+    // One issue named by its full id, no re-parenting (that needs the graph), no JSON
+    // (that renders counts from the graph): a window of the file is enough.
+    if let [query] = args.ids.as_slice() {
+        if args.parent.is_none() && !ctx.global.json {
+            let done = modify_windowed(
+                &ws,
+                |index| single_plan(index, query),
+                |tx, index| {
+                    let id = exact_id(index, query)?;
+                    update_one(tx, &id, args, stamp, priority, defer.as_ref(), due.as_ref())?;
+                    Ok(vec![id])
+                },
+            )?;
+            if let Some(ids) = done {
+                return report_plain(ctx, &ids, "Updated");
+            }
+        }
+    }
     let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         for id in &ids {
@@ -225,6 +296,24 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
         Ok(ids)
     })?;
     report(ctx, file, &ids, "Updated")
+}
+
+/// A windowed write (see [`modify_windowed`]) of the one issue `query` names exactly.
+fn single_plan(index: &WriteIndex, query: &str) -> Option<Plan> {
+    let anchor = index.exact(query)?;
+    Some(Plan {
+        anchor,
+        edits: vec![index.entries[anchor].id.clone()],
+        to_end: false,
+    })
+}
+
+/// The id `query` names exactly in `index` (as [`resolve`] finds it first).
+fn exact_id(index: &WriteIndex, query: &str) -> Result<String> {
+    index
+        .exact(query)
+        .map(|i| index.entries[i].id.clone())
+        .ok_or_else(|| anyhow!("no issue matches {query:?}"))
 }
 
 /// `Some(None)` clears (the flag was given empty), `Some(Some(t))` sets.
@@ -351,6 +440,16 @@ fn update_one(
     Ok(())
 }
 
+/// After a write, without `--json`: a line per issue for people.
+fn report_plain(ctx: &Ctx, ids: &[String], verb: &str) -> Result<i32> {
+    if !ctx.global.quiet {
+        for id in ids {
+            println!("{verb} {id}");
+        }
+    }
+    Ok(0)
+}
+
 /// After a write: JSON of the issues for tools, a line for people.
 fn report(ctx: &Ctx, file: BeadsFile, ids: &[String], verb: &str) -> Result<i32> {
     if ctx.global.json {
@@ -370,6 +469,30 @@ fn report(ctx: &Ctx, file: BeadsFile, ids: &[String], verb: &str) -> Result<i32>
 pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
+    // `--force` skips the checks that need the graph: one issue named by its full id
+    // then needs only a window of the file.
+    if let [query] = args.ids.as_slice() {
+        if args.force && !ctx.global.json {
+            let done = modify_windowed(
+                &ws,
+                |index| single_plan(index, query),
+                |tx, index| {
+                    let id = exact_id(index, query)?;
+                    let issue = tx
+                        .file
+                        .get_full(&id)
+                        .ok_or_else(|| anyhow!("no issue {id}"))?;
+                    tx.edit(&id, |ed| {
+                        ops::close(ed, &issue, args.reason.as_deref(), stamp)
+                    })?;
+                    Ok(vec![id])
+                },
+            )?;
+            if let Some(ids) = done {
+                return report_plain(ctx, &ids, "Closed");
+            }
+        }
+    }
     let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         if !args.force {

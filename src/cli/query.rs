@@ -121,6 +121,11 @@ pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
     ) {
         cache::save(&ws, &c);
     }
+    if let Some(index) = observed.as_ref().and_then(|o| {
+        crate::write_index::WriteIndex::build(o.key, snap.file(), &snap.backlog.diagnostics)
+    }) {
+        crate::write_index::save(&ws, &index);
+    }
     drop(graph);
     drop_later(snap);
     Ok(code)

@@ -177,6 +177,28 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+/// The warnings a parse reports for `id` on the 1-based `lines` (in file order, at least
+/// two): one per later occurrence. Public so that a caller keeping line numbers of its
+/// own can report exactly what a parse would.
+pub fn duplicate_warnings(id: &str, lines: &[usize]) -> Vec<Diagnostic> {
+    let Some(&last) = lines.last() else {
+        return Vec::new();
+    };
+    lines
+        .windows(2)
+        .map(|pair| {
+            Diagnostic::new(
+                pair[1],
+                DiagnosticKind::DuplicateId,
+                format!(
+                    "duplicate id {id:?}: also on line {}; the last occurrence (line {last}) is the one in effect",
+                    pair[0]
+                ),
+            )
+        })
+        .collect()
+}
+
 impl Diagnostic {
     fn new(line: usize, kind: DiagnosticKind, message: String) -> Diagnostic {
         Diagnostic {
@@ -589,17 +611,8 @@ impl BeadsFile {
         };
         file.rebuild_index();
         for (id, idxs) in &file.duplicates {
-            let last = idxs[idxs.len() - 1] + 1;
-            for pair in idxs.windows(2) {
-                diagnostics.push(Diagnostic::new(
-                    pair[1] + 1,
-                    DiagnosticKind::DuplicateId,
-                    format!(
-                        "duplicate id {id:?}: also on line {}; the last occurrence (line {last}) is the one in effect",
-                        pair[0] + 1
-                    ),
-                ));
-            }
+            let lines: Vec<usize> = idxs.iter().map(|i| i + 1).collect();
+            diagnostics.extend(duplicate_warnings(id, &lines));
         }
         diagnostics.sort_by_key(|d| d.line);
         (file, diagnostics)
@@ -751,8 +764,9 @@ impl BeadsFile {
     /// Escaping evidence from the lines around line `i` in the same separator style
     /// (most likely the same writer), nearest first, until every dimension `own` leaves
     /// open is decided or [`NEIGHBOUR_SCAN_LIMIT`] bytes were read, so that the first
-    /// edit of a huge file stays cheap.
-    fn neighbour_evidence(&self, i: usize, spaced: bool, own: &Evidence) -> Evidence {
+    /// edit of a huge file stays cheap. Also returns the largest distance from `i` that
+    /// was looked at (`usize::MAX` when the scan ran out of lines).
+    fn neighbour_evidence(&self, i: usize, spaced: bool, own: &Evidence) -> (Evidence, usize) {
         let mut acc = Evidence::default();
         let mut scanned = 0;
         for d in 1..self.lines.len() {
@@ -776,22 +790,36 @@ impl BeadsFile {
                     .zip(acc.decided())
                     .any(|(o, a)| !o && !a);
                 if !open || scanned > NEIGHBOUR_SCAN_LIMIT {
-                    return acc;
+                    return (acc, d);
                 }
             }
         }
-        acc
+        (acc, usize::MAX)
     }
 
     /// The dialect of line `i`: its own, with neighbouring lines of the same separator
-    /// style filling in what the line itself does not show.
-    fn style_of(&self, i: usize) -> Result<LineStyle, LineError> {
+    /// style filling in what the line itself does not show. Also returns how far the
+    /// neighbours were looked at (0: not at all; see [`BeadsFile::neighbour_evidence`]).
+    fn style_of(&self, i: usize) -> Result<(LineStyle, usize), LineError> {
         let bytes = self.lines[i].bytes();
         let layout = line::scan_object(bytes)?;
         let own = Evidence::scan(bytes);
-        Ok(LineStyle::detect(bytes, &layout, |spaced| {
-            self.neighbour_evidence(i, spaced, &own)
-        }))
+        let mut reach = 0;
+        let style = LineStyle::detect(bytes, &layout, |spaced| {
+            let (evidence, d) = self.neighbour_evidence(i, spaced, &own);
+            reach = d;
+            evidence
+        });
+        Ok((style, reach))
+    }
+
+    /// How many lines before and after the line of issue `id` an edit of it reads to
+    /// choose its dialect (`usize::MAX`: up to both ends of the file), so that a caller
+    /// holding only a window of a file can tell whether an edit made in the window is the
+    /// one the whole file would get. `None` when the id has no single readable line.
+    pub fn style_reach(&self, id: &str) -> Option<usize> {
+        let i = self.locate(id).ok()?;
+        self.style_of(i).ok().map(|(_, reach)| reach)
     }
 
     /// Applies `f` to the line of issue `id` and re-derives its typed view. Only that
@@ -807,7 +835,7 @@ impl BeadsFile {
             line: i + 1,
             source,
         };
-        let style = self.style_of(i).map_err(line_err)?;
+        let (style, _) = self.style_of(i).map_err(line_err)?;
         let mut editor = LineEditor::new(self.lines[i].bytes().to_vec(), style);
         f(&mut editor).map_err(line_err)?;
         let bytes = editor.into_bytes();

@@ -26,8 +26,8 @@ pub mod write;
 
 pub use edit::LineEditor;
 pub use file::{
-    BeadsFile, Diagnostic, DiagnosticKind, EditError, Edited, Line, LineEnding, LineKind,
-    RecordKind, Severity,
+    duplicate_warnings, BeadsFile, Diagnostic, DiagnosticKind, EditError, Edited, Line, LineEnding,
+    LineKind, RecordKind, Severity,
 };
 pub use issue::{
     canonical_dep_type, Comment, CommentId, DepKind, Dependency, Issue, StatusKind, Timestamp,

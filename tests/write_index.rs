@@ -1,0 +1,226 @@
+//! Windowed writes (the write index, `src/write_index.rs`) end to end: on every fixture
+//! and on a synthetic backlog, `update` / `close --force` through the index leave the
+//! file byte for byte as the whole-file path (`SPOOL_NO_CACHE=1`) does, print the same,
+//! and keep the index current for the next write.
+
+mod common;
+
+use std::process::Output;
+
+use common::{fixtures_dir, TestEnv};
+use serde_json::Value;
+
+fn index_file(env: &TestEnv) -> std::path::PathBuf {
+    env.root().join(".beads/.spool/write-index.bin")
+}
+
+fn run(env: &TestEnv, args: &[&str], cached: bool) -> Output {
+    let mut cmd = env.cmd();
+    cmd.args(args);
+    if !cached {
+        cmd.env("SPOOL_NO_CACHE", "1");
+    }
+    cmd.output().expect("spawn spool")
+}
+
+/// Ids of live, open issues spread over the file: first, middle, last.
+fn targets(text: &str) -> Vec<String> {
+    let open: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| matches!(v.get("status").and_then(Value::as_str), Some("open") | None))
+        .filter_map(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    let mut picked: Vec<String> = [0, open.len() / 2, open.len().saturating_sub(1)]
+        .iter()
+        .filter_map(|&i| open.get(i).cloned())
+        .collect();
+    picked.dedup();
+    picked
+}
+
+/// Runs the same edits on a cached and an uncached copy of `text`, comparing output and
+/// file after each; returns how many edits succeeded and how many of those left an index
+/// behind.
+fn compare(text: &str, what: &str) -> (usize, usize) {
+    let cached = TestEnv::with_backlog(text);
+    let plain = TestEnv::with_backlog(text);
+    // The cold `ready` builds the index the first write uses.
+    let a = run(&cached, &["ready", "--json"], true);
+    let b = run(&plain, &["ready", "--json"], false);
+    assert_eq!(a.stdout, b.stdout, "{what}: ready");
+    let (mut succeeded, mut indexed) = (0, 0);
+    let creates: [&[&str]; 3] = [
+        &["q", "Quick new issue"],
+        &[
+            "create",
+            "A new \"issue\" é",
+            "--priority",
+            "1",
+            "--labels",
+            "a,b",
+        ],
+        &["create", "Zzz last", "--id", "zzzz-last"],
+    ];
+    let mut edits: Vec<Vec<String>> = creates
+        .iter()
+        .map(|a| a.iter().map(|s| s.to_string()).collect())
+        .collect();
+    for id in targets(text) {
+        for args in [
+            &["update", id.as_str(), "--priority", "1"][..],
+            &["update", id.as_str(), "--claim"],
+            &[
+                "update",
+                id.as_str(),
+                "--title",
+                "Retitled é \"q\" <b>",
+                "--add-label",
+                "perf",
+            ],
+            &[
+                "update",
+                id.as_str(),
+                "--append-notes",
+                "more\nlines\ttabbed",
+            ],
+            &["close", id.as_str(), "--force", "--reason", "done"],
+            &["close", id.as_str(), "--force"],
+        ] {
+            edits.push(args.iter().map(|s| s.to_string()).collect());
+        }
+    }
+    edits.push(vec!["q".into(), "After the edits".into()]);
+    for args in &edits {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let args = args.as_slice();
+        {
+            let a = run(&cached, args, true);
+            let b = run(&plain, args, false);
+            let step = format!("{what}: {args:?}");
+            assert_eq!(a.status.code(), b.status.code(), "{step}: exit status");
+            assert_eq!(
+                String::from_utf8_lossy(&a.stdout),
+                String::from_utf8_lossy(&b.stdout),
+                "{step}: stdout"
+            );
+            let root = |env: &TestEnv| env.root().display().to_string();
+            assert_eq!(
+                String::from_utf8_lossy(&a.stderr).replace(&root(&cached), "<root>"),
+                String::from_utf8_lossy(&b.stderr).replace(&root(&plain), "<root>"),
+                "{step}: stderr"
+            );
+            assert!(
+                cached.backlog() == plain.backlog(),
+                "{step}: the files differ"
+            );
+            if a.status.success() {
+                succeeded += 1;
+                indexed += usize::from(index_file(&cached).exists());
+            }
+        }
+    }
+    (succeeded, indexed)
+}
+
+#[test]
+fn every_fixture_is_written_as_the_whole_file_path_writes_it() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(fixtures_dir()).expect("fixtures dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|x| x != "jsonl") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("fixture readable");
+        compare(&text, &path.display().to_string());
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} fixtures found");
+}
+
+#[test]
+fn a_synthetic_backlog_is_written_through_the_index() {
+    let maps = spool::synth::generate(&spool::synth::SynthSpec {
+        issues: 3000,
+        seed: 7,
+        prefix: "syn".into(),
+    });
+    let mut text = String::new();
+    for m in maps {
+        text.push_str(&serde_json::to_string(&m).expect("serialises"));
+        text.push('\n');
+    }
+    let (succeeded, indexed) = compare(&text, "synthetic");
+    assert!(succeeded >= 12, "only {succeeded} edits succeeded");
+    assert_eq!(indexed, succeeded, "writes that kept the index current");
+}
+
+#[test]
+fn a_file_with_an_unreadable_line_gets_no_index_and_is_not_written() {
+    let text = "{\"id\":\"x-1\",\"title\":\"t\",\"status\":\"open\",\"priority\":2,\"issue_type\":\"task\",\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\"}\n{not json\n";
+    let env = TestEnv::with_backlog(text);
+    let _ = run(&env, &["ready", "--json"], true);
+    assert!(
+        !index_file(&env).exists(),
+        "an unreadable file got an index"
+    );
+    let out = run(&env, &["update", "x-1", "--priority", "1"], true);
+    assert!(!out.status.success());
+    assert_eq!(env.backlog(), text);
+}
+
+#[test]
+fn a_write_to_an_indexed_file_goes_through_the_window() {
+    let maps = spool::synth::generate(&spool::synth::SynthSpec {
+        issues: 2000,
+        seed: 3,
+        prefix: "win".into(),
+    });
+    let mut text = String::new();
+    for m in maps {
+        text.push_str(&serde_json::to_string(&m).expect("serialises"));
+        text.push('\n');
+    }
+    let env = TestEnv::with_backlog(&text);
+    let id = targets(&text)[1].clone();
+    let ws = spool::workspace::Workspace::discover(env.root(), None).expect("workspace");
+    let plan = |index: &spool::write_index::WriteIndex| {
+        index.exact(&id).map(|anchor| spool::backlog::Plan {
+            anchor,
+            edits: vec![id.clone()],
+            to_end: false,
+        })
+    };
+    let edit = |tx: &mut spool::backlog::Tx, _: &spool::write_index::WriteIndex| {
+        tx.edit(&id, |ed| ed.set("priority", 0)).map(|_| ())
+    };
+    // No index yet: the caller must take the whole-file path.
+    assert!(spool::backlog::modify_windowed(&ws, plan, edit)
+        .expect("no error")
+        .is_none());
+    let _ = run(&env, &["ready", "--json"], true);
+    assert!(index_file(&env).exists());
+    let before = env.backlog();
+    assert!(
+        spool::backlog::modify_windowed(&ws, plan, edit)
+            .expect("no error")
+            .is_some(),
+        "the indexed write fell back to the whole file"
+    );
+    let after = env.backlog();
+    assert_ne!(before, after);
+    // The same edit through the whole file gives the same bytes.
+    let plain = TestEnv::with_backlog(&before);
+    let pws = spool::workspace::Workspace::discover(plain.root(), None).expect("workspace");
+    spool::backlog::modify(&pws, |tx| {
+        edit(tx, &spool::write_index::load(&ws).expect("index"))
+    })
+    .expect("whole-file write");
+    assert_eq!(plain.backlog(), after);
+    // The refreshed index describes the new file: the next write is windowed again.
+    assert!(spool::backlog::modify_windowed(&ws, plan, |tx, _| {
+        tx.edit(&id, |ed| ed.set("priority", 3)).map(|_| ())
+    })
+    .expect("no error")
+    .is_some());
+}
