@@ -25,7 +25,7 @@ use spool_core::beads::ready::ReadyTable;
 use spool_core::beads::{BeadsFile, Diagnostic, Severity};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::atomic::write_atomic;
+use crate::state_file;
 use crate::workspace::Workspace;
 
 /// First bytes of a cache file; the number changes whenever the layout does.
@@ -175,22 +175,11 @@ impl ReadyCache {
 
     /// The cache file's bytes: magic, checksum of the body, body.
     fn encode(&self) -> Option<Vec<u8>> {
-        let body = postcard::to_allocvec(self).ok()?;
-        let mut out = Vec::with_capacity(body.len() + 16);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&xxh3_64(&body).to_le_bytes());
-        out.extend_from_slice(&body);
-        Some(out)
+        state_file::encode(MAGIC, self)
     }
 
     fn decode(bytes: &[u8]) -> Option<ReadyCache> {
-        let (magic, rest) = bytes.split_at_checked(MAGIC.len())?;
-        let (sum, body) = rest.split_at_checked(8)?;
-        if magic != MAGIC || xxh3_64(body).to_le_bytes() != sum {
-            return None;
-        }
-        postcard::from_bytes::<ReadyCache>(body)
-            .ok()
+        state_file::decode::<ReadyCache>(MAGIC, bytes)
             .filter(|c| c.spans.len() == c.table.rows.len())
     }
 }
@@ -233,16 +222,9 @@ pub fn save(ws: &Workspace, cache: &ReadyCache) {
     if !enabled() {
         return;
     }
-    let Some(bytes) = cache.encode() else {
-        return;
-    };
-    let p = path(ws);
-    if let Some(dir) = p.parent() {
-        if std::fs::create_dir_all(dir).is_err() {
-            return;
-        }
+    if let Some(bytes) = cache.encode() {
+        state_file::save(&path(ws), &bytes);
     }
-    let _ = write_atomic(&p, &bytes);
 }
 
 /// The cache of `ws` if it certainly describes the backlog file as it is now, with the

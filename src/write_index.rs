@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use spool_core::beads::{duplicate_warnings, BeadsFile, Diagnostic, Severity};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
-use crate::atomic::write_atomic;
 use crate::cache::{enabled, FileKey};
+use crate::state_file;
 use crate::workspace::Workspace;
 
 /// First bytes of an index file; the number changes whenever the layout does.
@@ -159,21 +159,11 @@ impl WriteIndex {
     }
 
     fn encode(&self) -> Option<Vec<u8>> {
-        let body = postcard::to_allocvec(self).ok()?;
-        let mut out = Vec::with_capacity(body.len() + 16);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&xxh3_64(&body).to_le_bytes());
-        out.extend_from_slice(&body);
-        Some(out)
+        state_file::encode(MAGIC, self)
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        let (magic, rest) = bytes.split_at_checked(MAGIC.len())?;
-        let (sum, body) = rest.split_at_checked(8)?;
-        if magic != MAGIC || xxh3_64(body).to_le_bytes() != sum {
-            return None;
-        }
-        postcard::from_bytes(body).ok()
+        state_file::decode(MAGIC, bytes)
     }
 }
 
@@ -187,16 +177,9 @@ pub fn save(ws: &Workspace, index: &WriteIndex) {
     if !enabled() {
         return;
     }
-    let Some(bytes) = index.encode() else {
-        return;
-    };
-    let p = path(ws);
-    if let Some(dir) = p.parent() {
-        if std::fs::create_dir_all(dir).is_err() {
-            return;
-        }
+    if let Some(bytes) = index.encode() {
+        state_file::save(&path(ws), &bytes);
     }
-    let _ = write_atomic(&p, &bytes);
 }
 
 /// The stored index, unvalidated (see [`WriteIndex::describes`]).
