@@ -125,11 +125,10 @@ impl Default for ClaudeParser {
 impl StreamParser for ClaudeParser {
     fn stdout_line(&mut self, line: &str) {
         // Partial-message chunks are liveness only; skip them unparsed.
-        if line.trim().is_empty() || line.starts_with(r#"{"type":"stream_event""#) {
+        if line.starts_with(r#"{"type":"stream_event""#) {
             return;
         }
-        let Ok(event) = serde_json::from_str::<Value>(line) else {
-            self.report.malformed_lines += 1;
+        let Some(event) = self.report.event(line) else {
             return;
         };
         let usage = &mut self.report.usage;

@@ -92,6 +92,19 @@ pub const MESSAGE_LIMIT: usize = 16 * 1024;
 pub const ERRORS_KEPT: usize = 20;
 
 impl AgentReport {
+    /// One line of a CLI's JSON-lines stream as an event: `None` for a blank line, and for
+    /// a line that is not JSON, which is counted in `malformed_lines`.
+    pub(crate) fn event(&mut self, line: &str) -> Option<Value> {
+        if line.trim().is_empty() {
+            return None;
+        }
+        let parsed = serde_json::from_str::<Value>(line).ok();
+        if parsed.is_none() {
+            self.malformed_lines += 1;
+        }
+        parsed
+    }
+
     pub(crate) fn new(agent: &str) -> Self {
         AgentReport {
             usage: AgentUsage::new(agent),

@@ -104,11 +104,7 @@ impl Default for GeminiParser {
 
 impl StreamParser for GeminiParser {
     fn stdout_line(&mut self, line: &str) {
-        if line.trim().is_empty() {
-            return;
-        }
-        let Ok(event) = serde_json::from_str::<Value>(line) else {
-            self.report.malformed_lines += 1;
+        let Some(event) = self.report.event(line) else {
             return;
         };
         let report = &mut self.report;
