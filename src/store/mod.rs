@@ -188,9 +188,7 @@ impl Store {
     fn migrate(&mut self) -> Result<()> {
         let known = schema::MIGRATIONS.len() as i64;
         loop {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = self.write_tx()?;
             let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
             if found > known {
                 return Err(StoreError::TooNew { found, known });
@@ -202,6 +200,15 @@ impl Store {
             tx.pragma_update(None, "user_version", found + 1)?;
             tx.commit()?;
         }
+    }
+
+    /// A write transaction. IMMEDIATE takes the write lock up front, where the busy
+    /// timeout waits for it; a deferred one that reads first and then writes fails at
+    /// once with SQLITE_BUSY when another process committed in between.
+    fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
     /// The schema version in force.
@@ -221,7 +228,7 @@ impl Store {
     /// Increments and returns the boot epoch: leases of older epochs died with their
     /// process.
     pub fn bump_boot_epoch(&mut self) -> Result<u64> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         let current: Option<String> = tx
             .query_row("SELECT value FROM meta WHERE key = 'boot_epoch'", [], |r| {
                 r.get(0)
@@ -274,7 +281,7 @@ impl Store {
         start: &Input,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         insert_run(&tx, run, template, now)?;
         push_inbox(&tx, &run.run_id, Some("start"), start, now)?;
         tx.commit()?;
@@ -453,7 +460,7 @@ impl Store {
     /// Writes a batch of transitions in one transaction. Each gets its own result; a
     /// failed transition is rolled back alone. Fails as a whole only if the commit fails.
     pub fn commit(&mut self, writes: &[Write<'_>]) -> Result<Vec<Result<()>>> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         let mut results = Vec::with_capacity(writes.len());
         for w in writes {
             // Savepoint statements are prepared once and reused: this loop is the hot path.
@@ -797,6 +804,32 @@ mod tests {
             input: serde_json::Value::Null,
             parent: None,
         }
+    }
+
+    /// A writer that commits while another process is between reading and writing must
+    /// make the second wait, not fail with "database is locked".
+    #[test]
+    fn a_write_racing_another_process_waits_instead_of_failing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("spool.db");
+        let mut a = Store::open(&path, Durability::Full).expect("open a");
+        let mut b = Store::open(&path, Durability::Full).expect("open b");
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let tx = b.write_tx().expect("b write lock");
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_epoch', '41')",
+                [],
+            )
+            .expect("b write");
+            locked_tx.send(()).expect("signal");
+            // Hold the write lock while `a` starts its transaction, then commit.
+            std::thread::sleep(Duration::from_millis(200));
+            tx.commit().expect("b commit");
+        });
+        locked_rx.recv().expect("b holds the lock");
+        assert_eq!(a.bump_boot_epoch().expect("a waits for b"), 42);
+        holder.join().expect("holder");
     }
 
     #[test]
