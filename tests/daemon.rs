@@ -685,3 +685,123 @@ fn bench_daemon_reports_claim_latency() {
         assert!(p50 > 0.0 && p50 < 30_000.0, "{line}");
     }
 }
+
+/// Runs `spool ARGS` in the repository with the fake agent configured; returns the output.
+fn spool(repo: &Repo, args: &[&str]) -> std::process::Output {
+    let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-agent");
+    Command::new(env!("CARGO_BIN_EXE_spool"))
+        .current_dir(repo.root())
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("BEADS_DIR")
+        .env_remove("SPOOL_NOW")
+        .env("SPOOL_AGENT", agent)
+        .env("FAKE_AGENT_MODE", "hang")
+        .env("FAKE_AGENT_LOG", repo.log_path())
+        .env("FAKE_AGENT_RELEASE", repo.side.path().join("release"))
+        .output()
+        .expect("spawn spool")
+}
+
+fn ok_json(repo: &Repo, args: &[&str]) -> Value {
+    let out = spool(repo, args);
+    assert!(
+        out.status.success(),
+        "spool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// Kills a background daemon if the test ends before `spool down` did.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+#[test]
+fn a_detached_daemon_is_seen_by_status_its_logs_are_readable_and_down_stops_it() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    let started = ok_json(&repo, &["--json", "up", "--detach", "--rescan-ms", "200"]);
+    let pid = started["pid"].as_u64().expect("pid");
+    let _guard = KillOnDrop(pid as i32);
+    // A second one refuses, naming the first.
+    let again = spool(&repo, &["up", "--detach"]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains(&format!("pid {pid}")),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let status = ok_json(&repo, &["--json", "status"]);
+    assert_eq!(status["daemon"]["running"], true, "{status}");
+    assert_eq!(status["daemon"]["pid"], pid, "{status}");
+
+    repo.wait_for("implement to start", || {
+        repo.agent_log().contains("implement t-1 start")
+    });
+    // Output of a step that is still running is there to follow.
+    let out = spool(&repo, &["logs", "t-1", "--step", "implement"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("── implement attempt 1"), "{text}");
+    assert!(text.contains("fake-agent: implement t-1"), "{text}");
+    assert!(!text.contains("fake-agent: plan"), "{text}");
+
+    // `logs -f` ends by itself when the run closes.
+    let follower = Command::new(env!("CARGO_BIN_EXE_spool"))
+        .current_dir(repo.root())
+        .args(["--json", "logs", "-f", "t-1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn logs -f");
+    std::fs::write(repo.side.path().join("release"), "").expect("release the agent");
+    repo.wait_status("t-1", "closed");
+    let followed = follower.wait_with_output().expect("logs -f ends");
+    assert!(followed.status.success());
+    let rows: Vec<Value> = String::from_utf8_lossy(&followed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let steps: Vec<&str> = rows.iter().filter_map(|r| r["step"].as_str()).collect();
+    for step in ["plan", "implement", "test"] {
+        assert!(steps.contains(&step), "{step} missing from {rows:?}");
+    }
+    assert!(
+        rows.iter().any(|r| r["line"] == "fake-agent: test t-1"),
+        "{rows:?}"
+    );
+
+    let down = ok_json(&repo, &["--json", "down"]);
+    assert_eq!(down["stopped"], true, "{down}");
+    assert_eq!(down["pid"], pid, "{down}");
+    let status = ok_json(&repo, &["--json", "status"]);
+    assert_eq!(status["daemon"]["running"], false, "{status}");
+    let down = ok_json(&repo, &["--json", "down"]);
+    assert_eq!(down["stopped"], false, "{down}");
+    let log = std::fs::read_to_string(repo.root().join(".git/spool/daemon.log")).expect("log");
+    assert!(log.contains("spool up:"), "{log}");
+}
+
+#[test]
+fn logs_of_an_unknown_run_is_a_clear_error() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    let out = spool(&repo, &["logs", "t-9"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("t-9"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -124,8 +124,14 @@ pub enum Command {
     /// Run the daemon in the foreground: claim ready issues the selectors in
     /// `.spool/config.toml` match and run their templates, until Ctrl-C or SIGTERM.
     Up(super::daemon::UpArgs),
+    /// Stop the daemon running on this repository (`spool up --detach` or another
+    /// terminal): it stops claiming, lets running steps finish within its grace period,
+    /// and exits.
+    Down(super::daemon::DownArgs),
     /// The daemon's runs in this repository: issue, status, template, age, current step.
     Status,
+    /// The full output of a run's steps, agent transcripts included (`-f` follows it).
+    Logs(super::logs::LogsArgs),
     /// Exit 0 when the run branch `spool/<ID>` has a commit after BASE (used by the
     /// `implement` template).
     #[command(hide = true)]

@@ -23,6 +23,23 @@ pub struct UpArgs {
     /// Milliseconds between safety-net rescans of the backlog.
     #[arg(long, default_value_t = 2000)]
     pub rescan_ms: u64,
+    /// Run in the background: the daemon's output goes to `.git/spool/daemon.log`;
+    /// `spool down` stops it.
+    #[arg(long)]
+    pub detach: bool,
+    /// Set on the background process `--detach` starts: a closed terminal does not stop it.
+    #[arg(long, hide = true)]
+    pub detached: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DownArgs {
+    /// Seconds to wait for the daemon to exit after SIGTERM.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// If it has not exited by then, kill it (SIGKILL); its runs resume on the next `up`.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -76,6 +93,9 @@ pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
         );
     }
     let (config, config_path) = load_config(&ws.root)?;
+    if args.detach {
+        return detach(ctx, args, &ws.state_dir());
+    }
     let lock = instance::acquire(&ws.state_dir())?;
     let actor = config.actor.clone().unwrap_or_else(default_actor);
     let agent = match config.agents.get("default") {
@@ -106,6 +126,20 @@ pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
     runtime.block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
+        // In the background, a hangup (the terminal that started it closed) is ignored.
+        let mut hup = if args.detached {
+            Some(
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                    .context("installing the SIGHUP handler")?,
+            )
+        } else {
+            None
+        };
+        tokio::spawn(async move {
+            if let Some(hup) = hup.as_mut() {
+                while hup.recv().await.is_some() {}
+            }
+        });
         let stop = async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
@@ -115,6 +149,139 @@ pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
         service::run(opts, stop).await
     })?;
     drop(lock);
+    Ok(0)
+}
+
+/// Starts `spool up` again as a background process in its own process group, with its
+/// output appended to `<state dir>/daemon.log`, and returns once it holds the instance
+/// lock (or reports why it stopped).
+fn detach(ctx: &Ctx, args: &UpArgs, state_dir: &Path) -> Result<i32> {
+    if let Some(pid) = instance::running(state_dir)? {
+        bail!("a spool daemon (pid {pid}) is already running on this repository");
+    }
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
+    let log_path = state_dir.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let err = log
+        .try_clone()
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let mut cmd = std::process::Command::new(
+        std::env::current_exe().context("finding the spool executable")?,
+    );
+    // `ctx.cwd` already has `-C` applied.
+    cmd.current_dir(&ctx.cwd)
+        .arg("up")
+        .arg("--detached")
+        .arg(format!("--grace-secs={}", args.grace_secs))
+        .arg(format!("--rescan-ms={}", args.rescan_ms))
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err);
+    // Its own process group: Ctrl-C in this terminal does not reach it.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().context("starting the background daemon")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if instance::running(state_dir)? == Some(child.id()) {
+            break;
+        }
+        if let Some(status) = child.try_wait().context("waiting for the daemon")? {
+            let text = std::fs::read(&log_path).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&text[(start as usize).min(text.len())..]);
+            bail!(
+                "the daemon stopped at once ({status}):\n{}",
+                tail.trim_end()
+            );
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "the daemon (pid {}) did not start within 30 s; see {}",
+                child.id(),
+                log_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if ctx.global.json {
+        println!(
+            "{}",
+            json!({"pid": child.id(), "log": log_path.display().to_string()})
+        );
+    } else {
+        println!(
+            "spool daemon started (pid {}); log: {}; stop it with `spool down`",
+            child.id(),
+            log_path.display()
+        );
+    }
+    Ok(0)
+}
+
+/// `spool down`: SIGTERM to the daemon, then wait until it released its lock.
+pub fn down_cmd(ctx: &Ctx, args: &DownArgs) -> Result<i32> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let ws = ctx.workspace()?;
+    let state_dir = ws.state_dir();
+    let Some(pid) = instance::running(&state_dir)? else {
+        if ctx.global.json {
+            println!("{}", json!({"stopped": false, "running": false}));
+        } else {
+            println!("no spool daemon is running on this repository");
+        }
+        return Ok(0);
+    };
+    let target = i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .map(Pid::from_raw)
+        .with_context(|| {
+            format!(
+                "{} does not name the daemon's pid",
+                instance::lock_path(&state_dir).display()
+            )
+        })?;
+    kill(target, Signal::SIGTERM).with_context(|| format!("signalling pid {pid}"))?;
+    let wait = |limit: Duration| -> Result<bool> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if instance::running(&state_dir)?.is_none() {
+                return Ok(true);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(false)
+    };
+    let mut killed = false;
+    if !wait(Duration::from_secs(args.timeout))? {
+        if !args.force {
+            bail!(
+                "the daemon (pid {pid}) is still running {} s after SIGTERM; `spool down --force` kills it",
+                args.timeout
+            );
+        }
+        kill(target, Signal::SIGKILL).with_context(|| format!("killing pid {pid}"))?;
+        if !wait(Duration::from_secs(10))? {
+            bail!("the daemon (pid {pid}) survived SIGKILL");
+        }
+        killed = true;
+    }
+    if ctx.global.json {
+        println!(
+            "{}",
+            json!({"stopped": true, "running": false, "pid": pid, "killed": killed})
+        );
+    } else if killed {
+        println!("spool daemon (pid {pid}) killed; its runs resume on the next `spool up`");
+    } else {
+        println!("spool daemon (pid {pid}) stopped");
+    }
     Ok(0)
 }
 
@@ -130,6 +297,7 @@ pub fn status_cmd(ctx: &Ctx) -> Result<i32> {
     let common = crate::workspace::git_common_dir(&root)
         .with_context(|| format!("cannot find git's directory for {}", root.display()))?;
     let db = crate::engine::default_db_path(&common);
+    let daemon = instance::running(&common.join("spool"))?;
     let mut rows = Vec::new();
     if db.exists() {
         let store = Store::open(&db, Durability::Full)
@@ -163,8 +331,13 @@ pub fn status_cmd(ctx: &Ctx) -> Result<i32> {
         }
     }
     if ctx.global.json {
-        println!("{}", json!({ "runs": rows }));
+        let daemon = json!({"running": daemon.is_some(), "pid": daemon});
+        println!("{}", json!({ "daemon": daemon, "runs": rows }));
         return Ok(0);
+    }
+    match daemon {
+        Some(pid) => println!("daemon: running (pid {pid})"),
+        None => println!("daemon: not running"),
     }
     if rows.is_empty() {
         println!("no runs");
@@ -206,6 +379,10 @@ pub fn verify_commits_cmd(ctx: &Ctx, args: &VerifyCommitsArgs) -> Result<i32> {
 pub fn agent_step_cmd(ctx: &Ctx, args: &AgentStepArgs) -> Result<i32> {
     let def = AgentDef::from_json(&args.agent).map_err(anyhow::Error::msg)?;
     let dir = tempfile::tempdir().context("creating the attempt directory")?;
+    // Under the engine, the agent's transcript goes beside this step's own.
+    let transcript = std::env::var_os(crate::exec::ENV_RESULT_FILE)
+        .map(PathBuf::from)
+        .and_then(|r| r.parent().map(|d| d.join(super::logs::AGENT_LOG)));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -226,8 +403,11 @@ pub fn agent_step_cmd(ctx: &Ctx, args: &AgentStepArgs) -> Result<i32> {
             &def,
             &args.step,
             &args.prompt,
-            &ctx.cwd,
-            dir.path(),
+            &agent::StepPlace {
+                cwd: &ctx.cwd,
+                attempt_dir: dir.path(),
+                transcript,
+            },
             &cancel,
         )
         .await

@@ -11,6 +11,7 @@ mod doctor;
 mod edit;
 mod hooks;
 mod init;
+pub mod logs;
 pub mod output;
 mod query;
 pub mod run;
@@ -218,6 +219,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::DemoAgent(a) => demo::demo_agent_cmd(&ctx, a),
         Command::Up(a) => daemon::up_cmd(&ctx, a),
         Command::Status => daemon::status_cmd(&ctx),
+        Command::Down(a) => daemon::down_cmd(&ctx, a),
+        Command::Logs(a) => logs::logs_cmd(&ctx, None, a),
         Command::VerifyCommits(a) => daemon::verify_commits_cmd(&ctx, a),
         Command::AgentStep(a) => daemon::agent_step_cmd(&ctx, a),
         Command::Worker { db, args } => worker::worker_cmd(&ctx, args, db.as_deref()),

@@ -13,7 +13,7 @@ use crate::exec::{
     run_attempt, status_verdict, ActivitySpec, Attempt, KindInput, Verdict, DEFAULT_CANCEL_GRACE,
 };
 use serde_json::{json, Map, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -119,22 +119,31 @@ pub struct StepOutcome {
     pub stderr: String,
 }
 
-/// Runs one step of `agent` in `cwd` until it ends or `cancel` fires.
+/// Where and how one step runs.
+pub struct StepPlace<'a> {
+    pub cwd: &'a Path,
+    /// Scratch files of the agent's attempt (heartbeat, result).
+    pub attempt_dir: &'a Path,
+    /// The agent's full transcript, for `spool logs`.
+    pub transcript: Option<PathBuf>,
+}
+
+/// Runs one step of `agent` until it ends or `cancel` fires.
 pub async fn run_step(
     agent: &AgentDef,
     step: &str,
     issue_prompt: &str,
-    cwd: &Path,
-    attempt_dir: &Path,
+    place: &StepPlace<'_>,
     cancel: &CancellationToken,
 ) -> Result<StepOutcome, String> {
     let mut base = ActivitySpec::new(Vec::<String>::new());
-    base.cwd = Some(cwd.to_path_buf());
+    base.cwd = Some(place.cwd.to_path_buf());
+    base.log_file = place.transcript.clone();
     // The step's own timeout is the run's (enforced on this process); this one only
     // has to outlast it.
     base.timeouts.start_to_close = Duration::from_secs(7 * 24 * 3600);
     base.timeouts.cancel_grace = DEFAULT_CANCEL_GRACE / 2;
-    let attempt = Attempt::in_dir(1, attempt_dir);
+    let attempt = Attempt::in_dir(1, place.attempt_dir);
     let (outcome, verdict) = if agent.kind == COMMAND_KIND {
         let program = agent.params["program"]
             .as_str()

@@ -10,7 +10,7 @@ use crate::exec::{
 use serde_json::json;
 use spool_core::workflow::decide::ActivityTask;
 use spool_core::workflow::event::{ActivityOutput, Failure, TimeoutType};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Runs `command` activities. Each attempt gets its own directory for the heartbeat and
@@ -74,18 +74,32 @@ impl AttemptObserver for Forward {
     }
 }
 
+/// The transcript of an attempt's stdout and stderr, in its attempt directory.
+pub const OUTPUT_LOG: &str = "output.log";
+
+/// Where the files of one attempt live: `<attempts_dir>/<run>/<scheduled event>/<attempt>/`.
+pub fn attempt_dir(attempts_dir: &Path, run_id: &str, scheduled: u64, attempt: u32) -> PathBuf {
+    attempts_dir
+        .join(run_id)
+        .join(scheduled.to_string())
+        .join(attempt.to_string())
+}
+
 /// Environment variable holding the last heartbeat details of the previous attempt, so a
 /// retry can resume (e.g. an agent session id or a page cursor).
 pub const ENV_LAST_HEARTBEAT: &str = "SPOOL_LAST_HEARTBEAT";
 
 impl ActivityRunner for CommandRunner {
     fn run(&self, task: ActivityTask, control: AttemptControl) -> BoxFuture<AttemptResult> {
-        let spec = self.spec(&task);
-        let dir = self
-            .attempts_dir
-            .join(&task.run_id)
-            .join(task.scheduled_event_id.to_string())
-            .join(task.attempt.to_string());
+        let mut spec = self.spec(&task);
+        let dir = attempt_dir(
+            &self.attempts_dir,
+            &task.run_id,
+            task.scheduled_event_id,
+            task.attempt,
+        );
+        // The full transcript, for `spool logs`; the engine keeps only the tails.
+        spec.log_file = Some(dir.join(OUTPUT_LOG));
         Box::pin(async move {
             if let Err(e) = tokio::fs::create_dir_all(&dir).await {
                 return AttemptResult::Failed(Failure::new(

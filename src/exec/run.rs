@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::fs;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::time::{sleep_until, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -367,7 +367,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 async fn start(
     spec: &ActivitySpec,
     attempt: &Attempt,
-) -> Result<(Child, Option<BufWriter<fs::File>>), String> {
+) -> Result<(Child, Option<fs::File>), String> {
     let Some((program, args)) = spec.argv.split_first() else {
         return Err("argv is empty: there is no program to run".to_string());
     };
@@ -427,7 +427,7 @@ async fn start(
                 .open(path)
                 .await
                 .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-            Some(BufWriter::new(file))
+            Some(file)
         }
     };
 
@@ -523,7 +523,7 @@ struct Output {
     stderr_tail: TailBuffer,
     stdout_lines: LineSplitter,
     stderr_lines: LineSplitter,
-    log: Option<BufWriter<fs::File>>,
+    log: Option<fs::File>,
     log_buf: Vec<u8>,
     warnings: Vec<String>,
 }
@@ -620,13 +620,18 @@ impl Output {
         }
     }
 
-    /// Writes pending log records; on failure stops logging and says so once.
+    /// Writes pending log records (one write per chunk of output, flushed so that
+    /// `spool logs -f` sees lines as they come); on failure stops logging and says so once.
     async fn write_log(&mut self) {
         if self.log_buf.is_empty() {
             return;
         }
         if let Some(log) = &mut self.log {
-            if let Err(e) = log.write_all(&self.log_buf).await {
+            let written = match log.write_all(&self.log_buf).await {
+                Ok(()) => log.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
                 self.log = None;
                 self.warn(format!("writing log file: {e}; logging stopped"));
             }
