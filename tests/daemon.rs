@@ -335,7 +335,7 @@ fn a_failing_agent_releases_the_issue_labelled_failed() {
     assert!(
         texts
             .iter()
-            .any(|t| t.contains("spool: step implement (2/4) ✗")),
+            .any(|t| t.contains("spool: step implement (2/4) ✗") && t.contains("(attempt 2)")),
         "{texts:?}"
     );
     assert!(
@@ -349,7 +349,8 @@ fn a_failing_agent_releases_the_issue_labelled_failed() {
         !repo.root().join(".git/spool/worktrees/t-1").exists()
     });
     daemon.stop();
-    assert_eq!(repo.agent_log().matches("implement t-1 start").count(), 1);
+    // The step's two attempts (the template retries agent steps once), no new run.
+    assert_eq!(repo.agent_log().matches("implement t-1 start").count(), 2);
     let history = git(repo.root(), &["log", "--format=%s"]);
     assert!(history.contains("spool: t-1 failed ✗"), "{history}");
 }
@@ -804,4 +805,123 @@ fn logs_of_an_unknown_run_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("t-9"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Writes `.spool/config.toml` with a claude agent played by the fake CLI.
+fn fake_claude_config(repo: &Repo, extra: &str) {
+    let claude = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-agents/claude");
+    std::fs::create_dir_all(repo.root().join(".spool")).expect("mkdir");
+    std::fs::write(
+        repo.root().join(".spool/config.toml"),
+        format!(
+            "[[select]]\nlabels = [\"spool\"]\ntemplate = \"implement\"\n\
+             [agents.default]\nkind = \"claude\"\nprogram = {:?}\n{extra}",
+            claude.display().to_string()
+        ),
+    )
+    .expect("write");
+}
+
+#[test]
+fn a_silent_agent_is_killed_by_the_watchdog_and_retried() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    // The shipped template with a 2 s watchdog instead of 5 minutes.
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/implement.toml"),
+    )
+    .expect("shipped template");
+    assert!(shipped.contains("heartbeat = \"5m\""));
+    std::fs::create_dir_all(repo.root().join(".spool/templates")).expect("mkdir");
+    std::fs::write(
+        repo.root().join(".spool/templates/implement.toml"),
+        shipped.replace("heartbeat = \"5m\"", "heartbeat = \"2s\""),
+    )
+    .expect("write");
+    let daemon = repo.up("hang-once");
+    repo.wait_status("t-1", "closed");
+    daemon.stop();
+    assert_eq!(repo.agent_log().matches("implement t-1 start").count(), 2);
+    let texts = comments(&repo.issue("t-1"));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("spool: step implement (2/4) ✗")
+                && t.contains("(attempt 1)")
+                && t.to_lowercase().contains("heartbeat")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("spool: step implement (2/4) ✓") && t.contains("(attempt 2)")),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn agent_costs_are_recorded_and_a_run_over_budget_stops() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    fake_claude_config(&repo, "[budget]\nper_run_usd = 0.1\n");
+    let calls = repo.side.path().join("calls");
+    let daemon = repo.up_with(
+        "ok",
+        &[
+            ("FAKE_SCENARIO", "success"),
+            ("FAKE_CALLS_FILE", calls.to_str().expect("utf-8")),
+        ],
+    );
+    repo.wait_for("t-1 labelled spool:failed", || {
+        repo.issue("t-1")["labels"]
+            .to_string()
+            .contains("spool:failed")
+    });
+    daemon.stop();
+    let texts = comments(&repo.issue("t-1"));
+    // Each call reports $0.0873: plan and implement run, then the run is over $0.10.
+    for step in ["plan (1/4)", "implement (2/4)"] {
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.contains(&format!("step {step} ✓")) && t.contains("$0.09")),
+            "{step}: {texts:?}"
+        );
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("step test (3/4) ✗") && t.contains("BudgetExceeded")),
+        "{texts:?}"
+    );
+    let calls = std::fs::read_to_string(&calls).expect("calls");
+    assert_eq!(calls.lines().count(), 2, "{calls}");
+}
+
+#[test]
+fn a_retried_agent_step_resumes_the_previous_attempts_session() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    fake_claude_config(&repo, "");
+    let calls = repo.side.path().join("calls");
+    // Every fresh call crashes after announcing its session; a resumed one succeeds.
+    let daemon = repo.up_with(
+        "ok",
+        &[
+            ("FAKE_SCENARIO", "crash"),
+            ("FAKE_RESUME_SUCCEEDS", "1"),
+            ("FAKE_CALLS_FILE", calls.to_str().expect("utf-8")),
+        ],
+    );
+    repo.wait_for("plan to succeed", || {
+        comments(&repo.issue("t-1"))
+            .iter()
+            .any(|t| t.contains("step plan (1/4) ✓"))
+    });
+    daemon.stop();
+    let calls = std::fs::read_to_string(&calls).expect("calls");
+    let lines: Vec<&str> = calls.lines().collect();
+    assert!(!lines[0].contains("--resume"), "{calls}");
+    assert!(lines[1].contains("--resume fake-session-1"), "{calls}");
+    assert!(
+        lines[1].contains("previous attempt at this step was interrupted"),
+        "{calls}"
+    );
 }

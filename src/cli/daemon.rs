@@ -407,6 +407,10 @@ pub fn agent_step_cmd(ctx: &Ctx, args: &AgentStepArgs) -> Result<i32> {
                 cwd: &ctx.cwd,
                 attempt_dir: dir.path(),
                 transcript,
+                heartbeat: std::env::var_os(crate::exec::ENV_HEARTBEAT_FILE).map(PathBuf::from),
+                resume: std::env::var(crate::engine::command::ENV_LAST_HEARTBEAT)
+                    .ok()
+                    .and_then(|d| agent::session_in_heartbeat(&d, &def.kind)),
             },
             &cancel,
         )
@@ -415,6 +419,23 @@ pub fn agent_step_cmd(ctx: &Ctx, args: &AgentStepArgs) -> Result<i32> {
     })?;
     print!("{}", outcome.stdout);
     eprint!("{}", outcome.stderr);
+    // The engine records the result file of failed attempts too: cost counts either way.
+    if let (Some(report), Some(path)) = (
+        &outcome.report,
+        std::env::var_os(crate::exec::ENV_RESULT_FILE),
+    ) {
+        let message = report
+            .final_message
+            .as_deref()
+            .map(|m| crate::daemon::progress::one_line(m, 2000));
+        let result = json!({"usage": report.usage, "final_message": message});
+        if let Err(e) = std::fs::write(&path, result.to_string()) {
+            eprintln!(
+                "spool agent-step: cannot write {}: {e}",
+                Path::new(&path).display()
+            );
+        }
+    }
     if outcome.ok {
         return Ok(0);
     }

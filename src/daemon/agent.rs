@@ -8,7 +8,7 @@
 //! fails the step. The process runs through `exec` like any activity; a SIGTERM to this
 //! process stops it with a grace period shorter than the one this process gets.
 
-use crate::exec::agents::{agent_kind, run_agent, AGENT_KINDS};
+use crate::exec::agents::{agent_kind, run_agent, AgentReport, AGENT_KINDS};
 use crate::exec::{
     run_attempt, status_verdict, ActivitySpec, Attempt, KindInput, Verdict, DEFAULT_CANCEL_GRACE,
 };
@@ -117,7 +117,13 @@ pub struct StepOutcome {
     pub message: String,
     pub stdout: String,
     pub stderr: String,
+    /// What a coding agent's output said (usage, cost, session); none for `command`.
+    pub report: Option<AgentReport>,
 }
+
+/// Put before the step's prompt when an earlier attempt's session is resumed.
+pub const RESUME_NOTE: &str =
+    "Your previous attempt at this step was interrupted. Continue where you left off.";
 
 /// Where and how one step runs.
 pub struct StepPlace<'a> {
@@ -126,6 +132,90 @@ pub struct StepPlace<'a> {
     pub attempt_dir: &'a Path,
     /// The agent's full transcript, for `spool logs`.
     pub transcript: Option<PathBuf>,
+    /// The heartbeat file of the step's attempt: the agent's session id is written there
+    /// as soon as it is known, so a retry after any failure (even a kill) can resume it.
+    pub heartbeat: Option<PathBuf>,
+    /// A previous attempt's session to continue, when the agent kind can.
+    pub resume: Option<String>,
+}
+
+/// The session id an agent CLI announces in one of its JSON event lines: `session_id`
+/// (claude, gemini), `thread_id` (codex), `sessionID` (opencode).
+pub fn session_in_line(line: &[u8]) -> Option<String> {
+    // Most lines are not worth parsing.
+    let text = std::str::from_utf8(line).ok()?;
+    if !(text.contains("session") || text.contains("thread_id")) {
+        return None;
+    }
+    let event: Value = serde_json::from_str(text).ok()?;
+    ["session_id", "thread_id", "sessionID"]
+        .iter()
+        .find_map(|k| event.get(*k).and_then(Value::as_str))
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+}
+
+/// The session a heartbeat written by [`SessionBeat`] names, if it is of `kind`.
+pub fn session_in_heartbeat(details: &str, kind: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(details).ok()?;
+    if v.get("agent").and_then(Value::as_str) != Some(kind) {
+        return None;
+    }
+    v.get("session_id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Writes a heartbeat line naming the agent's session when it first appears, and one
+/// at most every [`BEAT_EVERY`] while the agent keeps talking.
+struct SessionBeat {
+    file: Option<PathBuf>,
+    agent: String,
+    session: Option<String>,
+    last: Option<std::time::Instant>,
+}
+
+const BEAT_EVERY: Duration = Duration::from_secs(1);
+
+impl SessionBeat {
+    /// Output is a sign of life: it feeds the step's heartbeat timeout, which is how a
+    /// silent (hung) agent is found.
+    fn alive(&mut self) {
+        if self.last.is_none_or(|t| t.elapsed() >= BEAT_EVERY) {
+            self.beat();
+        }
+    }
+
+    fn beat(&mut self) {
+        let Some(file) = &self.file else { return };
+        self.last = Some(std::time::Instant::now());
+        let line = json!({"agent": self.agent, "session_id": self.session}).to_string() + "\n";
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+        if written.is_err() {
+            // Heartbeats are a convenience here; the step goes on without them.
+            self.file = None;
+        }
+    }
+}
+
+impl crate::exec::AttemptObserver for SessionBeat {
+    fn stdout_line(&mut self, line: &[u8]) {
+        if self.session.is_none() {
+            if let Some(id) = session_in_line(line) {
+                self.session = Some(id);
+                return self.beat();
+            }
+        }
+        self.alive();
+    }
+
+    fn stderr_line(&mut self, _line: &[u8]) {
+        self.alive();
+    }
 }
 
 /// Runs one step of `agent` until it ends or `cancel` fires.
@@ -144,6 +234,7 @@ pub async fn run_step(
     base.timeouts.start_to_close = Duration::from_secs(7 * 24 * 3600);
     base.timeouts.cancel_grace = DEFAULT_CANCEL_GRACE / 2;
     let attempt = Attempt::in_dir(1, place.attempt_dir);
+    let mut report = None;
     let (outcome, verdict) = if agent.kind == COMMAND_KIND {
         let program = agent.params["program"]
             .as_str()
@@ -153,21 +244,49 @@ pub async fn run_step(
             step.to_string(),
             issue_prompt.to_string(),
         ];
-        let outcome = run_attempt(&base, &attempt, cancel, &mut ()).await;
+        let mut beat = SessionBeat {
+            file: place.heartbeat.clone(),
+            agent: agent.kind.clone(),
+            session: None,
+            last: None,
+        };
+        let outcome = run_attempt(&base, &attempt, cancel, &mut beat).await;
         let verdict = status_verdict(&outcome);
         (outcome, verdict)
     } else {
         let kind = agent_kind(&agent.kind)
             .ok_or_else(|| format!("unknown agent kind {:?}", agent.kind))?;
-        let params = agent.params_with_prompt(&step_prompt(step, issue_prompt));
-        let spec = kind
-            .prepare(KindInput {
-                params: &params,
+        let prepare = |params: &Value| {
+            kind.prepare(KindInput {
+                params,
                 vars: &json!({}),
-                base,
+                base: base.clone(),
             })
-            .map_err(|e| e.to_string())?;
-        let judged = run_agent(kind, &spec, &attempt, cancel, &mut ()).await;
+        };
+        let prompt = step_prompt(step, issue_prompt);
+        let mut resumed = None;
+        let configured = ["resume_session", "session_id"]
+            .iter()
+            .any(|k| agent.params.contains_key(*k));
+        if let Some(session) = place.resume.as_ref().filter(|_| !configured) {
+            let again = format!("{RESUME_NOTE}\n\n{prompt}");
+            let mut params = agent.params_with_prompt(&again);
+            params["resume_session"] = Value::String(session.clone());
+            // A kind that cannot resume (aider) starts over.
+            resumed = prepare(&params).ok();
+        }
+        let spec = match resumed {
+            Some(spec) => spec,
+            None => prepare(&agent.params_with_prompt(&prompt)).map_err(|e| e.to_string())?,
+        };
+        let mut beat = SessionBeat {
+            file: place.heartbeat.clone(),
+            agent: agent.kind.clone(),
+            session: place.resume.clone(),
+            last: None,
+        };
+        let judged = run_agent(kind, &spec, &attempt, cancel, &mut beat).await;
+        report = Some(judged.report);
         (judged.judged.outcome, judged.judged.verdict)
     };
     let exit_code = match outcome.status {
@@ -190,6 +309,7 @@ pub async fn run_step(
         message,
         stdout: outcome.stdout_tail,
         stderr: outcome.stderr_tail,
+        report,
     })
 }
 

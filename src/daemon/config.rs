@@ -32,6 +32,13 @@ coalesce_ms = 50
 labels = ["spool"]
 template = "implement"
 
+# Spending limits in USD, counted from the cost agent CLIs report (claude, aider and
+# opencode report it; codex and gemini do not). When a run or the day has spent its
+# budget, no further attempt starts and the run fails with BudgetExceeded.
+# [budget]
+# per_run_usd = 5.0
+# per_day_usd = 50.0
+
 # The agent the `implement` template runs; without one, a `command` agent running
 # $SPOOL_AGENT. A `command` agent is started as `PROGRAM STEP PROMPT` in the run's
 # worktree; the coding-agent kinds (claude, codex, gemini, aider, opencode) take the
@@ -66,7 +73,7 @@ impl SelectRule {
 }
 
 /// A validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `None`: `spool@<hostname>`, decided by the caller (the hostname is IO).
     pub actor: Option<String>,
@@ -75,6 +82,7 @@ pub struct Config {
     pub commit: bool,
     pub coalesce_ms: u64,
     pub agents: BTreeMap<String, AgentDef>,
+    pub budget: super::budget::Limits,
 }
 
 impl Config {
@@ -107,6 +115,14 @@ struct RawConfig {
     coalesce_ms: Option<Spanned<i64>>,
     #[serde(default)]
     agents: BTreeMap<String, Spanned<RawAgent>>,
+    budget: Option<RawBudget>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    per_run_usd: Option<Spanned<f64>>,
+    per_day_usd: Option<Spanned<f64>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -231,6 +247,24 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
             .map_err(|m| err(Some(span), format!("agent {name:?}: {m}")))?;
         agents.insert(name, def);
     }
+    let mut budget = super::budget::Limits::default();
+    if let Some(b) = raw.budget {
+        for (name, value, slot) in [
+            ("per_run_usd", b.per_run_usd, &mut budget.per_run_usd),
+            ("per_day_usd", b.per_day_usd, &mut budget.per_day_usd),
+        ] {
+            if let Some(v) = value {
+                let usd = *v.get_ref();
+                if !(usd.is_finite() && usd > 0.0) {
+                    return Err(err(
+                        Some(v.span()),
+                        format!("budget.{name} must be a positive amount of USD"),
+                    ));
+                }
+                *slot = Some(usd);
+            }
+        }
+    }
     Ok(Config {
         actor,
         max_concurrent,
@@ -238,6 +272,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
         commit: raw.commit.unwrap_or(true),
         coalesce_ms,
         agents,
+        budget,
     })
 }
 
@@ -287,6 +322,15 @@ mod tests {
         )
         .expect("claude agent");
         assert_eq!(c.agents["a"].params["model"], "sonnet");
+        let e = parse(
+            "cfg.toml",
+            "[budget]\nper_run_usd = 1.5\nper_day_usd = -1.0\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let c = parse("cfg.toml", "[budget]\nper_run_usd = 1.5\n").expect("budget");
+        assert_eq!(c.budget.per_run_usd, Some(1.5));
+        assert_eq!(c.budget.per_day_usd, None);
     }
 
     #[test]

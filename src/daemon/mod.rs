@@ -8,8 +8,10 @@
 //! - [`report`]: the activity runner wrapper that reports step ends and drains on stop.
 //! - [`agent`]: `spool agent-step`, one agent step of a run.
 //! - [`instance`]: one daemon per repository.
+//! - [`budget`]: per-run and per-day spending limits (pure).
 
 pub mod agent;
+pub mod budget;
 pub mod config;
 pub mod instance;
 pub mod issues;

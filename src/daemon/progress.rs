@@ -70,6 +70,8 @@ pub struct StepEnd {
     /// Why it failed (error type and message), when it did.
     pub error: Option<String>,
     pub duration: Duration,
+    /// What the attempt cost, when the agent reported it.
+    pub cost_usd: Option<f64>,
 }
 
 /// `(2/4)` when the step's position in the template is known.
@@ -90,8 +92,12 @@ fn mark(ok: bool) -> &'static str {
 /// The issue comment for a step's end: one short line, plus the error when it failed.
 /// The error is flattened to one line: a process's last words are often the useful part.
 pub fn step_comment(end: &StepEnd, index: Option<(usize, usize)>) -> String {
+    let cost = end
+        .cost_usd
+        .map(|c| format!(", ${c:.2}"))
+        .unwrap_or_default();
     let mut text = format!(
-        "spool: step {}{} {} in {:.1}s (attempt {})",
+        "spool: step {}{} {} in {:.1}s (attempt {}{cost})",
         end.step,
         position(index),
         mark(end.ok),
@@ -139,6 +145,7 @@ mod tests {
             ok,
             error: (!ok).then(|| "Failed: exit 3\nmore".to_string()),
             duration: Duration::from_millis(1250),
+            cost_usd: ok.then_some(0.0421),
         }
     }
 
@@ -146,7 +153,7 @@ mod tests {
     fn comments_and_messages_name_step_outcome_position_and_attempt() {
         assert_eq!(
             step_comment(&end(true), Some((1, 4))),
-            "spool: step implement (2/4) ✓ in 1.2s (attempt 2)"
+            "spool: step implement (2/4) ✓ in 1.2s (attempt 2, $0.04)"
         );
         assert_eq!(
             step_comment(&end(false), None),

@@ -2,12 +2,14 @@
 //! (for progress comments), stops starting attempts once the daemon is draining, and
 //! stops running ones gracefully when the drain's grace period is over.
 
+use super::budget::{result_cost, Ledger, BUDGET_EXCEEDED};
 use super::progress::StepEnd;
 use crate::engine::{ActivityRunner, AttemptControl, AttemptResult, BoxFuture};
 use spool_core::workflow::decide::ActivityTask;
+use spool_core::workflow::event::Failure;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Shared between the runner and the daemon: attempts in flight, and whether new ones
@@ -46,6 +48,8 @@ pub struct Reporting {
     /// step is always delivered before the news that the run closed.
     pub ends: Arc<dyn Fn(StepEnd) + Send + Sync>,
     pub gate: Arc<Gate>,
+    /// Spending so far; an attempt over budget is refused before it starts.
+    pub ledger: Arc<Mutex<Ledger>>,
 }
 
 impl ActivityRunner for Reporting {
@@ -54,6 +58,26 @@ impl ActivityRunner for Reporting {
         if gate.draining.load(Ordering::SeqCst) {
             // Never completes: the engine is about to shut down and abandons it.
             return Box::pin(std::future::pending());
+        }
+        let ends = self.ends.clone();
+        let refusal = self
+            .ledger
+            .lock()
+            .ok()
+            .and_then(|l| l.refusal(&task.run_id, chrono::Utc::now().date_naive()));
+        if let Some(why) = refusal {
+            ends(StepEnd {
+                run_id: task.run_id.clone(),
+                issue_id: task.workflow_id.clone(),
+                step: task.activity_id.clone(),
+                attempt: task.attempt,
+                ok: false,
+                error: Some(format!("{BUDGET_EXCEEDED}: {why}")),
+                duration: Duration::ZERO,
+                cost_usd: None,
+            });
+            let failure = Failure::new(BUDGET_EXCEEDED, why).non_retryable();
+            return Box::pin(std::future::ready(AttemptResult::Failed(failure)));
         }
         gate.in_flight.fetch_add(1, Ordering::SeqCst);
         // A graceful stop either when the engine asks or when the daemon stops.
@@ -70,7 +94,7 @@ impl ActivityRunner for Reporting {
         });
         control.cancel = cancel;
         let inner = self.inner.run(task.clone(), control);
-        let ends = self.ends.clone();
+        let ledger = self.ledger.clone();
         Box::pin(async move {
             let started = Instant::now();
             let result = inner.await;
@@ -92,6 +116,17 @@ impl ActivityRunner for Reporting {
                 }
                 AttemptResult::Canceled => (false, Some("cancelled".to_string())),
             };
+            let cost_usd = match &result {
+                AttemptResult::Completed(out) => result_cost(out.result.as_ref()),
+                AttemptResult::Failed(f) => f
+                    .details
+                    .as_ref()
+                    .and_then(|d| result_cost(d.result.as_ref())),
+                AttemptResult::Canceled => None,
+            };
+            if let (Some(usd), Ok(mut l)) = (cost_usd, ledger.lock()) {
+                l.add(&task.run_id, chrono::Utc::now().date_naive(), usd);
+            }
             ends(StepEnd {
                 run_id: task.run_id.clone(),
                 issue_id: task.workflow_id.clone(),
@@ -100,6 +135,7 @@ impl ActivityRunner for Reporting {
                 ok,
                 error,
                 duration: started.elapsed(),
+                cost_usd,
             });
             result
         })

@@ -5,6 +5,7 @@
 //! no locks. Reconciling is idempotent: it looks at the backlog as it is, so an event
 //! caused by the daemon's own write costs one read of the file and nothing else.
 
+use super::budget::Ledger;
 use super::config::Config;
 use super::issues::{Claim, Writer};
 use super::progress::{self, RunPlace, StepEnd, FAILED_LABEL};
@@ -81,6 +82,7 @@ struct Daemon {
     /// Step ids of each template, for the `(2/4)` of progress messages.
     step_ids: HashMap<String, Vec<String>>,
     gate: Arc<Gate>,
+    ledger: Arc<std::sync::Mutex<Ledger>>,
     /// The config text last seen, so a change is parsed once.
     config_text: Option<String>,
 }
@@ -96,7 +98,9 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
         .context("the database path has no directory")?;
     let (tx, rx) = unbounded_channel::<Event>();
     let gate = Arc::new(Gate::default());
+    let ledger = Arc::new(std::sync::Mutex::new(Ledger::new(opts.config.budget)));
     let reporting = Reporting {
+        ledger: ledger.clone(),
         inner: Arc::new(CommandRunner::new(attempts)),
         ends: {
             let t = tx.clone();
@@ -155,6 +159,7 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
         open: HashMap::new(),
         step_ids: HashMap::new(),
         gate,
+        ledger,
         config_text: None,
     };
     daemon.config_text = std::fs::read_to_string(&daemon.opts.config_path).ok();
@@ -270,6 +275,23 @@ impl Daemon {
             .read(|s| s.list_runs(None))
             .await
             .map_err(anyhow::Error::from)??;
+        let today = Utc::now().date_naive();
+        for r in &runs {
+            // What was spent today and by open runs counts against the budgets.
+            let open = matches!(r.status.as_str(), "new" | "running");
+            let closed_today = r
+                .closed_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t.with_timezone(&Utc).date_naive() >= today);
+            if open || closed_today {
+                let rid = r.run_id.clone();
+                let events = self.engine.read(move |s| s.history(&rid)).await??;
+                if let Ok(mut l) = self.ledger.lock() {
+                    l.add_history(&r.run_id, &events);
+                }
+            }
+        }
         for r in runs {
             if matches!(r.status.as_str(), "new" | "running") && r.parent_run_id.is_none() {
                 self.open.insert(
@@ -415,6 +437,9 @@ impl Daemon {
                 }
                 config.actor = self.opts.config.actor.clone();
                 config.coalesce_ms = self.opts.config.coalesce_ms;
+                if let Ok(mut l) = self.ledger.lock() {
+                    l.limits = config.budget;
+                }
                 self.opts.config = config;
                 self.say(&format!("spool up: reloaded {file}"));
             }

@@ -141,11 +141,12 @@ pub fn judge(outcome: &ActivityOutcome) -> AttemptResult {
     };
     match status_verdict(outcome) {
         Verdict::Succeeded { result } => AttemptResult::Completed(output(result)),
+        // A failed attempt's result file is kept too: it may say what the attempt cost.
         Verdict::Failed {
             error_type,
             message,
         } => AttemptResult::Failed(Failure {
-            details: Some(output(None)),
+            details: Some(output(outcome.result_json.clone())),
             ..Failure::new(&error_type, message)
         }),
         Verdict::TimedOut { kind } => {
