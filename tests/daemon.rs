@@ -925,3 +925,123 @@ fn a_retried_agent_step_resumes_the_previous_attempts_session() {
         "{calls}"
     );
 }
+
+/// Selects label `spool` for template `name`, written to `.spool/templates/`.
+fn use_template(repo: &Repo, name: &str, text: &str) {
+    std::fs::create_dir_all(repo.root().join(".spool/templates")).expect("mkdir");
+    std::fs::write(
+        repo.root().join(format!(".spool/templates/{name}.toml")),
+        text,
+    )
+    .expect("write template");
+    std::fs::write(
+        repo.root().join(".spool/config.toml"),
+        format!("max_concurrent = 4\n[[select]]\nlabels = [\"spool\"]\ntemplate = \"{name}\"\n"),
+    )
+    .expect("write config");
+}
+
+/// Runs `spool ARGS` in the repository as a person would, asserting success.
+fn person(repo: &Repo, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_spool"))
+        .current_dir(repo.root())
+        .args(args)
+        .args(["--actor", "person"])
+        .output()
+        .expect("spawn");
+    assert!(
+        out.status.success(),
+        "spool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const GATED: &str = r#"
+name = "gated"
+[[step]]
+id = "work"
+kind = "activity"
+command = ["true"]
+[[step]]
+id = "review"
+kind = "gate"
+signals = ["approve", "reject"]
+fail_on = ["reject"]
+[[step]]
+id = "finish"
+kind = "activity"
+command = ["true"]
+"#;
+
+#[test]
+fn a_gate_is_answered_by_an_approved_or_rejected_label() {
+    let repo = Repo::new(&[
+        issue("t-1", &["spool"], None),
+        issue("t-2", &["spool"], None),
+    ]);
+    use_template(&repo, "gated", GATED);
+    let daemon = repo.up("ok");
+    for id in ["t-1", "t-2"] {
+        repo.wait_for(&format!("{id} waiting at the gate"), || {
+            comments(&repo.issue(id))
+                .iter()
+                .any(|t| t.starts_with("spool: waiting at gate review") && t.contains("`approved`"))
+        });
+    }
+    // Not answered yet: nothing moves without the label.
+    assert_eq!(repo.issue("t-1")["status"], "in_progress");
+    person(&repo, &["update", "t-1", "--add-label", "approved"]);
+    person(&repo, &["update", "t-2", "--add-label", "rejected"]);
+    repo.wait_status("t-1", "closed");
+    repo.wait_for("t-2 labelled spool:failed", || {
+        repo.issue("t-2")["labels"]
+            .to_string()
+            .contains("spool:failed")
+    });
+    daemon.stop();
+    let texts = comments(&repo.issue("t-2"));
+    assert!(
+        texts.iter().any(|t| t.contains("GateRejected")),
+        "{texts:?}"
+    );
+    // The gate comment is posted once per run, however often the daemon looked.
+    let t1 = comments(&repo.issue("t-1"));
+    assert_eq!(
+        t1.iter()
+            .filter(|t| t.starts_with("spool: waiting at gate"))
+            .count(),
+        1,
+        "{t1:?}"
+    );
+}
+
+#[test]
+fn an_epic_runs_after_all_its_children_are_closed() {
+    let child = |id: &str| {
+        issue(id, &["spool"], None).replace(
+            r#""labels""#,
+            &format!(
+                r#""dependencies":[{{"issue_id":"{id}","depends_on_id":"e-1","type":"parent-child","created_at":"2026-01-01T00:00:00Z"}}],"labels""#
+            ),
+        )
+    };
+    let epic = issue("e-1", &["spool"], None).replace(r#""task""#, r#""epic""#);
+    let repo = Repo::new(&[epic, child("e-1.1"), child("e-1.2")]);
+    use_template(
+        &repo,
+        "quick",
+        "name = \"quick\"\n[[step]]\nid = \"a\"\nkind = \"activity\"\ncommand = [\"true\"]\n",
+    );
+    let daemon = repo.up("ok");
+    repo.wait_status("e-1", "closed");
+    daemon.stop();
+    let log = git(repo.root(), &["log", "--reverse", "--format=%s"]);
+    let at = |s: &str| {
+        log.lines()
+            .position(|l| l == s)
+            .unwrap_or_else(|| panic!("no {s:?} in\n{log}"))
+    };
+    let epic_claimed = at("spool: e-1 claimed");
+    assert!(at("spool: e-1.1 done ✓") < epic_claimed, "{log}");
+    assert!(at("spool: e-1.2 done ✓") < epic_claimed, "{log}");
+}

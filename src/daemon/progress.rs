@@ -10,6 +10,27 @@ use std::time::Duration;
 /// removes it.
 pub const FAILED_LABEL: &str = "spool:failed";
 
+/// Labels that answer a gate, and the signal each sends.
+pub const GATE_LABELS: [(&str, &str); 2] = [("approved", "approve"), ("rejected", "reject")];
+
+/// The comment posted when a run starts waiting at a gate.
+pub fn gate_comment(issue_id: &str, step: &str, signals: &[String]) -> String {
+    let labels: Vec<String> = GATE_LABELS
+        .iter()
+        .filter(|(_, s)| signals.iter().any(|x| x == s))
+        .map(|(l, _)| format!("`{l}`"))
+        .collect();
+    let by_label = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("add the label {} and push, or ", labels.join(" or "))
+    };
+    format!(
+        "spool: waiting at gate {step}: {by_label}run `spool run signal {issue_id} {}`",
+        signals.join("|")
+    )
+}
+
 /// Where a run works and with what: the template's `{issue.*}` and `{run.*}` values.
 pub struct RunPlace<'a> {
     pub worktree: &'a Path,
@@ -162,6 +183,20 @@ mod tests {
         assert_eq!(
             step_commit_message(&end(true), Some((1, 4))),
             "spool: t-1 implement ✓ (2/4)"
+        );
+    }
+
+    #[test]
+    fn the_gate_comment_says_how_to_answer() {
+        let signals = vec!["approve".to_string(), "reject".to_string()];
+        assert_eq!(
+            gate_comment("t-1", "review", &signals),
+            "spool: waiting at gate review: add the label `approved` or `rejected` and push, \
+             or run `spool run signal t-1 approve|reject`"
+        );
+        assert_eq!(
+            gate_comment("t-1", "go", &["go".to_string()]),
+            "spool: waiting at gate go: run `spool run signal t-1 go`"
         );
     }
 

@@ -20,7 +20,8 @@ use notify::Watcher;
 use spool_core::beads::graph::Graph;
 use spool_core::beads::ready::{ready, ReadyQuery};
 use spool_core::beads::{Issue, StatusKind};
-use spool_core::workflow::state::RunStatus;
+use spool_core::workflow::program::StepKind;
+use spool_core::workflow::state::{Phase, RunState, RunStatus};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -396,13 +397,21 @@ impl Daemon {
             }
         }
         let graph = Graph::new(backlog.file.issues());
+        self.answer_gates(&graph).await;
         let query = ReadyQuery {
             limit: 0,
             ..ReadyQuery::default()
         };
         for ix in ready(&graph, &query, Utc::now()).issues {
             let issue = graph.issue(ix);
-            if issue.status_kind() == StatusKind::Open && !self.open.contains_key(&issue.id) {
+            // An epic waits for its children: it runs once every one of them is closed.
+            let waits = graph
+                .children(ix)
+                .any(|c| graph.is_live(c) && graph.status_kind(c) != StatusKind::Closed);
+            if issue.status_kind() == StatusKind::Open
+                && !waits
+                && !self.open.contains_key(&issue.id)
+            {
                 if let Some(t) = select(issue) {
                     candidates.push((issue.clone(), t));
                 }
@@ -414,6 +423,82 @@ impl Daemon {
             }
             if let Err(e) = self.start(&issue, &template).await {
                 self.warn(&format!("{}: {e:#}", issue.id));
+            }
+        }
+    }
+
+    /// The gate a run is waiting at, if any: its step id and the signals it takes.
+    async fn waiting_gate(&self, run_id: &str) -> Option<(String, Vec<String>)> {
+        let rid = run_id.to_string();
+        let found = self
+            .engine
+            .read(move |s| -> crate::store::Result<Option<(RunState, _)>> {
+                let Some((hash, state)) = s.load_state(&rid)? else {
+                    return Ok(None);
+                };
+                Ok(s.template(&hash)?.map(|row| (state, row)))
+            })
+            .await
+            .ok()?
+            .ok()??;
+        let (state, row) = found;
+        if !state.status.is_open() || state.phase != Phase::Running {
+            return None;
+        }
+        let program = crate::engine::templates::compile_row(&row).ok()?;
+        match &program.steps.get(state.cursor)?.kind {
+            StepKind::Gate(gate) => {
+                Some((program.steps[state.cursor].id.clone(), gate.signals.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Answers gates from the backlog: a run waiting at a gate is signalled `approve`
+    /// (`reject`) once its issue carries the label `approved` (`rejected`), as a teammate
+    /// pushes it. The request id makes the answer count once per run and gate; the first
+    /// time a run is seen waiting, its issue gets a comment saying how to answer.
+    async fn answer_gates(&self, graph: &Graph<'_>) {
+        let open: Vec<(String, String)> = self
+            .open
+            .iter()
+            .map(|(issue, r)| (issue.clone(), r.run_id.clone()))
+            .collect();
+        for (issue_id, run_id) in open {
+            let Some((step, signals)) = self.waiting_gate(&run_id).await else {
+                continue;
+            };
+            let labels = graph
+                .get(&issue_id)
+                .map(|i| i.labels.clone())
+                .unwrap_or_default();
+            let answer = progress::GATE_LABELS.iter().find(|(label, signal)| {
+                labels.iter().any(|l| l == label) && signals.iter().any(|s| s == signal)
+            });
+            if let Some((label, signal)) = answer {
+                let request = format!("label:{run_id}:{step}:{label}");
+                let payload = serde_json::json!({"label": label, "via": "backlog"});
+                match self.engine.signal(&run_id, signal, payload, &request).await {
+                    Ok(_) => self.say(&format!(
+                        "spool up: {issue_id} gate {step} answered {signal} (label {label})"
+                    )),
+                    Err(e) => self.warn(&format!("{issue_id}: signalling gate {step}: {e}")),
+                }
+                continue;
+            }
+            let text = progress::gate_comment(&issue_id, &step, &signals);
+            let said = graph
+                .get(&issue_id)
+                .is_some_and(|i| i.comments.iter().any(|c| c.text == text));
+            if !said {
+                let done = tokio::task::block_in_place(|| -> Result<()> {
+                    let w = self.writer();
+                    w.comment(&issue_id, &text, Utc::now())?;
+                    w.commit_backlog(&format!("spool: {issue_id} waits at {step}"), Utc::now())
+                });
+                if let Err(e) = done {
+                    self.warn(&format!("{issue_id}: announcing gate {step}: {e:#}"));
+                }
             }
         }
     }
