@@ -393,7 +393,7 @@ fn a_killed_daemon_resumes_without_rerunning_finished_steps() {
     assert!(msg.contains(&format!("pid {pid}")), "{msg}");
 
     first.kill9();
-    // The hanging agent outlived the daemon; end it as the machine's reboot would.
+    // The hanging agent outlives the daemon (nothing tells it its parent died)...
     let log = repo.agent_log();
     let agent_pid: i32 = log
         .lines()
@@ -401,12 +401,18 @@ fn a_killed_daemon_resumes_without_rerunning_finished_steps() {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|p| p.parse().ok())
         .expect("agent pid in the log");
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(agent_pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    // A zombie (killed, not yet reaped by whoever adopted it) is dead.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{agent_pid}/stat"))
+            .ok()
+            .and_then(|st| st.rsplit(')').next().map(|r| r.trim_start().to_string()))
+            .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
+    };
+    assert!(alive(), "the agent died with the daemon");
 
+    // ...and the next daemon stops it before running the step again.
     let again = repo.up("ok");
+    repo.wait_for("the leftover agent to be killed", || !alive());
     repo.wait_status("t-1", "closed");
     again.stop();
     let log = repo.agent_log();

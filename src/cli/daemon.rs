@@ -379,10 +379,15 @@ pub fn verify_commits_cmd(ctx: &Ctx, args: &VerifyCommitsArgs) -> Result<i32> {
 pub fn agent_step_cmd(ctx: &Ctx, args: &AgentStepArgs) -> Result<i32> {
     let def = AgentDef::from_json(&args.agent).map_err(anyhow::Error::msg)?;
     let dir = tempfile::tempdir().context("creating the attempt directory")?;
-    // Under the engine, the agent's transcript goes beside this step's own.
-    let transcript = std::env::var_os(crate::exec::ENV_RESULT_FILE)
+    // Under the engine, the agent's transcript and process group record go beside
+    // this step's own.
+    let attempt_dir = std::env::var_os(crate::exec::ENV_RESULT_FILE)
         .map(PathBuf::from)
-        .and_then(|r| r.parent().map(|d| d.join(super::logs::AGENT_LOG)));
+        .and_then(|r| r.parent().map(Path::to_path_buf));
+    let transcript = attempt_dir.as_ref().map(|d| d.join(super::logs::AGENT_LOG));
+    let pid_file = attempt_dir
+        .as_ref()
+        .map(|d| d.join(crate::engine::command::AGENT_PID_FILE));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -407,6 +412,7 @@ pub fn agent_step_cmd(ctx: &Ctx, args: &AgentStepArgs) -> Result<i32> {
                 cwd: &ctx.cwd,
                 attempt_dir: dir.path(),
                 transcript,
+                pid_file,
                 heartbeat: std::env::var_os(crate::exec::ENV_HEARTBEAT_FILE).map(PathBuf::from),
                 resume: std::env::var(crate::engine::command::ENV_LAST_HEARTBEAT)
                     .ok()

@@ -137,6 +137,8 @@ pub struct StepPlace<'a> {
     pub heartbeat: Option<PathBuf>,
     /// A previous attempt's session to continue, when the agent kind can.
     pub resume: Option<String>,
+    /// Where the agent's process group is recorded (it is not this process's group).
+    pub pid_file: Option<PathBuf>,
 }
 
 /// The session id an agent CLI announces in one of its JSON event lines: `session_id`
@@ -229,6 +231,7 @@ pub async fn run_step(
     let mut base = ActivitySpec::new(Vec::<String>::new());
     base.cwd = Some(place.cwd.to_path_buf());
     base.log_file = place.transcript.clone();
+    base.pid_file = place.pid_file.clone();
     // The step's own timeout is the run's (enforced on this process); this one only
     // has to outlast it.
     base.timeouts.start_to_close = Duration::from_secs(7 * 24 * 3600);

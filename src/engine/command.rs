@@ -85,6 +85,29 @@ pub fn attempt_dir(attempts_dir: &Path, run_id: &str, scheduled: u64, attempt: u
         .join(attempt.to_string())
 }
 
+/// The process group record of an attempt (see `exec::leftover`).
+pub const PID_FILE: &str = "pid";
+/// The same for the agent CLI an agent step starts in its own process group.
+pub const AGENT_PID_FILE: &str = "agent.pid";
+
+/// Kills the recorded process groups of every attempt directory under `step_dir`.
+async fn kill_leftovers(step_dir: &Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(step_dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        for name in [PID_FILE, AGENT_PID_FILE] {
+            let path = entry.path().join(name);
+            if path.exists() && crate::exec::leftover::kill_recorded(&path) {
+                eprintln!(
+                    "spool: killed the leftover process group of {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
 /// Environment variable holding the last heartbeat details of the previous attempt, so a
 /// retry can resume (e.g. an agent session id or a page cursor).
 pub const ENV_LAST_HEARTBEAT: &str = "SPOOL_LAST_HEARTBEAT";
@@ -100,12 +123,19 @@ impl ActivityRunner for CommandRunner {
         );
         // The full transcript, for `spool logs`; the engine keeps only the tails.
         spec.log_file = Some(dir.join(OUTPUT_LOG));
+        spec.pid_file = Some(dir.join(PID_FILE));
+        let step_dir = dir.parent().map(Path::to_path_buf);
         Box::pin(async move {
             if let Err(e) = tokio::fs::create_dir_all(&dir).await {
                 return AttemptResult::Failed(Failure::new(
                     "SpawnFailed",
                     format!("cannot create {}: {e}", dir.display()),
                 ));
+            }
+            // Earlier attempts of this step whose spool died (kill -9, power loss) may
+            // still run: stop them before starting again.
+            if let Some(step_dir) = step_dir {
+                kill_leftovers(&step_dir).await;
             }
             let attempt = Attempt::in_dir(task.attempt, &dir);
             // A graceful cancel: SIGTERM, then SIGKILL after the grace; a kill: SIGKILL now.

@@ -20,6 +20,7 @@ mod files;
 mod group;
 mod heartbeat;
 mod kind;
+pub mod leftover;
 pub mod measure;
 mod observer;
 mod outcome;

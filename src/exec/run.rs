@@ -77,6 +77,10 @@ pub async fn run_attempt_killable(
                 let pid = child.id();
                 let stops = Stops { cancel, kill };
                 let status = supervise(child, spec, stops, observer, &mut out, &mut hb, t0).await;
+                // The group is gone (supervise kills what is left of it).
+                if let Some(path) = &spec.pid_file {
+                    let _ = std::fs::remove_file(path);
+                }
                 (status, pid)
             }
         }
@@ -151,6 +155,9 @@ async fn supervise(
         };
     };
     let mut group = GroupGuard::new(pid);
+    if let Some(path) = &spec.pid_file {
+        super::leftover::record(path, pid);
+    }
     observer.started(pid);
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();

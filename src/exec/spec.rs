@@ -42,6 +42,9 @@ pub struct ActivitySpec {
     /// record per line: `out ` or `err ` followed by the line's bytes and `\n`, in the
     /// order spool read them. Lines longer than 64 KiB are split into several records.
     pub log_file: Option<PathBuf>,
+    /// Where the process group is recorded while it runs (see `exec::leftover`), so a
+    /// later spool can stop it if this one dies first.
+    pub pid_file: Option<PathBuf>,
     pub timeouts: Timeouts,
     /// Whether stdout/stderr output also resets the heartbeat deadline. Output always
     /// resets the idle deadline; only heartbeat-file lines carry details.
@@ -87,6 +90,7 @@ impl ActivitySpec {
             env_remove: Vec::new(),
             capture_limit: DEFAULT_CAPTURE_LIMIT,
             log_file: None,
+            pid_file: None,
             timeouts: Timeouts::default(),
             output_is_heartbeat: false,
         }
