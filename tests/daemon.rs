@@ -239,10 +239,10 @@ fn a_dependency_chain_runs_in_order_and_leaves_the_users_changes_alone() {
         );
         let texts = comments(&v);
         for step in [
-            "plan (1/4) ✓",
-            "implement (2/4) ✓",
-            "test (3/4) ✓",
-            "verify (4/4) ✓",
+            "plan (1/5) ✓",
+            "implement (2/5) ✓",
+            "test (3/5) ✓",
+            "verify (4/5) ✓",
         ] {
             assert!(
                 texts
@@ -259,8 +259,8 @@ fn a_dependency_chain_runs_in_order_and_leaves_the_users_changes_alone() {
     let history = git(root, &["log", "--format=%s", "main"]);
     for msg in [
         "spool: t-1 claimed",
-        "spool: t-1 implement ✓ (2/4)",
-        "spool: t-2 verify ✓ (4/4)",
+        "spool: t-1 implement ✓ (2/5)",
+        "spool: t-2 verify ✓ (4/5)",
         "spool: t-3 done ✓",
     ] {
         assert!(history.contains(msg), "no commit {msg:?} in\n{history}");
@@ -335,7 +335,7 @@ fn a_failing_agent_releases_the_issue_labelled_failed() {
     assert!(
         texts
             .iter()
-            .any(|t| t.contains("spool: step implement (2/4) ✗") && t.contains("(attempt 2)")),
+            .any(|t| t.contains("spool: step implement (2/5) ✗") && t.contains("(attempt 2)")),
         "{texts:?}"
     );
     assert!(
@@ -368,7 +368,7 @@ fn an_agent_that_commits_nothing_fails_verification() {
     assert!(
         texts
             .iter()
-            .any(|t| t.contains("spool: step verify (4/4) ✗")),
+            .any(|t| t.contains("spool: step verify (4/5) ✗")),
         "{texts:?}"
     );
 }
@@ -656,7 +656,7 @@ fn a_coding_agent_kind_is_judged_by_its_event_stream() {
     assert!(
         texts
             .iter()
-            .any(|t| t.contains("spool: step plan (1/4) ✗") && t.contains("Not logged in")),
+            .any(|t| t.contains("spool: step plan (1/5) ✗") && t.contains("Not logged in")),
         "{texts:?}"
     );
     let argv = std::fs::read_to_string(&argv_file).expect("claude was called");
@@ -851,7 +851,7 @@ fn a_silent_agent_is_killed_by_the_watchdog_and_retried() {
     assert!(
         texts
             .iter()
-            .any(|t| t.contains("spool: step implement (2/4) ✗")
+            .any(|t| t.contains("spool: step implement (2/5) ✗")
                 && t.contains("(attempt 1)")
                 && t.to_lowercase().contains("heartbeat")),
         "{texts:?}"
@@ -859,7 +859,7 @@ fn a_silent_agent_is_killed_by_the_watchdog_and_retried() {
     assert!(
         texts
             .iter()
-            .any(|t| t.contains("spool: step implement (2/4) ✓") && t.contains("(attempt 2)")),
+            .any(|t| t.contains("spool: step implement (2/5) ✓") && t.contains("(attempt 2)")),
         "{texts:?}"
     );
 }
@@ -884,7 +884,7 @@ fn agent_costs_are_recorded_and_a_run_over_budget_stops() {
     daemon.stop();
     let texts = comments(&repo.issue("t-1"));
     // Each call reports $0.0873: plan and implement run, then the run is over $0.10.
-    for step in ["plan (1/4)", "implement (2/4)"] {
+    for step in ["plan (1/5)", "implement (2/5)"] {
         assert!(
             texts
                 .iter()
@@ -895,7 +895,7 @@ fn agent_costs_are_recorded_and_a_run_over_budget_stops() {
     assert!(
         texts
             .iter()
-            .any(|t| t.contains("step test (3/4) ✗") && t.contains("BudgetExceeded")),
+            .any(|t| t.contains("step test (3/5) ✗") && t.contains("BudgetExceeded")),
         "{texts:?}"
     );
     let calls = std::fs::read_to_string(&calls).expect("calls");
@@ -919,7 +919,7 @@ fn a_retried_agent_step_resumes_the_previous_attempts_session() {
     repo.wait_for("plan to succeed", || {
         comments(&repo.issue("t-1"))
             .iter()
-            .any(|t| t.contains("step plan (1/4) ✓"))
+            .any(|t| t.contains("step plan (1/5) ✓"))
     });
     daemon.stop();
     let calls = std::fs::read_to_string(&calls).expect("calls");
@@ -1050,4 +1050,40 @@ fn an_epic_runs_after_all_its_children_are_closed() {
     let epic_claimed = at("spool: e-1 claimed");
     assert!(at("spool: e-1.1 done ✓") < epic_claimed, "{log}");
     assert!(at("spool: e-1.2 done ✓") < epic_claimed, "{log}");
+}
+
+#[test]
+fn triage_gives_the_issue_back_relabelled_instead_of_closing_it() {
+    let repo = Repo::new(&[issue("t-1", &["spool:triage"], None)]);
+    std::fs::create_dir_all(repo.root().join(".spool")).expect("mkdir");
+    std::fs::write(
+        repo.root().join(".spool/config.toml"),
+        "[[select]]\nlabels = [\"spool:triage\"]\ntemplate = \"triage\"\n",
+    )
+    .expect("write config");
+    let daemon = repo.up("ok");
+    repo.wait_for("t-1 triaged", || {
+        repo.issue("t-1")["labels"].to_string().contains("triaged")
+    });
+    daemon.stop();
+    let v = repo.issue("t-1");
+    assert_eq!(v["status"], "open", "{v}");
+    assert!(v.get("assignee").is_none(), "{v}");
+    assert_eq!(v["labels"], serde_json::json!(["triaged"]), "{v}");
+    assert!(repo.agent_log().contains("triage t-1 end"));
+}
+
+#[test]
+fn an_issue_labelled_needs_review_waits_at_the_implement_templates_gate() {
+    let repo = Repo::new(&[issue("t-1", &["spool", "needs-review"], None)]);
+    let daemon = repo.up("ok");
+    repo.wait_for("t-1 waiting at the review gate", || {
+        comments(&repo.issue("t-1"))
+            .iter()
+            .any(|t| t.starts_with("spool: waiting at gate review"))
+    });
+    assert_eq!(repo.issue("t-1")["status"], "in_progress");
+    person(&repo, &["update", "t-1", "--add-label", "approved"]);
+    repo.wait_status("t-1", "closed");
+    daemon.stop();
 }

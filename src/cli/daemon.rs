@@ -58,6 +58,9 @@ pub struct AgentStepArgs {
     pub step: String,
     /// The prompt.
     pub prompt: String,
+    /// The run's base commit, named in the prompt.
+    #[arg(long)]
+    pub base: Option<String>,
 }
 
 /// Reads `.spool/config.toml`, writing the commented default first if there is none.
@@ -413,6 +416,7 @@ pub fn agent_step_cmd(ctx: &Ctx, args: &AgentStepArgs) -> Result<i32> {
                 attempt_dir: dir.path(),
                 transcript,
                 pid_file,
+                base: args.base.clone(),
                 heartbeat: std::env::var_os(crate::exec::ENV_HEARTBEAT_FILE).map(PathBuf::from),
                 resume: std::env::var(crate::engine::command::ENV_LAST_HEARTBEAT)
                     .ok()

@@ -98,15 +98,48 @@ impl AgentDef {
     }
 }
 
-/// What a coding agent is asked to do in each step of the `implement` template.
-pub fn step_prompt(step: &str, issue_prompt: &str) -> String {
-    let task = match step {
-        "plan" => "Read the issue below and the code it concerns, and write a short plan. Do not change any file yet.",
-        "implement" => "Implement the issue below in this repository. Commit your work with git when it is done.",
-        "test" => "Run this project's tests. Fix what fails and commit the fixes; report failure if tests still fail.",
-        other => return format!("Step {other} of the issue below.\n\n{issue_prompt}"),
-    };
-    format!("{task}\n\n{issue_prompt}")
+/// The shipped instructions of each step, `templates/prompts/<step>.md`.
+const BUILTIN_PROMPTS: [(&str, &str); 5] = [
+    ("plan", include_str!("../../templates/prompts/plan.md")),
+    (
+        "implement",
+        include_str!("../../templates/prompts/implement.md"),
+    ),
+    ("test", include_str!("../../templates/prompts/test.md")),
+    ("review", include_str!("../../templates/prompts/review.md")),
+    ("triage", include_str!("../../templates/prompts/triage.md")),
+];
+
+/// What a coding agent is asked to do in `step`: the repository's own
+/// `.spool/prompts/<step>.md` (as committed in the run's worktree `cwd`), else the
+/// shipped one, followed by the issue and, when given, the run's base commit.
+pub fn step_prompt(step: &str, issue_prompt: &str, cwd: &Path, base: Option<&str>) -> String {
+    let own = valid_step_name(step)
+        .then(|| {
+            std::fs::read_to_string(cwd.join(".spool/prompts").join(format!("{step}.md"))).ok()
+        })
+        .flatten();
+    let task = own
+        .or_else(|| {
+            BUILTIN_PROMPTS
+                .iter()
+                .find(|(name, _)| *name == step)
+                .map(|(_, text)| text.to_string())
+        })
+        .unwrap_or_else(|| format!("Do step `{step}` of the issue below."));
+    let mut out = format!("{}\n\n{issue_prompt}", task.trim_end());
+    if let Some(base) = base {
+        out.push_str(&format!("\nThe run's base commit: {base}\n"));
+    }
+    out
+}
+
+/// A step name that is safe as a file name.
+fn valid_step_name(step: &str) -> bool {
+    !step.is_empty()
+        && step
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// How a step ended, for the exit status of `spool agent-step`.
@@ -139,6 +172,8 @@ pub struct StepPlace<'a> {
     pub resume: Option<String>,
     /// Where the agent's process group is recorded (it is not this process's group).
     pub pid_file: Option<PathBuf>,
+    /// The run's base commit, named in the prompt (e.g. for a review of the branch).
+    pub base: Option<String>,
 }
 
 /// The session id an agent CLI announces in one of its JSON event lines: `session_id`
@@ -266,7 +301,7 @@ pub async fn run_step(
                 base: base.clone(),
             })
         };
-        let prompt = step_prompt(step, issue_prompt);
+        let prompt = step_prompt(step, issue_prompt, place.cwd, place.base.as_deref());
         let mut resumed = None;
         let configured = ["resume_session", "session_id"]
             .iter()
@@ -338,6 +373,22 @@ mod tests {
         };
         assert!(unknown.validate().unwrap_err().contains("robot"));
         assert!(AgentDef::from_json(r#"{"kind":"command","params":{}}"#).is_err());
+    }
+
+    #[test]
+    fn step_prompts_come_from_the_repository_else_the_shipped_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = step_prompt("plan", "t-1: X\n", dir.path(), None);
+        assert!(p.starts_with("Read the issue below"), "{p}");
+        assert!(p.ends_with("\n\nt-1: X\n"), "{p}");
+        std::fs::create_dir_all(dir.path().join(".spool/prompts")).expect("mkdir");
+        std::fs::write(dir.path().join(".spool/prompts/plan.md"), "Our own way.\n").expect("write");
+        assert_eq!(
+            step_prompt("plan", "t-1: X\n", dir.path(), Some("abc")),
+            "Our own way.\n\nt-1: X\n\nThe run's base commit: abc\n"
+        );
+        let p = step_prompt("../plan", "t-1: X\n", dir.path(), None);
+        assert!(p.starts_with("Do step `../plan`"), "{p}");
     }
 
     #[test]

@@ -83,6 +83,25 @@ impl Writer<'_> {
     /// [`super::progress::FAILED_LABEL`] (so it is not picked up again until a person
     /// removes the label), with `note` as a comment.
     pub fn release_failed(&self, id: &str, note: &str, now: DateTime<Utc>) -> Result<()> {
+        self.release(
+            id,
+            note,
+            &[super::progress::FAILED_LABEL.to_string()],
+            &[],
+            now,
+        )
+    }
+
+    /// Gives the issue back (open, unassigned) with labels added and removed and `note`
+    /// as a comment: after a failure, or after a template that does not close its issue.
+    pub fn release(
+        &self,
+        id: &str,
+        note: &str,
+        add: &[String],
+        remove: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let stamp_time = Timestamp::from_utc(now);
         let stamp = Stamp {
             now: &stamp_time,
@@ -93,14 +112,19 @@ impl Writer<'_> {
                 return Ok(());
             };
             // Someone took the issue over meanwhile (closed it, reassigned it): leave
-            // their change, only record the failure.
+            // their change, only record the outcome.
             if issue.status_kind() != StatusKind::InProgress || issue.assignee != self.actor {
                 return self.add_comment(tx, id, note, now);
             }
             tx.edit(id, |ed| {
                 ops::set_status(ed, &issue, "open", stamp)?;
                 ed.remove("assignee")?;
-                ed.add_label(super::progress::FAILED_LABEL)?;
+                for label in remove {
+                    ed.remove_label(label)?;
+                }
+                for label in add {
+                    ed.add_label(label)?;
+                }
                 ops::touch(ed, stamp)
             })?;
             self.add_comment(tx, id, note, now)

@@ -10,6 +10,9 @@ use std::time::Duration;
 /// removes it.
 pub const FAILED_LABEL: &str = "spool:failed";
 
+/// The label that makes the `implement` template wait at its `review` gate.
+pub const NEEDS_REVIEW_LABEL: &str = "needs-review";
+
 /// Labels that answer a gate, and the signal each sends.
 pub const GATE_LABELS: [(&str, &str); 2] = [("approved", "approve"), ("rejected", "reject")];
 
@@ -42,8 +45,24 @@ pub struct RunPlace<'a> {
     pub spool: &'a Path,
 }
 
-/// The text an agent is asked to act on: title, then each non-empty section.
-pub fn prompt(issue: &Issue) -> String {
+/// A finished dependency, as the agent is told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepResult {
+    pub id: String,
+    pub title: String,
+    pub dep_type: String,
+    pub status: String,
+    pub close_reason: String,
+}
+
+/// Comments shown to the agent: the most recent ones, each cut to a length.
+const PROMPT_COMMENTS: usize = 20;
+const PROMPT_COMMENT_CHARS: usize = 2000;
+
+/// The text an agent is asked to act on: title, each non-empty section, what the issue's
+/// dependencies came to, and the people's comments (the daemon's own progress comments
+/// are left out: they say nothing about the work).
+pub fn prompt(issue: &Issue, deps: &[DepResult]) -> String {
     let mut out = format!("{}: {}\n", issue.id, issue.title);
     for (name, text) in [
         ("Description", &issue.description),
@@ -55,11 +74,37 @@ pub fn prompt(issue: &Issue) -> String {
             out.push_str(&format!("\n## {name}\n{}\n", text.trim_end()));
         }
     }
+    if !deps.is_empty() {
+        out.push_str("\n## Dependencies\n");
+        for d in deps {
+            let reason = if d.close_reason.trim().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", one_line(&d.close_reason, 300))
+            };
+            out.push_str(&format!(
+                "- {} ({}, {}) {}{reason}\n",
+                d.id, d.dep_type, d.status, d.title
+            ));
+        }
+    }
+    let said: Vec<_> = issue
+        .comments
+        .iter()
+        .filter(|c| !c.text.starts_with("spool: ") && !c.text.trim().is_empty())
+        .collect();
+    if !said.is_empty() {
+        out.push_str("\n## Comments\n");
+        for c in &said[said.len().saturating_sub(PROMPT_COMMENTS)..] {
+            let text: String = c.text.trim().chars().take(PROMPT_COMMENT_CHARS).collect();
+            out.push_str(&format!("- {}: {}\n", c.author, text.replace('\n', "\n  ")));
+        }
+    }
     out
 }
 
 /// A run's input: the issue and where the run works.
-pub fn run_input(issue: &Issue, place: &RunPlace<'_>) -> Value {
+pub fn run_input(issue: &Issue, deps: &[DepResult], place: &RunPlace<'_>) -> Value {
     json!({
         "issue": {
             "id": issue.id,
@@ -69,7 +114,8 @@ pub fn run_input(issue: &Issue, place: &RunPlace<'_>) -> Value {
             "design": issue.design,
             "notes": issue.notes,
             "labels": issue.labels,
-            "prompt": prompt(issue),
+            "needs_review": issue.labels.iter().any(|l| l == NEEDS_REVIEW_LABEL),
+            "prompt": prompt(issue, deps),
         },
         "run": {
             "worktree": place.worktree.display().to_string(),
@@ -197,6 +243,37 @@ mod tests {
         assert_eq!(
             gate_comment("t-1", "go", &["go".to_string()]),
             "spool: waiting at gate go: run `spool run signal t-1 go`"
+        );
+    }
+
+    #[test]
+    fn the_prompt_has_sections_dependencies_and_peoples_comments() {
+        let line = serde_json::json!({
+            "id": "t-2", "title": "Add login", "status": "open", "priority": 1,
+            "description": "Users log in.\n", "acceptance_criteria": "  ",
+            "comments": [
+                {"author": "ann", "text": "Use the\nexisting session store"},
+                {"author": "spool@box", "text": "spool: step plan (1/4) ✓ in 1.0s (attempt 1)"},
+            ],
+        });
+        let (file, diags) = spool_core::beads::BeadsFile::parse_owned(
+            format!("{line}\n").into_bytes(),
+            std::num::NonZeroUsize::MIN,
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        let issue = file.get("t-2").expect("issue");
+        let deps = [DepResult {
+            id: "t-1".into(),
+            title: "Session store".into(),
+            dep_type: "blocks".into(),
+            status: "closed".into(),
+            close_reason: "Done in abc123".into(),
+        }];
+        assert_eq!(
+            prompt(issue, &deps),
+            "t-2: Add login\n\n## Description\nUsers log in.\n\
+             \n## Dependencies\n- t-1 (blocks, closed) Session store: Done in abc123\n\
+             \n## Comments\n- ann: Use the\n  existing session store\n"
         );
     }
 

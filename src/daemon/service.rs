@@ -8,7 +8,7 @@
 use super::budget::Ledger;
 use super::config::Config;
 use super::issues::{Claim, Writer};
-use super::progress::{self, RunPlace, StepEnd, FAILED_LABEL};
+use super::progress::{self, DepResult, RunPlace, StepEnd, FAILED_LABEL};
 use super::report::{Gate, Reporting};
 use crate::backlog::Backlog;
 use crate::engine::{CommandRunner, Engine, EngineConfig, EngineError, Templates};
@@ -20,7 +20,7 @@ use notify::Watcher;
 use spool_core::beads::graph::Graph;
 use spool_core::beads::ready::{ready, ReadyQuery};
 use spool_core::beads::{Issue, StatusKind};
-use spool_core::workflow::program::StepKind;
+use spool_core::workflow::program::{OnComplete, Program, StepKind};
 use spool_core::workflow::state::{Phase, RunState, RunStatus};
 use std::collections::HashMap;
 use std::future::Future;
@@ -176,6 +176,25 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
     let Daemon { engine, .. } = daemon;
     engine.shutdown().await;
     Ok(())
+}
+
+/// What each dependency of issue `ix` came to (closed ones with their reason), for the
+/// agent's prompt.
+fn dep_results(graph: &Graph<'_>, ix: usize) -> Vec<DepResult> {
+    graph
+        .dependencies(ix)
+        .into_iter()
+        .filter_map(|edge| {
+            let other = graph.issue(edge.other?);
+            Some(DepResult {
+                id: other.id.clone(),
+                title: other.title.clone(),
+                dep_type: edge.dep.dep_type.clone(),
+                status: other.status.clone(),
+                close_reason: other.close_reason.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Watches the backlog, `.spool/`, the rescan file the git hooks touch, and HEAD/refs;
@@ -379,25 +398,27 @@ impl Daemon {
                 return;
             }
         };
-        let mut candidates: Vec<(Issue, String)> = Vec::new();
+        let graph = Graph::new(backlog.file.issues());
+        self.answer_gates(&graph).await;
         let select = |issue: &Issue| -> Option<String> {
             if issue.labels.iter().any(|l| l == FAILED_LABEL) {
                 return None;
             }
             self.opts.config.template_for(issue).map(str::to_string)
         };
-        for issue in backlog.file.issues() {
+        // Issues this actor holds without an open run come first, then ready ones.
+        let mut picked: Vec<(usize, String)> = Vec::new();
+        for ix in graph.live_indexes() {
+            let issue = graph.issue(ix);
             if issue.status_kind() == StatusKind::InProgress
                 && issue.assignee == self.opts.actor
                 && !self.open.contains_key(&issue.id)
             {
                 if let Some(t) = select(issue) {
-                    candidates.push((issue.clone(), t));
+                    picked.push((ix, t));
                 }
             }
         }
-        let graph = Graph::new(backlog.file.issues());
-        self.answer_gates(&graph).await;
         let query = ReadyQuery {
             limit: 0,
             ..ReadyQuery::default()
@@ -413,24 +434,29 @@ impl Daemon {
                 && !self.open.contains_key(&issue.id)
             {
                 if let Some(t) = select(issue) {
-                    candidates.push((issue.clone(), t));
+                    picked.push((ix, t));
                 }
             }
         }
-        for (issue, template) in candidates {
+        let candidates: Vec<(Issue, String, Vec<DepResult>)> = picked
+            .into_iter()
+            .map(|(ix, t)| (graph.issue(ix).clone(), t, dep_results(&graph, ix)))
+            .collect();
+        drop(graph);
+        for (issue, template, deps) in candidates {
             if self.open.len() >= self.opts.config.max_concurrent {
                 break;
             }
-            if let Err(e) = self.start(&issue, &template).await {
+            if let Err(e) = self.start(&issue, &template, &deps).await {
                 self.warn(&format!("{}: {e:#}", issue.id));
             }
         }
     }
 
-    /// The gate a run is waiting at, if any: its step id and the signals it takes.
-    async fn waiting_gate(&self, run_id: &str) -> Option<(String, Vec<String>)> {
+    /// A run's state and the template version it pinned.
+    async fn pinned(&self, run_id: &str) -> Option<(RunState, Program)> {
         let rid = run_id.to_string();
-        let found = self
+        let (state, row) = self
             .engine
             .read(move |s| -> crate::store::Result<Option<(RunState, _)>> {
                 let Some((hash, state)) = s.load_state(&rid)? else {
@@ -441,15 +467,19 @@ impl Daemon {
             .await
             .ok()?
             .ok()??;
-        let (state, row) = found;
+        let program = crate::engine::templates::compile_row(&row).ok()?;
+        Some((state, program))
+    }
+
+    /// The gate a run is waiting at, if any: its step id and the signals it takes.
+    async fn waiting_gate(&self, run_id: &str) -> Option<(String, Vec<String>)> {
+        let (state, program) = self.pinned(run_id).await?;
         if !state.status.is_open() || state.phase != Phase::Running {
             return None;
         }
-        let program = crate::engine::templates::compile_row(&row).ok()?;
-        match &program.steps.get(state.cursor)?.kind {
-            StepKind::Gate(gate) => {
-                Some((program.steps[state.cursor].id.clone(), gate.signals.clone()))
-            }
+        let step = program.steps.get(state.cursor)?;
+        match &step.kind {
+            StepKind::Gate(gate) => Some((step.id.clone(), gate.signals.clone())),
             _ => None,
         }
     }
@@ -532,7 +562,7 @@ impl Daemon {
         }
     }
 
-    async fn start(&mut self, issue: &Issue, template: &str) -> Result<()> {
+    async fn start(&mut self, issue: &Issue, template: &str, deps: &[DepResult]) -> Result<()> {
         let id = issue.id.clone();
         let claim = tokio::task::block_in_place(|| self.writer().claim(&id, Utc::now()))?;
         match claim {
@@ -578,6 +608,7 @@ impl Daemon {
         };
         let input = progress::run_input(
             issue,
+            deps,
             &RunPlace {
                 worktree: &worktree,
                 base: &base,
@@ -659,9 +690,21 @@ impl Daemon {
         self.open.remove(issue_id);
         let now = Utc::now();
         let result = if status == RunStatus::Completed {
+            let on_complete = self.on_complete(run_id).await;
             tokio::task::block_in_place(|| -> Result<()> {
                 let w = self.writer();
-                w.close(issue_id, &format!("spool: run {run_id} completed"), now)?;
+                let note = format!("spool: run {run_id} completed");
+                if on_complete.close {
+                    w.close(issue_id, &note, now)?;
+                } else {
+                    w.release(
+                        issue_id,
+                        &note,
+                        &on_complete.add_labels,
+                        &on_complete.remove_labels,
+                        now,
+                    )?;
+                }
                 w.commit_backlog(&format!("spool: {issue_id} done ✓"), now)
             })
         } else {
@@ -696,6 +739,14 @@ impl Daemon {
             status.as_str()
         ));
         self.remove_worktree(issue_id);
+    }
+
+    /// The `[on_complete]` of the template version the run pinned.
+    async fn on_complete(&self, run_id: &str) -> OnComplete {
+        self.pinned(run_id)
+            .await
+            .map(|(_, program)| program.on_complete)
+            .unwrap_or_default()
     }
 
     fn release(&self, issue_id: &str, note: &str) {

@@ -11,6 +11,8 @@ const SHIPPED: &[(&str, &str)] = &[
     ("noop", include_str!("../../templates/noop.toml")),
     ("demo", include_str!("../../templates/demo.toml")),
     ("implement", include_str!("../../templates/implement.toml")),
+    ("review", include_str!("../../templates/review.toml")),
+    ("triage", include_str!("../../templates/triage.toml")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -26,8 +26,8 @@ pub mod expr;
 use crate::template_vars::{render, render_argv, TemplateVarError, TemplateVarErrorKind};
 use crate::workflow::duration::parse_duration;
 use crate::workflow::program::{
-    ActivityDef, ActivityTimeouts, ActivityType, ChildDef, GateDef, OnFailure, ParallelDef,
-    ParallelMode, Program, SleepDef, Step, StepKind,
+    ActivityDef, ActivityTimeouts, ActivityType, ChildDef, GateDef, OnComplete, OnFailure,
+    ParallelDef, ParallelMode, Program, SleepDef, Step, StepKind,
 };
 use crate::workflow::retry::RetryPolicy;
 use serde::Deserialize;
@@ -95,6 +95,17 @@ struct RawTemplate {
     defaults: Option<RawDefaults>,
     #[serde(default, rename = "step")]
     steps: Vec<Spanned<RawStep>>,
+    on_complete: Option<Spanned<RawOnComplete>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOnComplete {
+    close: Option<bool>,
+    #[serde(default)]
+    add_labels: Vec<String>,
+    #[serde(default)]
+    remove_labels: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -286,6 +297,33 @@ pub fn compile(file: &str, source: &str) -> Result<Program, TemplateError> {
             steps.push(step);
         }
     }
+    let on_complete = match raw.on_complete {
+        None => OnComplete::default(),
+        Some(spanned) => {
+            let span = spanned.span();
+            let oc = spanned.into_inner();
+            let close = oc.close.unwrap_or(true);
+            if close && !(oc.add_labels.is_empty() && oc.remove_labels.is_empty()) {
+                cx.error(
+                    span.clone(),
+                    "[on_complete] changes labels only with `close = false` (a closed issue keeps its labels)".to_string(),
+                );
+            }
+            if let Some(bad) = oc
+                .add_labels
+                .iter()
+                .chain(&oc.remove_labels)
+                .find(|l| l.trim().is_empty() || l.contains(','))
+            {
+                cx.error(span, format!("bad label {bad:?} in [on_complete]"));
+            }
+            OnComplete {
+                close,
+                add_labels: oc.add_labels,
+                remove_labels: oc.remove_labels,
+            }
+        }
+    };
     if !cx.diags.is_empty() {
         cx.diags.sort_by_key(|d| (d.line, d.column));
         return Err(TemplateError {
@@ -297,6 +335,7 @@ pub fn compile(file: &str, source: &str) -> Result<Program, TemplateError> {
         description: raw.description,
         content_hash: content_hash(source.as_bytes()),
         steps,
+        on_complete,
     })
 }
 

@@ -270,3 +270,34 @@ fn content_hash_changes_with_any_byte() {
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
 }
+
+#[test]
+fn on_complete_defaults_to_closing_and_may_give_the_issue_back_relabelled() {
+    let step = "[[step]]\nid = \"a\"\nkind = \"activity\"\ncommand = [\"true\"]\n";
+    let p = compile("t.toml", step).expect("compiles");
+    assert_eq!(p.on_complete, OnComplete::default());
+    assert!(p.on_complete.close);
+    let src = format!(
+        "{step}[on_complete]\nclose = false\nadd_labels = [\"triaged\"]\nremove_labels = [\"spool:triage\"]\n"
+    );
+    let p = compile("t.toml", &src).expect("compiles");
+    assert_eq!(
+        p.on_complete,
+        OnComplete {
+            close: false,
+            add_labels: vec!["triaged".into()],
+            remove_labels: vec!["spool:triage".into()],
+        }
+    );
+    one_error(
+        &format!("{step}[on_complete]\nadd_labels = [\"x\"]\n"),
+        5,
+        "close = false",
+    );
+    one_error(
+        &format!("{step}[on_complete]\nclose = false\nadd_labels = [\"a,b\"]\n"),
+        5,
+        "bad label",
+    );
+    one_error(&format!("{step}[on_complete]\nbogus = 1\n"), 6, "bogus");
+}

@@ -19,6 +19,27 @@ pub struct Program {
     /// SHA-256 (hex) of the template bytes: what a run pins.
     pub content_hash: String,
     pub steps: Vec<Step>,
+    /// What the daemon does to the run's issue when the run completes.
+    pub on_complete: OnComplete,
+}
+
+/// `[on_complete]` of a template: close the issue (the default), or give it back (open,
+/// unassigned) with labels changed, for work that does not finish an issue (triage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnComplete {
+    pub close: bool,
+    pub add_labels: Vec<String>,
+    pub remove_labels: Vec<String>,
+}
+
+impl Default for OnComplete {
+    fn default() -> Self {
+        OnComplete {
+            close: true,
+            add_labels: Vec::new(),
+            remove_labels: Vec::new(),
+        }
+    }
 }
 
 /// Where a step sits: a top-level step, or a branch of a top-level `parallel` step.
