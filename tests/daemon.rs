@@ -256,7 +256,8 @@ fn a_dependency_chain_runs_in_order_and_leaves_the_users_changes_alone() {
         assert!(branch.contains(&format!("{id}: implement")), "{branch}");
         assert!(!root.join(format!(".git/spool/worktrees/{id}")).exists());
     }
-    let history = git(root, &["log", "--format=%s", "main"]);
+    // Messages of coalesced commits are in their bodies.
+    let history = git(root, &["log", "--format=%B", "main"]);
     for msg in [
         "spool: t-1 claimed",
         "spool: t-1 implement ✓ (2/5)",
@@ -351,7 +352,7 @@ fn a_failing_agent_releases_the_issue_labelled_failed() {
     daemon.stop();
     // The step's two attempts (the template retries agent steps once), no new run.
     assert_eq!(repo.agent_log().matches("implement t-1 start").count(), 2);
-    let history = git(repo.root(), &["log", "--format=%s"]);
+    let history = git(repo.root(), &["log", "--format=%B"]);
     assert!(history.contains("spool: t-1 failed ✗"), "{history}");
 }
 
@@ -1041,10 +1042,11 @@ fn an_epic_runs_after_all_its_children_are_closed() {
     let daemon = repo.up("ok");
     repo.wait_status("e-1", "closed");
     daemon.stop();
-    let log = git(repo.root(), &["log", "--reverse", "--format=%s"]);
+    // Oldest first; a coalesced commit lists its messages in order in its body.
+    let log = git(repo.root(), &["log", "--reverse", "--format=%B"]);
     let at = |s: &str| {
         log.lines()
-            .position(|l| l == s)
+            .position(|l| l == s || l.strip_prefix("- ") == Some(s))
             .unwrap_or_else(|| panic!("no {s:?} in\n{log}"))
     };
     let epic_claimed = at("spool: e-1 claimed");
@@ -1086,4 +1088,37 @@ fn an_issue_labelled_needs_review_waits_at_the_implement_templates_gate() {
     person(&repo, &["update", "t-1", "--add-label", "approved"]);
     repo.wait_status("t-1", "closed");
     daemon.stop();
+}
+
+#[test]
+fn progress_of_a_burst_is_committed_together_and_flushed_on_stop() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    use_template(
+        &repo,
+        "quick",
+        "name = \"quick\"\n[[step]]\nid = \"a\"\nkind = \"activity\"\ncommand = [\"true\"]\n",
+    );
+    // A window far longer than the test: only the claim and the stop commit.
+    let config = repo.root().join(".spool/config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("commit_coalesce_ms = 60000\n{text}")).expect("write");
+    let daemon = repo.up("ok");
+    repo.wait_status("t-1", "closed");
+    let before = git(repo.root(), &["log", "--format=%s"]);
+    assert_eq!(
+        before.lines().next(),
+        Some("spool: t-1 claimed"),
+        "{before}"
+    );
+    daemon.stop();
+    let last = git(repo.root(), &["log", "-1", "--format=%B"]);
+    assert!(
+        last.starts_with("spool: t-1 a ✓ (1/1) (+1 more)\n"),
+        "{last}"
+    );
+    assert!(last.contains("\n- spool: t-1 done ✓\n"), "{last}");
+    assert_eq!(
+        git(repo.root(), &["show", "HEAD:.beads/issues.jsonl"]),
+        std::fs::read_to_string(repo.issues_path()).expect("read")
+    );
 }

@@ -25,6 +25,10 @@ commit = true
 # Wait this long after a change to the backlog before looking at it (coalesces bursts).
 coalesce_ms = 50
 
+# Progress within this many milliseconds is committed together (one commit for a burst
+# of step ends and closes); 0 commits every change alone. Claims are committed at once.
+commit_coalesce_ms = 200
+
 # Which ready issues to work on, and with which template. The first rule that matches
 # an issue wins. All conditions of a rule must hold: `labels` (all of them), `types`
 # (any of them), `priority_max` (0 is highest), `assignee`.
@@ -81,6 +85,7 @@ pub struct Config {
     pub select: Vec<SelectRule>,
     pub commit: bool,
     pub coalesce_ms: u64,
+    pub commit_coalesce_ms: u64,
     pub agents: BTreeMap<String, AgentDef>,
     pub budget: super::budget::Limits,
 }
@@ -113,6 +118,7 @@ struct RawConfig {
     select: Option<Vec<Spanned<RawRule>>>,
     commit: Option<bool>,
     coalesce_ms: Option<Spanned<i64>>,
+    commit_coalesce_ms: Option<Spanned<i64>>,
     #[serde(default)]
     agents: BTreeMap<String, Spanned<RawAgent>>,
     budget: Option<RawBudget>,
@@ -170,16 +176,16 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
             ))
         }
     };
-    let coalesce_ms = match raw.coalesce_ms {
-        None => 50,
-        Some(c) if (0..=60_000).contains(c.get_ref()) => *c.get_ref() as u64,
-        Some(c) => {
-            return Err(err(
-                Some(c.span()),
-                "coalesce_ms must be between 0 and 60000".into(),
-            ))
-        }
+    let millis = |value: Option<Spanned<i64>>, name: &str, default: u64| match value {
+        None => Ok(default),
+        Some(c) if (0..=60_000).contains(c.get_ref()) => Ok(*c.get_ref() as u64),
+        Some(c) => Err(err(
+            Some(c.span()),
+            format!("{name} must be between 0 and 60000"),
+        )),
     };
+    let coalesce_ms = millis(raw.coalesce_ms, "coalesce_ms", 50)?;
+    let commit_coalesce_ms = millis(raw.commit_coalesce_ms, "commit_coalesce_ms", 200)?;
     let actor = match raw.actor {
         Some(a) if a.get_ref().trim().is_empty() => {
             return Err(err(Some(a.span()), "actor is empty".into()))
@@ -271,6 +277,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
         select,
         commit: raw.commit.unwrap_or(true),
         coalesce_ms,
+        commit_coalesce_ms,
         agents,
         budget,
     })

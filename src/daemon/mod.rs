@@ -9,9 +9,11 @@
 //! - [`agent`]: `spool agent-step`, one agent step of a run.
 //! - [`instance`]: one daemon per repository.
 //! - [`budget`]: per-run and per-day spending limits (pure).
+//! - [`coalesce`]: one commit for a burst of progress (pure).
 
 pub mod agent;
 pub mod budget;
+pub mod coalesce;
 pub mod config;
 pub mod instance;
 pub mod issues;

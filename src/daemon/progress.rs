@@ -132,8 +132,13 @@ pub struct StepEnd {
     pub run_id: String,
     pub issue_id: String,
     pub step: String,
+    /// The event that scheduled the step (names its attempts in the history).
+    pub scheduled_event_id: u64,
     pub attempt: u32,
     pub ok: bool,
+    /// Stopped by a cancel or kill rather than ending by itself: the reason is in the
+    /// run's history (e.g. a timeout the engine detected).
+    pub stopped: bool,
     /// Why it failed (error type and message), when it did.
     pub error: Option<String>,
     pub duration: Duration,
@@ -208,8 +213,10 @@ mod tests {
             run_id: "r1".into(),
             issue_id: "t-1".into(),
             step: "implement".into(),
+            scheduled_event_id: 7,
             attempt: 2,
             ok,
+            stopped: false,
             error: (!ok).then(|| "Failed: exit 3\nmore".to_string()),
             duration: Duration::from_millis(1250),
             cost_usd: ok.then_some(0.0421),

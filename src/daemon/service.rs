@@ -6,6 +6,7 @@
 //! caused by the daemon's own write costs one read of the file and nothing else.
 
 use super::budget::Ledger;
+use super::coalesce::Pending;
 use super::config::Config;
 use super::issues::{Claim, Writer};
 use super::progress::{self, DepResult, RunPlace, StepEnd, FAILED_LABEL};
@@ -20,6 +21,7 @@ use notify::Watcher;
 use spool_core::beads::graph::Graph;
 use spool_core::beads::ready::{ready, ReadyQuery};
 use spool_core::beads::{Issue, StatusKind};
+use spool_core::workflow::event::EventAttributes;
 use spool_core::workflow::program::{OnComplete, Program, StepKind};
 use spool_core::workflow::state::{Phase, RunState, RunStatus};
 use std::collections::HashMap;
@@ -59,6 +61,8 @@ pub enum Event {
     /// The periodic rescan.
     RescanTick,
     Run(RunEvent),
+    /// The coalescing window of pending backlog commits is over.
+    CommitDue,
     /// Stop: no new claims, running attempts get the grace period.
     Shutdown,
 }
@@ -84,6 +88,10 @@ struct Daemon {
     step_ids: HashMap<String, Vec<String>>,
     gate: Arc<Gate>,
     ledger: Arc<std::sync::Mutex<Ledger>>,
+    /// Commit messages of backlog changes not committed yet.
+    pending: std::sync::Mutex<Pending>,
+    /// The loop's own channel, for timers.
+    events: UnboundedSender<Event>,
     /// The config text last seen, so a change is parsed once.
     config_text: Option<String>,
 }
@@ -161,6 +169,8 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
         step_ids: HashMap::new(),
         gate,
         ledger,
+        pending: std::sync::Mutex::new(Pending::default()),
+        events: tx.clone(),
         config_text: None,
     };
     daemon.config_text = std::fs::read_to_string(&daemon.opts.config_path).ok();
@@ -173,6 +183,7 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
         daemon.open.len()
     ));
     daemon.event_loop(rx).await;
+    daemon.flush_commits();
     let Daemon { engine, .. } = daemon;
     engine.shutdown().await;
     Ok(())
@@ -369,6 +380,7 @@ impl Daemon {
                     }
                 }
                 Event::Run(RunEvent::StepEnded(end)) => self.step_ended(end).await,
+                Event::CommitDue => self.flush_commits(),
                 Event::Run(RunEvent::Closed { run_id, status }) => {
                     self.run_closed(&run_id, status).await;
                     if draining.is_none() {
@@ -521,13 +533,12 @@ impl Daemon {
                 .get(&issue_id)
                 .is_some_and(|i| i.comments.iter().any(|c| c.text == text));
             if !said {
-                let done = tokio::task::block_in_place(|| -> Result<()> {
-                    let w = self.writer();
-                    w.comment(&issue_id, &text, Utc::now())?;
-                    w.commit_backlog(&format!("spool: {issue_id} waits at {step}"), Utc::now())
+                let done = tokio::task::block_in_place(|| {
+                    self.writer().comment(&issue_id, &text, Utc::now())
                 });
-                if let Err(e) = done {
-                    self.warn(&format!("{issue_id}: announcing gate {step}: {e:#}"));
+                match done {
+                    Ok(()) => self.commit(format!("spool: {issue_id} waits at {step}")),
+                    Err(e) => self.warn(&format!("{issue_id}: announcing gate {step}: {e:#}")),
                 }
             }
         }
@@ -567,10 +578,9 @@ impl Daemon {
         let claim = tokio::task::block_in_place(|| self.writer().claim(&id, Utc::now()))?;
         match claim {
             Claim::Claimed => {
-                tokio::task::block_in_place(|| {
-                    self.writer()
-                        .commit_backlog(&format!("spool: {id} claimed"), Utc::now())
-                })?;
+                // Claims are committed at once (with whatever is pending).
+                self.pending_lock().push(format!("spool: {id} claimed"));
+                self.flush_commits();
                 self.say(&format!("spool up: {id} claimed ({template})"));
             }
             Claim::AlreadyMine => {
@@ -651,24 +661,31 @@ impl Daemon {
         ids.iter().position(|s| s == step).map(|i| (i, ids.len()))
     }
 
-    async fn step_ended(&mut self, end: StepEnd) {
+    async fn step_ended(&mut self, mut end: StepEnd) {
         let template = match self.open.get(&end.issue_id) {
             Some(r) if r.run_id == end.run_id => r.template.clone(),
             _ => return,
         };
+        if end.stopped {
+            // The engine stopped it and recorded why before it did.
+            let why = self
+                .recorded_failure(&end.run_id, end.scheduled_event_id, end.attempt)
+                .await;
+            if let Some(why) = why {
+                end.error = Some(why);
+            }
+        }
         let index = self.step_index(&template, &end.step);
         let text = progress::step_comment(&end, index);
         let message = progress::step_commit_message(&end, index);
-        let done = tokio::task::block_in_place(|| -> Result<()> {
-            let w = self.writer();
-            w.comment(&end.issue_id, &text, Utc::now())?;
-            w.commit_backlog(&message, Utc::now())
-        });
-        if let Err(e) = done {
-            self.warn(&format!(
+        let done =
+            tokio::task::block_in_place(|| self.writer().comment(&end.issue_id, &text, Utc::now()));
+        match done {
+            Ok(()) => self.commit(message),
+            Err(e) => self.warn(&format!(
                 "{}: recording step {}: {e:#}",
                 end.issue_id, end.step
-            ));
+            )),
         }
     }
 
@@ -705,8 +722,9 @@ impl Daemon {
                         now,
                     )?;
                 }
-                w.commit_backlog(&format!("spool: {issue_id} done ✓"), now)
+                Ok(())
             })
+            .map(|()| self.commit(format!("spool: {issue_id} done ✓")))
         } else {
             let rid = run_id.to_string();
             let failure = self
@@ -741,6 +759,46 @@ impl Daemon {
         self.remove_worktree(issue_id);
     }
 
+    /// Why the engine stopped attempt `attempt` of the step scheduled by `scheduled`: the
+    /// pending activity's last failure while it is retried, else the failure event that
+    /// ended it.
+    async fn recorded_failure(&self, run_id: &str, scheduled: u64, attempt: u32) -> Option<String> {
+        let rid = run_id.to_string();
+        let (state, events) = self
+            .engine
+            .read(move |s| -> crate::store::Result<_> {
+                Ok((s.load_state(&rid)?, s.history(&rid)?))
+            })
+            .await
+            .ok()?
+            .ok()?;
+        let describe =
+            |f: &spool_core::workflow::event::Failure| format!("{}: {}", f.error_type, f.message);
+        if let Some(pa) = state
+            .as_ref()
+            .and_then(|(_, st)| st.activities.get(&scheduled))
+        {
+            return pa
+                .last_failure
+                .as_ref()
+                .filter(|_| pa.attempt == attempt + 1)
+                .map(describe);
+        }
+        events.iter().rev().find_map(|e| match &e.attributes {
+            EventAttributes::ActivityTaskFailed {
+                scheduled_event_id,
+                failure,
+                ..
+            }
+            | EventAttributes::ActivityTaskTimedOut {
+                scheduled_event_id,
+                failure,
+                ..
+            } if *scheduled_event_id == scheduled => Some(describe(failure)),
+            _ => None,
+        })
+    }
+
     /// The `[on_complete]` of the template version the run pinned.
     async fn on_complete(&self, run_id: &str) -> OnComplete {
         self.pinned(run_id)
@@ -750,13 +808,45 @@ impl Daemon {
     }
 
     fn release(&self, issue_id: &str, note: &str) {
-        let done = tokio::task::block_in_place(|| -> Result<()> {
-            let w = self.writer();
-            w.release_failed(issue_id, note, Utc::now())?;
-            w.commit_backlog(&format!("spool: {issue_id} failed ✗"), Utc::now())
+        let done = tokio::task::block_in_place(|| {
+            self.writer().release_failed(issue_id, note, Utc::now())
         });
+        match done {
+            Ok(()) => self.commit(format!("spool: {issue_id} failed ✗")),
+            Err(e) => self.warn(&format!("{issue_id}: releasing after failure: {e:#}")),
+        }
+    }
+
+    fn pending_lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // Only this task touches it; a poisoned lock still holds valid messages.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Commits the backlog with `message`, now or, with `commit_coalesce_ms`, together
+    /// with the other changes of the same burst.
+    fn commit(&self, message: String) {
+        let window = self.opts.config.commit_coalesce_ms;
+        let first = self.pending_lock().push(message);
+        if window == 0 {
+            self.flush_commits();
+        } else if first {
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(window)).await;
+                let _ = events.send(Event::CommitDue);
+            });
+        }
+    }
+
+    /// Commits everything pending as one commit.
+    fn flush_commits(&self) {
+        let Some(message) = self.pending_lock().take() else {
+            return;
+        };
+        let done =
+            tokio::task::block_in_place(|| self.writer().commit_backlog(&message, Utc::now()));
         if let Err(e) = done {
-            self.warn(&format!("{issue_id}: releasing after failure: {e:#}"));
+            self.warn(&format!("committing the backlog: {e:#}"));
         }
     }
 
