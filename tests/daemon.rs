@@ -669,7 +669,7 @@ fn a_coding_agent_kind_is_judged_by_its_event_stream() {
 #[test]
 fn bench_daemon_reports_claim_latency() {
     let out = Command::new(env!("CARGO_BIN_EXE_spool"))
-        .args(["bench", "daemon", "--runs", "2", "--size", "20"])
+        .args(["bench", "daemon", "--runs", "2", "--size", "20", "--batch", "5"])
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
@@ -692,6 +692,10 @@ fn bench_daemon_reports_claim_latency() {
             .expect("p50");
         assert!(p50 > 0.0 && p50 < 30_000.0, "{line}");
     }
+    assert!(
+        text.contains("5 ready issues at once") && text.contains("issues/s"),
+        "{text}"
+    );
 }
 
 /// Runs `spool ARGS` in the repository with the fake agent configured; returns the output.

@@ -464,6 +464,13 @@ pub struct DaemonBenchArgs {
     /// Synthetic issues in the backlog besides the probes.
     #[arg(long, default_value_t = 1000)]
     pub size: usize,
+    /// Then this many ready issues appear at once; measures the time until every one is
+    /// claimed, run (the `noop` template), closed and committed. 0 skips it.
+    #[arg(long, default_value_t = 200)]
+    pub batch: usize,
+    /// Runs at once (`max_concurrent`).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
 }
 
 /// Quantile of sorted durations.
@@ -488,7 +495,10 @@ pub fn bench_daemon(args: &DaemonBenchArgs) -> Result<i32> {
     std::fs::write(root.join(".beads/config.yaml"), "issue-prefix: \"bench\"\n")?;
     std::fs::write(
         root.join(".spool/config.toml"),
-        "max_concurrent = 1\n[[select]]\nlabels = [\"bench-probe\"]\ntemplate = \"noop\"\n",
+        format!(
+            "max_concurrent = {}\n[[select]]\nlabels = [\"bench-probe\"]\ntemplate = \"noop\"\n",
+            args.concurrency.max(1)
+        ),
     )?;
     let issues = root.join(".beads/issues.jsonl");
     let synth = super::bench::synth_bytes(&crate::synth::SynthSpec {
@@ -540,12 +550,15 @@ pub fn bench_daemon(args: &DaemonBenchArgs) -> Result<i32> {
             std::thread::sleep(Duration::from_micros(500));
         }
     };
+    let probe = |id: &str| {
+        format!(
+            r#"{{"id":"{id}","title":"Probe {id}","status":"open","priority":0,"issue_type":"task","labels":["bench-probe"],"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}}"#
+        )
+    };
     let (mut written, mut committed) = (Vec::new(), Vec::new());
     for n in 0..args.runs {
         let id = format!("bench-probe{n}");
-        let line = format!(
-            r#"{{"id":"{id}","title":"Latency probe {n}","status":"open","priority":0,"issue_type":"task","labels":["bench-probe"],"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}}"#
-        );
+        let line = probe(&id);
         let claimed = |bytes: &[u8]| {
             String::from_utf8_lossy(bytes)
                 .lines()
@@ -574,6 +587,35 @@ pub fn bench_daemon(args: &DaemonBenchArgs) -> Result<i32> {
             Ok(git::head_blob(&root, rel)?.is_some_and(|b| closed(&b)))
         })?;
     }
+    // Throughput: a pull bringing `batch` ready issues at once.
+    let mut batch_time = None;
+    if args.batch > 0 {
+        let mut bytes = crate::backlog::read_bytes(&issues)?;
+        for n in 0..args.batch {
+            bytes.extend_from_slice(probe(&format!("bench-batch{n}")).as_bytes());
+            bytes.push(b'\n');
+        }
+        crate::atomic::write_atomic(&issues, &bytes)?;
+        let t0 = std::time::Instant::now();
+        let all_closed = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .filter(|l| l.contains("\"id\":\"bench-batch") && l.contains("\"closed\""))
+                .count()
+                == args.batch
+        };
+        let limit = Duration::from_secs(600);
+        loop {
+            if git::head_blob(&root, rel)?.is_some_and(|b| all_closed(&b)) {
+                break;
+            }
+            if t0.elapsed() > limit {
+                bail!("the batch was not done within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        batch_time = Some(t0.elapsed());
+    }
     let _ = stop_tx.send(());
     runtime
         .block_on(daemon)
@@ -583,8 +625,8 @@ pub fn bench_daemon(args: &DaemonBenchArgs) -> Result<i32> {
     committed.sort();
     println!("# spool daemon latency\n");
     println!(
-        "- command: `spool bench daemon --runs {} --size {}`",
-        args.runs, args.size
+        "- command: `spool bench daemon --runs {} --size {} --batch {} --concurrency {}`",
+        args.runs, args.size, args.batch, args.concurrency
     );
     println!("- from a ready issue written to the backlog file (as by `git pull`) to:\n");
     println!("| event | p50 ms | p90 ms | max ms |\n|---|---|---|---|");
@@ -597,6 +639,16 @@ pub fn bench_daemon(args: &DaemonBenchArgs) -> Result<i32> {
             quantile(d, 0.5).as_secs_f64() * 1e3,
             quantile(d, 0.9).as_secs_f64() * 1e3,
             quantile(d, 1.0).as_secs_f64() * 1e3
+        );
+    }
+    if let Some(t) = batch_time {
+        println!(
+            "\n{} ready issues at once, `noop` template (10 steps), {} runs at a time: all \
+             claimed, run, closed and committed in {:.1} s ({:.1} issues/s).",
+            args.batch,
+            args.concurrency.max(1),
+            t.as_secs_f64(),
+            args.batch as f64 / t.as_secs_f64()
         );
     }
     Ok(0)
