@@ -669,7 +669,9 @@ fn a_coding_agent_kind_is_judged_by_its_event_stream() {
 #[test]
 fn bench_daemon_reports_claim_latency() {
     let out = Command::new(env!("CARGO_BIN_EXE_spool"))
-        .args(["bench", "daemon", "--runs", "2", "--size", "20", "--batch", "5"])
+        .args([
+            "bench", "daemon", "--runs", "2", "--size", "20", "--batch", "5",
+        ])
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
@@ -1125,4 +1127,54 @@ fn progress_of_a_burst_is_committed_together_and_flushed_on_stop() {
         git(repo.root(), &["show", "HEAD:.beads/issues.jsonl"]),
         std::fs::read_to_string(repo.issues_path()).expect("read")
     );
+}
+
+#[test]
+fn issues_needing_a_capability_wait_for_a_daemon_that_has_it() {
+    let repo = Repo::new(&[
+        issue("t-1", &["spool", "needs:gpu"], None),
+        issue("t-2", &["spool"], None),
+    ]);
+    use_template(
+        &repo,
+        "quick",
+        "name = \"quick\"\n[[step]]\nid = \"a\"\nkind = \"activity\"\ncommand = [\"true\"]\n",
+    );
+    let ready = ok_json(&repo, &["--json", "ready"]);
+    let t1 = ready
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["id"] == "t-1"))
+        .expect("t-1 ready");
+    assert_eq!(t1["needs"], serde_json::json!(["gpu"]), "{ready}");
+    let daemon = repo.up("ok");
+    repo.wait_status("t-2", "closed");
+    assert_eq!(repo.issue("t-1")["status"], "open");
+    // This machine gets a GPU: the edited config applies without a restart.
+    let config = repo.root().join(".spool/config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("capabilities = [\"gpu\"]\n{text}")).expect("write");
+    repo.wait_status("t-1", "closed");
+    let stderr = daemon.stop();
+    assert!(
+        stderr.contains("t-1 left for another machine: needs gpu"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_agent_program_stops_the_daemon_before_any_claim() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    let out = Command::new(env!("CARGO_BIN_EXE_spool"))
+        .current_dir(repo.root())
+        .args(["up"])
+        .env("SPOOL_AGENT", "/no/such/agent")
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/no/such/agent") && err.contains("not found"),
+        "{err}"
+    );
+    assert_eq!(repo.issue("t-1")["status"], "open");
 }

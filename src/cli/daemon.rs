@@ -111,6 +111,15 @@ pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
             ),
         },
     };
+    if agent.locate(&ws.root).is_none() {
+        bail!(
+            "the agent program `{}` ({} agent) is not found{}; install it, or set `program` in [agents.default] of {}",
+            agent.program(),
+            agent.kind,
+            if agent.program().contains('/') { "" } else { " in PATH" },
+            ws.root.join(".spool/config.toml").display()
+        );
+    }
     let opts = service::Options {
         ws,
         config,

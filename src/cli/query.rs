@@ -183,7 +183,15 @@ fn print_ready(ctx: &Ctx, shown: &[Shown<'_>], total: usize) -> Result<i32> {
     if ctx.global.json {
         let out: Vec<Value> = shown
             .iter()
-            .map(|s| issue_json(s.file, s.issue, Some(&s.counts)))
+            .map(|s| {
+                let mut v = issue_json(s.file, s.issue, Some(&s.counts));
+                // Where it can run: the capabilities its `needs:` labels ask for.
+                let needs: Vec<&str> = s.issue.needs().collect();
+                if let (false, Some(obj)) = (needs.is_empty(), v.as_object_mut()) {
+                    obj.insert("needs".into(), json!(needs));
+                }
+                v
+            })
             .collect();
         print_json(&out)?;
         if truncated {

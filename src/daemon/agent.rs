@@ -39,6 +39,32 @@ impl AgentDef {
         }
     }
 
+    /// The program the agent runs: `program`, else the CLI named like the kind.
+    pub fn program(&self) -> &str {
+        self.params
+            .get("program")
+            .and_then(Value::as_str)
+            .unwrap_or(&self.kind)
+    }
+
+    /// Where the program is, relative paths taken from `cwd`, bare names from `PATH`;
+    /// `None` when it is not there, which is a configuration error before any claim.
+    pub fn locate(&self, cwd: &Path) -> Option<PathBuf> {
+        let program = Path::new(self.program());
+        let is_exe = |p: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        };
+        if program.components().count() > 1 {
+            let p = cwd.join(program);
+            return is_exe(&p).then_some(p);
+        }
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join(program))
+            .find(|p| is_exe(p))
+    }
+
     /// The JSON form carried in a run's input.
     pub fn to_json(&self) -> String {
         json!({"kind": self.kind, "params": self.params}).to_string()
@@ -389,6 +415,20 @@ mod tests {
         );
         let p = step_prompt("../plan", "t-1: X\n", dir.path(), None);
         assert!(p.starts_with("Do step `../plan`"), "{p}");
+    }
+
+    #[test]
+    fn the_program_is_found_on_path_or_by_its_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sh = AgentDef::command("sh");
+        assert!(sh.locate(dir.path()).is_some());
+        let missing = AgentDef::command("./no-such-agent");
+        assert_eq!(missing.locate(dir.path()), None);
+        let claude = AgentDef {
+            kind: "claude".into(),
+            params: Map::new(),
+        };
+        assert_eq!(claude.program(), "claude");
     }
 
     #[test]

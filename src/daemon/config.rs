@@ -19,6 +19,11 @@ pub const DEFAULT_CONFIG: &str = r#"# spool daemon configuration (`spool up`).
 # Most runs at once.
 max_concurrent = 2
 
+# What this machine offers. An issue labelled `needs:<capability>` (or a template whose
+# steps say `requires = [...]`) is only claimed by a daemon that has it; the daemon also
+# has `agent:<kind>` of its agent (e.g. `agent:claude`).
+# capabilities = ["gpu", "macos"]
+
 # Commit the daemon's backlog changes (claims, progress comments, closes).
 commit = true
 
@@ -88,6 +93,7 @@ pub struct Config {
     pub commit_coalesce_ms: u64,
     pub agents: BTreeMap<String, AgentDef>,
     pub budget: super::budget::Limits,
+    pub capabilities: Vec<String>,
 }
 
 impl Config {
@@ -122,6 +128,7 @@ struct RawConfig {
     #[serde(default)]
     agents: BTreeMap<String, Spanned<RawAgent>>,
     budget: Option<RawBudget>,
+    capabilities: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -271,6 +278,23 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
             }
         }
     }
+    let capabilities = match raw.capabilities {
+        None => Vec::new(),
+        Some(c) => {
+            let span = c.span();
+            let list = c.into_inner();
+            if let Some(bad) = list
+                .iter()
+                .find(|c| !spool_core::template::valid_capability(c))
+            {
+                return Err(err(
+                    Some(span),
+                    format!("bad capability {bad:?}: use letters, digits, '-', '_', '.' and ':'"),
+                ));
+            }
+            list
+        }
+    };
     Ok(Config {
         actor,
         max_concurrent,
@@ -280,6 +304,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
         commit_coalesce_ms,
         agents,
         budget,
+        capabilities,
     })
 }
 
@@ -338,6 +363,13 @@ mod tests {
         let c = parse("cfg.toml", "[budget]\nper_run_usd = 1.5\n").expect("budget");
         assert_eq!(c.budget.per_run_usd, Some(1.5));
         assert_eq!(c.budget.per_day_usd, None);
+        let c = parse("cfg.toml", "capabilities = [\"gpu\", \"os.macos\"]\n").expect("caps");
+        assert_eq!(
+            c.capabilities,
+            vec!["gpu".to_string(), "os.macos".to_string()]
+        );
+        let e = parse("cfg.toml", "commit = true\ncapabilities = [\"a b\"]\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`instance`]: one daemon per repository.
 //! - [`budget`]: per-run and per-day spending limits (pure).
 //! - [`coalesce`]: one commit for a burst of progress (pure).
+//! - [`routing`]: capabilities a daemon has and an issue needs (pure).
 
 pub mod agent;
 pub mod budget;
@@ -19,4 +20,5 @@ pub mod instance;
 pub mod issues;
 pub mod progress;
 pub mod report;
+pub mod routing;
 pub mod service;

@@ -11,6 +11,7 @@ use super::config::Config;
 use super::issues::{Claim, Writer};
 use super::progress::{self, DepResult, RunPlace, StepEnd, FAILED_LABEL};
 use super::report::{Gate, Reporting};
+use super::routing;
 use crate::backlog::Backlog;
 use crate::engine::{CommandRunner, Engine, EngineConfig, EngineError, Templates};
 use crate::git;
@@ -24,7 +25,7 @@ use spool_core::beads::{Issue, StatusKind};
 use spool_core::workflow::event::EventAttributes;
 use spool_core::workflow::program::{OnComplete, Program, StepKind};
 use spool_core::workflow::state::{Phase, RunState, RunStatus};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +74,10 @@ pub enum RunEvent {
     Closed { run_id: String, status: RunStatus },
 }
 
+/// Issues to start (index, template), and issues left for another machine (id, the
+/// capabilities it needs that this one lacks).
+type Picks = (Vec<(usize, String)>, Vec<(String, Vec<String>)>);
+
 struct OpenRun {
     run_id: String,
     template: String,
@@ -88,6 +93,8 @@ struct Daemon {
     step_ids: HashMap<String, Vec<String>>,
     gate: Arc<Gate>,
     ledger: Arc<std::sync::Mutex<Ledger>>,
+    /// Issues already reported as needing capabilities this daemon lacks.
+    unroutable: std::collections::HashSet<String>,
     /// Commit messages of backlog changes not committed yet.
     pending: std::sync::Mutex<Pending>,
     /// The loop's own channel, for timers.
@@ -170,6 +177,7 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
         gate,
         ledger,
         pending: std::sync::Mutex::new(Pending::default()),
+        unroutable: Default::default(),
         events: tx.clone(),
         config_text: None,
     };
@@ -412,11 +420,63 @@ impl Daemon {
         };
         let graph = Graph::new(backlog.file.issues());
         self.answer_gates(&graph).await;
-        let select = |issue: &Issue| -> Option<String> {
+        let (picked, unroutable) = self.pick(&graph);
+        for (id, missing) in unroutable {
+            if self.unroutable.insert(id.clone()) {
+                self.say(&format!(
+                    "spool up: {id} left for another machine: needs {}",
+                    missing.join(", ")
+                ));
+            }
+        }
+        let candidates: Vec<(Issue, String, Vec<DepResult>)> = picked
+            .into_iter()
+            .map(|(ix, t)| (graph.issue(ix).clone(), t, dep_results(&graph, ix)))
+            .collect();
+        drop(graph);
+        for (issue, template, deps) in candidates {
+            if self.open.len() >= self.opts.config.max_concurrent {
+                break;
+            }
+            if let Err(e) = self.start(&issue, &template, &deps).await {
+                self.warn(&format!("{}: {e:#}", issue.id));
+            }
+        }
+    }
+
+    /// Issues to start, in order (those this actor holds without an open run, then ready
+    /// ones the selectors match and this machine can run), and those left for a machine
+    /// with capabilities this one lacks.
+    fn pick(&self, graph: &Graph<'_>) -> Picks {
+        // What each selectable template requires of the machine.
+        let mut requires: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for rule in &self.opts.config.select {
+            if !requires.contains_key(&rule.template) {
+                let r = self
+                    .templates
+                    .load(&rule.template)
+                    .map(|(_, p)| p.requirements())
+                    .unwrap_or_default();
+                requires.insert(rule.template.clone(), r);
+            }
+        }
+        let have = routing::capabilities(&self.opts.config.capabilities, &self.opts.agent.kind);
+        let mut unroutable = Vec::new();
+        let mut select = |issue: &Issue| -> Option<String> {
             if issue.labels.iter().any(|l| l == FAILED_LABEL) {
                 return None;
             }
-            self.opts.config.template_for(issue).map(str::to_string)
+            let template = self.opts.config.template_for(issue)?;
+            let missing = routing::unmet(
+                issue,
+                requires.get(template).unwrap_or(&BTreeSet::new()),
+                &have,
+            );
+            if !missing.is_empty() {
+                unroutable.push((issue.id.clone(), missing));
+                return None;
+            }
+            Some(template.to_string())
         };
         // Issues this actor holds without an open run come first, then ready ones.
         let mut picked: Vec<(usize, String)> = Vec::new();
@@ -435,7 +495,7 @@ impl Daemon {
             limit: 0,
             ..ReadyQuery::default()
         };
-        for ix in ready(&graph, &query, Utc::now()).issues {
+        for ix in ready(graph, &query, Utc::now()).issues {
             let issue = graph.issue(ix);
             // An epic waits for its children: it runs once every one of them is closed.
             let waits = graph
@@ -450,19 +510,7 @@ impl Daemon {
                 }
             }
         }
-        let candidates: Vec<(Issue, String, Vec<DepResult>)> = picked
-            .into_iter()
-            .map(|(ix, t)| (graph.issue(ix).clone(), t, dep_results(&graph, ix)))
-            .collect();
-        drop(graph);
-        for (issue, template, deps) in candidates {
-            if self.open.len() >= self.opts.config.max_concurrent {
-                break;
-            }
-            if let Err(e) = self.start(&issue, &template, &deps).await {
-                self.warn(&format!("{}: {e:#}", issue.id));
-            }
-        }
+        (picked, unroutable)
     }
 
     /// A run's state and the template version it pinned.

@@ -348,6 +348,9 @@ pub struct Comment {
     pub created_at: Option<Timestamp>,
 }
 
+/// Labels `needs:<capability>` route an issue to machines that have the capability.
+pub const NEEDS_LABEL_PREFIX: &str = "needs:";
+
 /// Issue types that are infrastructure, never offered as ready work.
 pub const NON_WORK_TYPES: &[&str] = &[
     "merge-request",
@@ -463,6 +466,14 @@ impl Issue {
 
     pub fn is_closed(&self) -> bool {
         self.status_kind() == StatusKind::Closed
+    }
+
+    /// Capabilities a machine needs to work this issue: its `needs:<capability>` labels.
+    pub fn needs(&self) -> impl Iterator<Item = &str> + '_ {
+        self.labels
+            .iter()
+            .filter_map(|l| l.strip_prefix(NEEDS_LABEL_PREFIX))
+            .filter(|c| !c.is_empty())
     }
 
     /// The parent id from this issue's `parent-child` edge, if any.

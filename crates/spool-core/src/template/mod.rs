@@ -158,6 +158,7 @@ struct RawStep {
     when: Option<Spanned<String>>,
     on_failure: Option<Spanned<RawOnFailure>>,
     compensate: Option<Spanned<Vec<Vec<String>>>>,
+    requires: Option<Spanned<Vec<String>>>,
     // activity
     activity_type: Option<Spanned<String>>,
     command: Option<Spanned<Vec<String>>>,
@@ -337,6 +338,13 @@ pub fn compile(file: &str, source: &str) -> Result<Program, TemplateError> {
         steps,
         on_complete,
     })
+}
+
+/// A capability name (`gpu`, `agent:claude`, `os.macos`).
+pub fn valid_capability(c: &str) -> bool {
+    !c.is_empty()
+        && c.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.' | ':'))
 }
 
 /// Placeholder syntax only (names are resolved when the step runs): rendering against
@@ -687,6 +695,20 @@ fn compile_step(
         }
     }
 
+    let requires = r
+        .requires
+        .as_ref()
+        .map(|c| c.get_ref().clone())
+        .unwrap_or_default();
+    if let Some(req) = &r.requires {
+        if let Some(bad) = req.get_ref().iter().find(|c| !valid_capability(c)) {
+            cx.error(
+                req.span(),
+                format!("bad capability {bad:?}: use letters, digits, '-', '_', '.' and ':'"),
+            );
+        }
+    }
+
     Some(Step {
         id,
         line,
@@ -694,6 +716,7 @@ fn compile_step(
         kind,
         on_failure,
         compensate,
+        requires,
     })
 }
 

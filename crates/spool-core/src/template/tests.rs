@@ -301,3 +301,19 @@ fn on_complete_defaults_to_closing_and_may_give_the_issue_back_relabelled() {
     );
     one_error(&format!("{step}[on_complete]\nbogus = 1\n"), 6, "bogus");
 }
+
+#[test]
+fn steps_may_require_capabilities_which_the_program_collects() {
+    let src = "[[step]]\nid = \"a\"\nkind = \"activity\"\ncommand = [\"true\"]\nrequires = [\"gpu\"]\n\
+               [[step]]\nid = \"p\"\nkind = \"parallel\"\n\
+               [[step.steps]]\nid = \"b\"\nkind = \"activity\"\ncommand = [\"true\"]\nrequires = [\"os.linux\", \"gpu\"]\n\
+               [[step.steps]]\nid = \"c\"\nkind = \"sleep\"\nduration = \"1s\"\n";
+    let p = compile("t.toml", src).expect("compiles");
+    let req: Vec<String> = p.requirements().into_iter().collect();
+    assert_eq!(req, vec!["gpu".to_string(), "os.linux".to_string()]);
+    one_error(
+        "[[step]]\nid = \"a\"\nkind = \"activity\"\ncommand = [\"true\"]\nrequires = [\"g p u\"]\n",
+        5,
+        "bad capability",
+    );
+}

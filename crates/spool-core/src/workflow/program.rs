@@ -50,6 +50,21 @@ pub enum StepLoc {
 }
 
 impl Program {
+    /// Every capability some step requires, parallel branches included.
+    pub fn requirements(&self) -> std::collections::BTreeSet<String> {
+        fn walk(steps: &[Step], out: &mut std::collections::BTreeSet<String>) {
+            for step in steps {
+                out.extend(step.requires.iter().cloned());
+                if let StepKind::Parallel(p) = &step.kind {
+                    walk(&p.branches, out);
+                }
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        walk(&self.steps, &mut out);
+        out
+    }
+
     /// Finds a step (top level or parallel branch) by id.
     pub fn locate(&self, id: &str) -> Option<StepLoc> {
         for (i, step) in self.steps.iter().enumerate() {
@@ -93,6 +108,9 @@ pub struct Step {
     /// Commands (argv) that undo this step, run if the workflow fails or is cancelled
     /// after the step completed.
     pub compensate: Vec<Vec<String>>,
+    /// Capabilities a machine must have to run this step (e.g. `gpu`): a daemon without
+    /// them does not claim issues for the template.
+    pub requires: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
