@@ -59,6 +59,18 @@ fn init_then_create_makes_hash_ids_with_the_prefix() {
     };
     assert_eq!(text.lines().collect::<Vec<_>>(), sorted);
     assert!(env.fails(&["init"]).contains("already"));
+    // The daemon's configuration can be added to an initialized backlog, once.
+    let backlog = env.backlog();
+    let v = env.json(&["init", "--daemon"]);
+    let config = env.root().join(".spool/config.toml");
+    assert_eq!(v["daemon_config"], config.display().to_string());
+    let text = std::fs::read_to_string(&config).expect("daemon config");
+    assert!(
+        text.contains("[[select]]") && text.contains("max_concurrent"),
+        "{text}"
+    );
+    assert_eq!(env.backlog(), backlog);
+    assert!(env.fails(&["init", "--daemon"]).contains("already"));
 }
 
 #[test]

@@ -155,6 +155,10 @@ pub struct InitArgs {
     /// Issue id prefix (default: the directory name).
     #[arg(long, short = 'p')]
     pub prefix: Option<String>,
+    /// Also write the daemon's commented `.spool/config.toml` (for `spool up`); works
+    /// on an initialized backlog too.
+    #[arg(long)]
+    pub daemon: bool,
 }
 
 #[derive(Debug, Args, Default)]

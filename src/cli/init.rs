@@ -22,15 +22,63 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32> {
     let root = Workspace::init_root(&ctx.cwd);
     let beads = root.join(".beads");
     let issues = beads.join("issues.jsonl");
-    if issues.exists() {
+    let daemon_config = root.join(".spool").join("config.toml");
+    let backlog_exists = issues.exists();
+    if backlog_exists && !(args.daemon && !daemon_config.exists()) {
         bail!(
-            "{} already exists: this backlog is initialized",
-            issues.display()
+            "{} already exists: this backlog is initialized{}",
+            issues.display(),
+            if args.daemon {
+                format!(" and {} exists", daemon_config.display())
+            } else {
+                String::new()
+            }
         );
     }
+    let mut messages = Vec::new();
+    let mut prefix = None;
+    if !backlog_exists {
+        let (message, p) = init_backlog(&root, args)?;
+        messages.push(message);
+        prefix = Some(p);
+    }
+    if args.daemon {
+        let dir = root.join(".spool");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_atomic(
+            &daemon_config,
+            crate::daemon::config::DEFAULT_CONFIG.as_bytes(),
+        )?;
+        messages.push(format!(
+            "Wrote the daemon configuration {} (see its comments; start with `spool up`)",
+            daemon_config.display()
+        ));
+    }
+    if ctx.global.json {
+        super::output::print_json(&json!({
+            "database": issues.display().to_string(),
+            "prefix": prefix,
+            "daemon_config": args.daemon.then(|| daemon_config.display().to_string()),
+            "message": messages.join("\n"),
+        }))?;
+    } else if !ctx.global.quiet {
+        for m in &messages {
+            println!("{m}");
+        }
+        if !backlog_exists {
+            println!("Create an issue: spool create \"First task\" -p 1");
+        }
+    }
+    Ok(0)
+}
+
+/// Creates `.beads/` as bd does; returns what was done and the prefix.
+fn init_backlog(root: &std::path::Path, args: &InitArgs) -> Result<(String, String)> {
+    let beads = root.join(".beads");
+    let issues = beads.join("issues.jsonl");
     let ws = Workspace {
         beads_dir: beads.clone(),
-        root: root.clone(),
+        root: root.to_path_buf(),
     };
     let prefix = match &args.prefix {
         Some(p) => p.trim_end_matches('-').to_string(),
@@ -70,17 +118,7 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32> {
         "Initialized a backlog in {} with prefix {prefix}",
         beads.display()
     );
-    if ctx.global.json {
-        super::output::print_json(&json!({
-            "database": issues.display().to_string(),
-            "prefix": prefix,
-            "message": message,
-        }))?;
-    } else if !ctx.global.quiet {
-        println!("{message}");
-        println!("Create an issue: spool create \"First task\" -p 1");
-    }
-    Ok(0)
+    Ok((message, prefix))
 }
 
 /// bd uses the directory name as the default prefix; keep only characters valid in ids.
