@@ -24,7 +24,9 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<i32> {
     let issues = beads.join("issues.jsonl");
     let daemon_config = root.join(".spool").join("config.toml");
     let backlog_exists = issues.exists();
-    if backlog_exists && !(args.daemon && !daemon_config.exists()) {
+    // Nothing left to do: the backlog exists and so does the daemon config if asked for.
+    let nothing_to_add = !args.daemon || daemon_config.exists();
+    if backlog_exists && nothing_to_add {
         bail!(
             "{} already exists: this backlog is initialized{}",
             issues.display(),
