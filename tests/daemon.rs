@@ -1178,3 +1178,33 @@ fn a_missing_agent_program_stops_the_daemon_before_any_claim() {
     );
     assert_eq!(repo.issue("t-1")["status"], "open");
 }
+
+#[test]
+fn work_an_agent_discovers_lands_in_the_repositorys_backlog() {
+    let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
+    let daemon = repo.up_with("discover", &[("FAKE_SPOOL", env!("CARGO_BIN_EXE_spool"))]);
+    repo.wait_status("t-1", "closed");
+    daemon.stop();
+    let text = std::fs::read_to_string(repo.issues_path()).expect("backlog");
+    let follow: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["title"] == "Follow-up of t-1")
+        .unwrap_or_else(|| panic!("no follow-up in\n{text}"));
+    assert_eq!(follow["status"], "open", "{follow}");
+    assert_eq!(
+        follow["dependencies"][0]["depends_on_id"], "t-1",
+        "{follow}"
+    );
+    assert_eq!(
+        follow["dependencies"][0]["type"], "discovered-from",
+        "{follow}"
+    );
+    // Committed with the daemon's progress; the run branch's backlog is untouched.
+    assert_eq!(
+        git(repo.root(), &["show", "HEAD:.beads/issues.jsonl"]),
+        text
+    );
+    let branch = git(repo.root(), &["show", "spool/t-1:.beads/issues.jsonl"]);
+    assert!(!branch.contains("Follow-up"), "{branch}");
+}

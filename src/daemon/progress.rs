@@ -43,6 +43,8 @@ pub struct RunPlace<'a> {
     pub agent: &'a str,
     /// This spool executable (`{run.spool}`), for steps that call back into spool.
     pub spool: &'a Path,
+    /// The repository's `.beads/` (`{run.beads_dir}`), where agents record new work.
+    pub beads_dir: &'a Path,
 }
 
 /// A finished dependency, as the agent is told about it.
@@ -122,6 +124,7 @@ pub fn run_input(issue: &Issue, deps: &[DepResult], place: &RunPlace<'_>) -> Val
             "base": place.base,
             "agent": place.agent,
             "spool": place.spool.display().to_string(),
+            "beads_dir": place.beads_dir.display().to_string(),
         },
     })
 }

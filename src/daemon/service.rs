@@ -672,6 +672,7 @@ impl Daemon {
                 base: &base,
                 agent: &self.opts.agent.to_json(),
                 spool: &self.opts.spool_exe,
+                beads_dir: &self.opts.ws.beads_dir,
             },
         );
         let run_id = match self.engine.start_run(template, Some(&id), input).await {
