@@ -27,6 +27,8 @@ pub enum LineError {
         index: usize,
         len: usize,
     },
+    #[error("field {key:?} is not an object")]
+    FieldNotAnObject { key: String },
 }
 
 /// One top-level member of the line's object.

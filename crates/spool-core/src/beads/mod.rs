@@ -18,6 +18,7 @@ pub mod graph;
 pub mod ids;
 pub mod issue;
 pub mod json;
+pub mod lease;
 pub mod line;
 pub mod ops;
 pub mod ready;
