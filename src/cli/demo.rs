@@ -606,6 +606,7 @@ fn approve(ws: &Workspace, issue: &str) -> Result<()> {
 /// Closes the epic once all its children are closed, and commits the backlog.
 fn close_epic(ws: &Workspace) -> Result<()> {
     let writer = Writer {
+        lease: None,
         ws,
         actor: ACTOR,
         commit: true,

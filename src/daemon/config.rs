@@ -41,6 +41,13 @@ commit_coalesce_ms = 200
 labels = ["spool"]
 template = "implement"
 
+# Working with other daemons on the same backlog (other machines, pushing and pulling
+# the same remote). Each claim then carries a lease in the issue's metadata, renewed
+# every third of `lease_secs` while the run lives; an issue whose lease ran out (its
+# daemon died) is taken over by another daemon, which says so in a comment.
+# [team]
+# lease_secs = 300
+
 # Spending limits in USD, counted from the cost agent CLIs report (claude, aider and
 # opencode report it; codex and gemini do not). When a run or the day has spent its
 # budget, no further attempt starts and the run fails with BudgetExceeded.
@@ -94,6 +101,8 @@ pub struct Config {
     pub agents: BTreeMap<String, AgentDef>,
     pub budget: super::budget::Limits,
     pub capabilities: Vec<String>,
+    /// `[team]`: claims carry leases of this many seconds.
+    pub lease_secs: Option<u64>,
 }
 
 impl Config {
@@ -129,6 +138,13 @@ struct RawConfig {
     agents: BTreeMap<String, Spanned<RawAgent>>,
     budget: Option<RawBudget>,
     capabilities: Option<Spanned<Vec<String>>>,
+    team: Option<RawTeam>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTeam {
+    lease_secs: Option<Spanned<i64>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -295,6 +311,19 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
             list
         }
     };
+    let lease_secs = match raw.team {
+        None => None,
+        Some(t) => match t.lease_secs {
+            None => Some(300),
+            Some(l) if (3..=86_400).contains(l.get_ref()) => Some(*l.get_ref() as u64),
+            Some(l) => {
+                return Err(err(
+                    Some(l.span()),
+                    "team.lease_secs must be between 3 and 86400".into(),
+                ))
+            }
+        },
+    };
     Ok(Config {
         actor,
         max_concurrent,
@@ -305,6 +334,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
         agents,
         budget,
         capabilities,
+        lease_secs,
     })
 }
 
@@ -370,6 +400,14 @@ mod tests {
         );
         let e = parse("cfg.toml", "commit = true\ncapabilities = [\"a b\"]\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
+        assert_eq!(parse("c", "[team]\n").expect("team").lease_secs, Some(300));
+        assert_eq!(
+            parse("c", "[team]\nlease_secs = 60\n")
+                .expect("team")
+                .lease_secs,
+            Some(60)
+        );
+        assert_eq!(parse("c", "[team]\nlease_secs = 1\n").unwrap_err().line, 2);
     }
 
     #[test]

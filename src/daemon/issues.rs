@@ -8,6 +8,7 @@ use crate::git::{self, Signature};
 use crate::workspace::Workspace;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use spool_core::beads::lease::{self, Holder, Lease};
 use spool_core::beads::ops::{self, ClaimRefusal, Stamp};
 use spool_core::beads::{NewComment, StatusKind, Timestamp};
 use std::path::Path;
@@ -23,6 +24,8 @@ pub enum Claim {
     Refused(ClaimRefusal),
     /// The issue is gone from the backlog.
     Missing,
+    /// Taken over from another daemon whose lease had run out.
+    TookOver { from: String },
 }
 
 /// Who writes and how: the daemon's actor, and whether to commit.
@@ -30,10 +33,13 @@ pub struct Writer<'a> {
     pub ws: &'a Workspace,
     pub actor: &'a str,
     pub commit: bool,
+    /// In a team, claims carry a lease this long (see `spool_core::beads::lease`).
+    pub lease: Option<chrono::Duration>,
 }
 
 impl Writer<'_> {
-    /// Compare-and-swap claim under the backlog lock.
+    /// Compare-and-swap claim under the backlog lock. In a team, the claim carries a
+    /// lease, and an issue whose holder's lease ran out is taken over.
     pub fn claim(&self, id: &str, now: DateTime<Utc>) -> Result<Claim> {
         let stamp_time = Timestamp::from_utc(now);
         let stamp = Stamp {
@@ -44,14 +50,78 @@ impl Writer<'_> {
             let Some(issue) = tx.file.get(id).cloned() else {
                 return Ok(Claim::Missing);
             };
-            match ops::check_claim(&issue, self.actor) {
-                Ok(true) => {
-                    tx.edit(id, |ed| ops::claim(ed, &issue, stamp))?;
+            let Some(lease) = self.lease else {
+                return match ops::check_claim(&issue, self.actor) {
+                    Ok(true) => {
+                        tx.edit(id, |ed| ops::claim(ed, &issue, stamp))?;
+                        Ok(Claim::Claimed)
+                    }
+                    Ok(false) => Ok(Claim::AlreadyMine),
+                    Err(r) => Ok(Claim::Refused(r)),
+                };
+            };
+            let mine = Lease {
+                owner: self.actor.to_string(),
+                expires: now + lease,
+            };
+            match lease::holder(&issue, self.actor, now) {
+                Holder::Free => {
+                    tx.edit(id, |ed| {
+                        ops::claim(ed, &issue, stamp)?;
+                        lease::set_lease(ed, &mine)
+                    })?;
                     Ok(Claim::Claimed)
                 }
-                Ok(false) => Ok(Claim::AlreadyMine),
-                Err(r) => Ok(Claim::Refused(r)),
+                Holder::Mine => {
+                    tx.edit(id, |ed| lease::set_lease(ed, &mine))?;
+                    Ok(Claim::AlreadyMine)
+                }
+                Holder::Expired { owner, expired } => {
+                    tx.edit(id, |ed| {
+                        ops::claim(ed, &issue, stamp)?;
+                        lease::set_lease(ed, &mine)
+                    })?;
+                    let note = format!(
+                        "spool: taken over from {owner}, whose lease expired at {}",
+                        expired.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                    self.add_comment(tx, id, &note, now)?;
+                    Ok(Claim::TookOver { from: owner })
+                }
+                Holder::Other(holder) => Ok(Claim::Refused(ClaimRefusal::HeldBy {
+                    id: id.to_string(),
+                    holder,
+                })),
+                Holder::NotClaimable => Ok(Claim::Refused(ClaimRefusal::NotClaimable {
+                    id: id.to_string(),
+                    status: issue.status().to_string(),
+                })),
             }
+        })
+    }
+
+    /// Renews the leases of `ids` this actor still holds; returns how many.
+    pub fn renew_leases(&self, ids: &[String], now: DateTime<Utc>) -> Result<usize> {
+        let Some(lease) = self.lease else {
+            return Ok(0);
+        };
+        let mine = Lease {
+            owner: self.actor.to_string(),
+            expires: now + lease,
+        };
+        modify(self.ws, |tx| {
+            let mut renewed = 0;
+            for id in ids {
+                let held = tx
+                    .file
+                    .get(id)
+                    .is_some_and(|i| lease::holder(i, self.actor, now) == Holder::Mine);
+                if held {
+                    tx.edit(id, |ed| lease::set_lease(ed, &mine))?;
+                    renewed += 1;
+                }
+            }
+            Ok(renewed)
         })
     }
 
@@ -73,7 +143,10 @@ impl Writer<'_> {
             };
             // Closed by someone else meanwhile: their reason stands.
             if !issue.is_closed() {
-                tx.edit(id, |ed| ops::close(ed, &issue, Some(reason), stamp))?;
+                tx.edit(id, |ed| {
+                    ops::close(ed, &issue, Some(reason), stamp)?;
+                    lease::clear_lease(ed)
+                })?;
             }
             Ok(())
         })
@@ -119,6 +192,7 @@ impl Writer<'_> {
             tx.edit(id, |ed| {
                 ops::set_status(ed, &issue, "open", stamp)?;
                 ed.remove("assignee")?;
+                lease::clear_lease(ed)?;
                 for label in remove {
                     ed.remove_label(label)?;
                 }

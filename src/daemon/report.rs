@@ -21,6 +21,10 @@ pub struct Gate {
     /// Fired when the grace period is over: running attempts get SIGTERM (then SIGKILL
     /// after exec's grace), so their processes can stop their own children.
     stop: CancellationToken,
+    /// Fired once the daemon has looked at the backlog after starting: attempts the
+    /// engine re-dispatches at boot wait for it, so a run whose issue another daemon took
+    /// over meanwhile is stopped before it does anything.
+    ready: CancellationToken,
 }
 
 impl Gate {
@@ -32,6 +36,11 @@ impl Gate {
     /// boot dispatches them again.
     pub fn drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets attempts start (after the daemon's first look at the backlog).
+    pub fn open(&self) {
+        self.ready.cancel();
     }
 
     /// Stops the attempts still running. Their results are not reported to the engine,
@@ -95,9 +104,20 @@ impl ActivityRunner for Reporting {
             relay.cancel();
         });
         control.cancel = cancel;
+        let task_kill = control.kill.clone();
         let inner = self.inner.run(task.clone(), control);
         let ledger = self.ledger.clone();
+        let (ready, kill) = (gate.ready.clone(), task_kill);
         Box::pin(async move {
+            tokio::select! {
+                _ = ready.cancelled() => {}
+                // Terminated while waiting: it never ran.
+                _ = kill.cancelled() => {
+                    watcher.abort();
+                    gate.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    return AttemptResult::Canceled;
+                }
+            }
             let started = Instant::now();
             let result = inner.await;
             watcher.abort();

@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use notify::Watcher;
 use spool_core::beads::graph::Graph;
+use spool_core::beads::lease::{self, Holder};
 use spool_core::beads::ready::{ready, ReadyQuery};
 use spool_core::beads::{Issue, StatusKind};
 use spool_core::workflow::event::EventAttributes;
@@ -64,6 +65,8 @@ pub enum Event {
     Run(RunEvent),
     /// The coalescing window of pending backlog commits is over.
     CommitDue,
+    /// Time to renew the leases of this daemon's claims (team mode).
+    RenewLeases,
     /// Stop: no new claims, running attempts get the grace period.
     Shutdown,
 }
@@ -162,6 +165,21 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
             }
         }
     });
+    if let Some(secs) = opts.config.lease_secs {
+        // A third of the lease: two renewals may fail before a teammate may take over.
+        let every = Duration::from_secs(secs).div_f64(3.0);
+        let t = tx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if t.send(Event::RenewLeases).is_err() {
+                    break;
+                }
+            }
+        });
+    }
     let t = tx.clone();
     tokio::spawn(async move {
         stop.await;
@@ -300,6 +318,11 @@ impl Daemon {
 
     fn writer(&self) -> Writer<'_> {
         Writer {
+            lease: self
+                .opts
+                .config
+                .lease_secs
+                .map(|s| chrono::Duration::seconds(s as i64)),
             ws: &self.opts.ws,
             actor: &self.opts.actor,
             commit: self.opts.config.commit,
@@ -349,6 +372,7 @@ impl Daemon {
         let mut draining: Option<tokio::time::Instant> = None;
         let mut stopping = false;
         self.reconcile().await;
+        self.gate.open();
         loop {
             let next = match draining {
                 None => rx.recv().await,
@@ -389,6 +413,7 @@ impl Daemon {
                 }
                 Event::Run(RunEvent::StepEnded(end)) => self.step_ended(end).await,
                 Event::CommitDue => self.flush_commits(),
+                Event::RenewLeases => self.renew_leases(),
                 Event::Run(RunEvent::Closed { run_id, status }) => {
                     self.run_closed(&run_id, status).await;
                     if draining.is_none() {
@@ -419,6 +444,7 @@ impl Daemon {
             }
         };
         let graph = Graph::new(backlog.file.issues());
+        self.drop_lost_claims(&graph).await;
         self.answer_gates(&graph).await;
         let (picked, unroutable) = self.pick(&graph);
         for (id, missing) in unroutable {
@@ -480,10 +506,18 @@ impl Daemon {
         };
         // Issues this actor holds without an open run come first, then ready ones.
         let mut picked: Vec<(usize, String)> = Vec::new();
+        let now = Utc::now();
+        let team = self.opts.config.lease_secs.is_some();
         for ix in graph.live_indexes() {
             let issue = graph.issue(ix);
+            // In a team, an issue whose holder's lease ran out is taken over.
+            let takeover = team
+                && matches!(
+                    lease::holder(issue, &self.opts.actor, now),
+                    Holder::Expired { .. }
+                );
             if issue.status_kind() == StatusKind::InProgress
-                && issue.assignee == self.opts.actor
+                && (issue.assignee == self.opts.actor || takeover)
                 && !self.open.contains_key(&issue.id)
             {
                 if let Some(t) = select(issue) {
@@ -541,6 +575,51 @@ impl Daemon {
         match &step.kind {
             StepKind::Gate(gate) => Some((step.id.clone(), gate.signals.clone())),
             _ => None,
+        }
+    }
+
+    /// In a team, a run whose issue another daemon now holds (it took the issue over
+    /// after this daemon's lease ran out, or won the race for the claim) is terminated
+    /// here without touching the issue: the work is theirs now.
+    async fn drop_lost_claims(&mut self, graph: &Graph<'_>) {
+        if self.opts.config.lease_secs.is_none() {
+            return;
+        }
+        let lost: Vec<(String, String, String)> = self
+            .open
+            .iter()
+            .filter_map(|(id, run)| {
+                let issue = graph.get(id)?;
+                let theirs = issue.status_kind() == StatusKind::InProgress
+                    && !issue.assignee.is_empty()
+                    && issue.assignee != self.opts.actor;
+                theirs.then(|| (id.clone(), run.run_id.clone(), issue.assignee.clone()))
+            })
+            .collect();
+        for (id, run_id, holder) in lost {
+            self.open.remove(&id);
+            let reason = format!("{holder} holds {id} now");
+            if let Err(e) = self.engine.terminate(&run_id, &reason).await {
+                self.warn(&format!("{id}: terminating run {run_id}: {e}"));
+            }
+            self.say(&format!(
+                "spool up: {id} is held by {holder} now; run {run_id} stopped"
+            ));
+            self.remove_worktree(&id);
+        }
+    }
+
+    /// Renews the leases of the issues this daemon runs.
+    fn renew_leases(&self) {
+        let ids: Vec<String> = self.open.keys().cloned().collect();
+        if ids.is_empty() {
+            return;
+        }
+        let done = tokio::task::block_in_place(|| self.writer().renew_leases(&ids, Utc::now()));
+        match done {
+            Ok(0) => {}
+            Ok(n) => self.commit(format!("spool: {n} lease(s) renewed")),
+            Err(e) => self.warn(&format!("renewing leases: {e:#}")),
         }
     }
 
@@ -630,6 +709,14 @@ impl Daemon {
                 self.pending_lock().push(format!("spool: {id} claimed"));
                 self.flush_commits();
                 self.say(&format!("spool up: {id} claimed ({template})"));
+            }
+            Claim::TookOver { from } => {
+                self.pending_lock()
+                    .push(format!("spool: {id} taken over from {from}"));
+                self.flush_commits();
+                self.say(&format!(
+                    "spool up: {id} taken over from {from} ({template})"
+                ));
             }
             Claim::AlreadyMine => {
                 // A run closed while no daemon was watching: write its end now.
