@@ -1208,3 +1208,42 @@ fn work_an_agent_discovers_lands_in_the_repositorys_backlog() {
     let branch = git(repo.root(), &["show", "spool/t-1:.beads/issues.jsonl"]);
     assert!(!branch.contains("Follow-up"), "{branch}");
 }
+
+#[test]
+fn in_a_team_an_expired_lease_is_taken_over_and_a_live_one_is_not() {
+    let held = |id: &str, expires: &str| {
+        issue(id, &["spool"], None).replace(
+            r#""status":"open""#,
+            &format!(
+                r#""status":"in_progress","assignee":"spool@dead","metadata":{{"spool_lease":{{"owner":"spool@dead","expires":"{expires}"}}}}"#
+            ),
+        )
+    };
+    let repo = Repo::new(&[
+        held("t-1", "2026-01-01T00:00:00Z"),
+        held("t-2", "2999-01-01T00:00:00Z"),
+    ]);
+    use_template(
+        &repo,
+        "quick",
+        "name = \"quick\"\n[[step]]\nid = \"a\"\nkind = \"activity\"\ncommand = [\"true\"]\n",
+    );
+    let config = repo.root().join(".spool/config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("{text}[team]\nlease_secs = 60\n")).expect("write");
+    let daemon = repo.up("ok");
+    repo.wait_status("t-1", "closed");
+    daemon.stop();
+    let t1 = repo.issue("t-1");
+    assert!(
+        comments(&t1).iter().any(|c| c.starts_with(
+            "spool: taken over from spool@dead, whose lease expired at 2026-01-01T00:00:00Z"
+        )),
+        "{t1}"
+    );
+    // Closed: the lease is gone with the claim.
+    assert!(t1.get("metadata").is_none(), "{t1}");
+    let t2 = repo.issue("t-2");
+    assert_eq!(t2["status"], "in_progress", "{t2}");
+    assert_eq!(t2["assignee"], "spool@dead", "{t2}");
+}
