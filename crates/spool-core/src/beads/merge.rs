@@ -518,7 +518,9 @@ impl<'a> Merger<'_, 'a> {
                 None => tail.push(k),
             }
         }
-        let anchored = self.anchors();
+        // With no issue line of ours left to sort against, new issues follow their
+        // neighbours in theirs, as the other new lines do.
+        let anchored = self.anchors(remaining.is_empty());
         let default_ending = o
             .lines
             .iter()
@@ -568,18 +570,14 @@ impl<'a> Merger<'_, 'a> {
             }
             chain(&mut out, Anchor::Ours(j));
         }
-        if last_remaining.is_none() {
-            for &k in &tail {
-                emit_new_issue(&mut out, k);
-            }
-        }
         let ours_open_end = o.lines.last().is_some_and(|l| l.ending == LineEnding::None);
         out.finish(ours_open_end)
     }
 
-    /// For each of theirs' new non-issue lines, the line it follows in the result: the
-    /// nearest line before it in theirs that is in the result.
-    fn anchors(&self) -> HashMap<Anchor, Vec<usize>> {
+    /// For each of theirs' new non-issue lines (and new issue lines too, with
+    /// `with_issues`), the line it follows in the result: the nearest line before it in
+    /// theirs that is in the result.
+    fn anchors(&self, with_issues: bool) -> HashMap<Anchor, Vec<usize>> {
         let (o, t) = (self.ours, self.theirs);
         let kept = |j: usize| !matches!(self.fate[j], Fate::Remove);
         let new_set: HashSet<usize> = self
@@ -619,8 +617,13 @@ impl<'a> Merger<'_, 'a> {
             }
             Anchor::Top
         };
+        let mut placed: Vec<usize> = self.new_others.clone();
+        if with_issues {
+            placed.extend_from_slice(&self.new_issues);
+            placed.sort_unstable();
+        }
         let mut map: HashMap<Anchor, Vec<usize>> = HashMap::new();
-        for &k in &self.new_others {
+        for k in placed {
             map.entry(anchor_of(k)).or_default().push(k);
         }
         map
