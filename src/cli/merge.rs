@@ -168,3 +168,172 @@ fn same_file(a: &Path, b: &Path) -> bool {
         _ => a == b,
     }
 }
+
+#[derive(Debug, Args)]
+pub struct MergeBenchArgs {
+    /// Issues in the synthetic backlog.
+    #[arg(long, default_value_t = 100_000)]
+    pub issues: usize,
+    /// Issues changed on each side (different issues), besides `--overlap`.
+    #[arg(long, default_value_t = 300)]
+    pub changes: usize,
+    /// Issues changed on both sides, in different fields.
+    #[arg(long, default_value_t = 30)]
+    pub overlap: usize,
+    /// Issues new on theirs, and issues removed on theirs.
+    #[arg(long, default_value_t = 50)]
+    pub new: usize,
+    /// Timed runs.
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+}
+
+/// The base and two edited sides for the merge benchmark, made with the file editor
+/// (as spool's own writes would make them).
+fn bench_sides(a: &MergeBenchArgs) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    use spool_core::beads::BeadsFile;
+    let base = super::bench::synth_bytes(&crate::synth::SynthSpec {
+        issues: a.issues,
+        seed: 42,
+        prefix: "bench".into(),
+    });
+    let (file, _) = BeadsFile::parse(&base);
+    let ids: Vec<String> = file.issues().map(|i| i.id.clone()).collect();
+    let wanted = 2 * a.changes + a.overlap + a.new;
+    if ids.len() < wanted * 2 {
+        anyhow::bail!("{} issues are too few for {wanted} changed ones", ids.len());
+    }
+    // Changed issues spread over the whole file.
+    let stride = ids.len() / wanted;
+    let pick = |k: usize| ids[k * stride].clone();
+    let (mut ours, mut theirs) = (file.clone(), file);
+    let edit = |f: &mut BeadsFile, id: &str, key: &str, v: serde_json::Value, day: u8| {
+        f.edit(id, |e| {
+            e.set(key, v)?;
+            e.set("updated_at", format!("2026-07-{day:02}T10:00:00Z"))
+        })
+        .with_context(|| format!("editing {id}"))
+    };
+    for k in 0..a.changes {
+        edit(&mut ours, &pick(k), "title", json!(format!("ours {k}")), 2)?;
+        edit(
+            &mut theirs,
+            &pick(a.changes + k),
+            "assignee",
+            json!("theirs"),
+            3,
+        )?;
+    }
+    for k in 0..a.overlap {
+        let id = pick(2 * a.changes + k);
+        edit(&mut ours, &id, "title", json!(format!("both {k}")), 2)?;
+        edit(&mut theirs, &id, "priority", json!(0), 3)?;
+    }
+    for k in 0..a.new {
+        let m = match json!({"id": format!("bench-new{k:04}"), "title": "new on theirs", "status": "open", "priority": 2})
+        {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("an object literal"),
+        };
+        theirs.insert_map(m).context("inserting")?;
+    }
+    // Removed on theirs: issues nobody else touched.
+    let removed: std::collections::HashSet<String> = (0..a.new)
+        .map(|k| pick(2 * a.changes + a.overlap + k))
+        .collect();
+    let theirs_bytes: Vec<u8> = theirs
+        .to_bytes()
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| {
+            !removed
+                .iter()
+                .any(|id| l.starts_with(format!("{{\"id\":\"{id}\"").as_bytes()))
+        })
+        .flatten()
+        .copied()
+        .collect();
+    Ok((base, ours.to_bytes(), theirs_bytes))
+}
+
+/// `spool bench merge`: the merge in-process, and `spool merge` as git runs it (a whole
+/// process reading three files and writing the result with fsync).
+pub fn bench_merge(a: &MergeBenchArgs) -> Result<i32> {
+    use super::bench::{machine, ms, time_runs, Sample};
+    use std::time::Instant;
+    if a.runs == 0 {
+        anyhow::bail!("--runs must be at least 1");
+    }
+    let (base, ours, theirs) = bench_sides(a)?;
+    let check = merge(&base, &ours, &theirs);
+    if !check.is_clean() {
+        anyhow::bail!("the benchmark merge has conflicts: {:?}", check.conflicts);
+    }
+    let lines = |b: &[u8]| b.iter().filter(|c| **c == b'\n').count();
+    if lines(&check.text) != lines(&base) {
+        anyhow::bail!(
+            "the merged backlog has {} lines, expected {}",
+            lines(&check.text),
+            lines(&base)
+        );
+    }
+    let tmp = tempfile::tempdir().context("creating a scratch directory")?;
+    let keep = std::env::var_os("SPOOL_BENCH_KEEP").map(std::path::PathBuf::from);
+    let dir = keep.as_deref().unwrap_or(tmp.path());
+    for (name, bytes) in [("base", &base), ("ours0", &ours), ("theirs", &theirs)] {
+        std::fs::write(dir.join(format!("{name}.jsonl")), bytes)?;
+    }
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "spool".into());
+    let argv: Vec<String> = [&exe, "merge", "base.jsonl", "ours.jsonl", "theirs.jsonl"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let samples = [
+        Sample {
+            what: "`merge` in-process (the three texts in memory)".into(),
+            times: time_runs(a.runs, |_| {
+                let start = Instant::now();
+                std::hint::black_box(merge(&base, &ours, &theirs));
+                Ok(start.elapsed())
+            })?,
+        },
+        Sample {
+            what: "`spool merge %O %A %B` process (read 3 files, merge, atomic write)".into(),
+            times: time_runs(a.runs, |_| {
+                std::fs::copy(dir.join("ours0.jsonl"), dir.join("ours.jsonl"))?;
+                crate::exec::measure::time_command(&argv, dir, &[("NO_COLOR", "1")])
+            })?,
+        },
+    ];
+    if std::fs::read(dir.join("ours.jsonl"))? != check.text {
+        anyhow::bail!("`spool merge` wrote another result than the in-process merge");
+    }
+    println!("# spool merge benchmark\n");
+    println!("- machine: {}", machine());
+    println!(
+        "- command: `spool bench merge --issues {} --changes {} --overlap {} --new {} --runs {}`",
+        a.issues, a.changes, a.overlap, a.new, a.runs
+    );
+    println!(
+        "- backlog: {:.1} MB; ours changes {} issues, theirs {} others and removes {}, adds {}; {} issues changed on both sides in different fields",
+        base.len() as f64 / 1e6,
+        a.changes + a.overlap,
+        a.changes + a.overlap,
+        a.new,
+        a.new,
+        a.overlap
+    );
+    println!("- p50 / p90 / min in ms over {} runs\n", a.runs);
+    println!("| what | p50 | p90 | min |\n|---|---:|---:|---:|");
+    for s in &samples {
+        println!(
+            "| {} | {} | {} | {} |",
+            s.what,
+            ms(s.pct(0.5)),
+            ms(s.pct(0.9)),
+            ms(s.pct(0.0))
+        );
+    }
+    Ok(0)
+}

@@ -35,6 +35,7 @@
 //!   issue line whose id sorts after it).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
@@ -42,8 +43,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::edit::LineEditor;
-use super::file::{BeadsFile, LineEnding};
+use super::file::{style_among, BeadsFile, LineEnding, LineKind};
 use super::issue::{canonical_dep_type, StatusKind, Timestamp};
+use super::json::Evidence;
 use super::line::LineError;
 
 /// One thing the merge reports: a conflict it decided by a fallback rule, or a note on
@@ -140,14 +142,14 @@ const ID_PREFIXES: &[&[u8]] = &[
 
 /// The id of a line in one of the usual shapes, without parsing it. `None` sends the
 /// line to the full parser.
-fn quick_id(b: &[u8]) -> Option<&str> {
+fn quick_id<'b>(b: &'b [u8], type_key: &memchr::memmem::Finder<'_>) -> Option<&'b str> {
     let rest = ID_PREFIXES.iter().find_map(|p| b.strip_prefix(*p))?;
     let end = memchr::memchr2(b'"', b'\\', rest)?;
     if rest[end] != b'"' || end == 0 {
         return None;
     }
     // A later `_type` could make the line a record that is not an issue.
-    if memchr::memmem::find(&rest[end..], br#""_type""#).is_some() {
+    if type_key.find(&rest[end..]).is_some() {
         return None;
     }
     std::str::from_utf8(&rest[..end]).ok()
@@ -168,6 +170,18 @@ fn parsed_id(b: &[u8]) -> Option<String> {
         .map(|i| i.id.clone())
 }
 
+/// Whether a non-issue line is a record (a JSON object such as a memory or a header):
+/// records, like issue lines, show the file's escaping.
+fn is_record(b: &[u8]) -> bool {
+    b.iter()
+        .find(|c| !c.is_ascii_whitespace())
+        .is_some_and(|c| *c == b'{')
+        && matches!(
+            BeadsFile::parse(b).0.lines().first().map(|l| l.kind()),
+            Some(LineKind::Record(_))
+        )
+}
+
 /// One input file: its lines, the issue id of each, and where each id is.
 struct Side<'a> {
     text: &'a [u8],
@@ -185,8 +199,9 @@ impl<'a> Side<'a> {
         let mut ids = Vec::with_capacity(lines.len());
         let mut index: HashMap<Cow<'a, str>, Vec<usize>> = HashMap::with_capacity(lines.len());
         let mut others: HashMap<&'a [u8], Vec<usize>> = HashMap::new();
+        let type_key = memchr::memmem::Finder::new(br#""_type""#);
         for (i, l) in lines.iter().enumerate() {
-            let id = match quick_id(l.bytes) {
+            let id = match quick_id(l.bytes, &type_key) {
                 Some(id) => Some(Cow::Borrowed(id)),
                 None => parsed_id(l.bytes).map(Cow::Owned),
             };
@@ -211,12 +226,6 @@ impl<'a> Side<'a> {
 
     fn bytes_of(&self, idxs: &[usize]) -> Vec<&'a [u8]> {
         idxs.iter().map(|&i| self.lines[i].bytes).collect()
-    }
-
-    /// The text of lines `lo..hi`, terminators included.
-    fn span(&self, lo: usize, hi: usize) -> &'a [u8] {
-        let end = self.lines.get(hi).map_or(self.text.len(), |l| l.start);
-        &self.text[self.lines[lo].start..end]
     }
 }
 
@@ -265,6 +274,16 @@ struct Merger<'s, 'a> {
     new_others: Vec<usize>,
     conflicts: Vec<Finding>,
     notes: Vec<Finding>,
+    /// Escaping evidence of ours' lines, kept across the edits of one merge: the edits'
+    /// neighbourhoods overlap.
+    evidence: RefCell<HashMap<usize, Evidence>>,
+}
+
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    match h.join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// Merges three versions of a `.beads/issues.jsonl` (see the module docs for the rules).
@@ -278,7 +297,15 @@ pub fn merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> MergeOutcome {
             notes: Vec::new(),
         };
     }
-    let (b, o, t) = (Side::new(base), Side::new(ours), Side::new(theirs));
+    // Indexing the three inputs is most of the work and independent: one thread each.
+    let (b, o, t) = std::thread::scope(|scope| {
+        let (hb, ht) = (
+            scope.spawn(|| Side::new(base)),
+            scope.spawn(|| Side::new(theirs)),
+        );
+        let o = Side::new(ours);
+        (join(hb), o, join(ht))
+    });
     let mut m = Merger {
         base: &b,
         ours: &o,
@@ -288,6 +315,7 @@ pub fn merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> MergeOutcome {
         new_others: Vec::new(),
         conflicts: Vec::new(),
         notes: Vec::new(),
+        evidence: RefCell::new(HashMap::new()),
     };
     m.merge_issues();
     m.merge_others();
@@ -431,27 +459,27 @@ impl<'a> Merger<'_, 'a> {
         }
     }
 
-    /// Applies `edits` to ours' line `j` through the file editor, reading a window of
-    /// neighbouring lines (widened when the line's dialect needs more) for its escaping.
+    /// Applies `edits` to ours' line `j` with the line editor, in the dialect an edit of
+    /// the file would use (the line's own, neighbours filling in what it does not show).
+    /// Refused when the result would not be a readable line of the same issue.
     fn edit_ours_line(&self, id: &str, j: usize, edits: &[Edit]) -> Result<Vec<u8>, String> {
-        let n = self.ours.lines.len();
-        for radius in [64usize, 4096, usize::MAX] {
-            let lo = j.saturating_sub(radius);
-            let hi = j.saturating_add(radius).saturating_add(1).min(n);
-            let (mut file, _) = BeadsFile::parse(self.ours.span(lo, hi));
-            let reach = file
-                .style_reach(id)
-                .ok_or_else(|| "not a readable issue line".to_string())?;
-            let enough = (lo == 0 || reach <= j - lo) && (hi == n || reach < hi - j);
-            if !enough {
-                continue;
-            }
-            let edited = file
-                .edit(id, |e| apply_edits(e, edits))
-                .map_err(|e| e.to_string())?;
-            return Ok(file.lines()[edited.line - 1].bytes().to_vec());
+        let o = self.ours;
+        let evidence = |k: usize| -> Option<&[u8]> {
+            let l = o.lines.get(k)?;
+            (o.ids[k].is_some() || is_record(l.bytes)).then_some(l.bytes)
+        };
+        let mut cache = self.evidence.borrow_mut();
+        let scan = |k: usize, b: &[u8]| *cache.entry(k).or_insert_with(|| Evidence::scan(b));
+        let (style, _) =
+            style_among(o.lines.len(), evidence, scan, j).map_err(|e| e.to_string())?;
+        let mut editor = LineEditor::new(o.lines[j].bytes.to_vec(), style);
+        apply_edits(&mut editor, edits).map_err(|e| e.to_string())?;
+        let bytes = editor.into_bytes();
+        let (file, _) = BeadsFile::parse(&bytes);
+        match file.lines().first().and_then(|l| l.issue()) {
+            Some(issue) if issue.id == id && file.lines().len() == 1 => Ok(bytes),
+            _ => Err("the edit would leave an unreadable line".into()),
         }
-        Err("no window of the file holds the line".into())
     }
 
     /// Non-issue lines: a multiset three-way merge of exact lines.
@@ -1244,6 +1272,8 @@ mod tests {
 
     #[test]
     fn quick_id_reads_the_usual_shapes_and_defers_the_rest() {
+        let f = memchr::memmem::Finder::new(br#""_type""#);
+        let quick_id = |b| quick_id(b, &f);
         assert_eq!(quick_id(br#"{"id":"a-1","title":"t"}"#), Some("a-1"));
         assert_eq!(quick_id(br#"{"id": "a-1", "title": "t"}"#), Some("a-1"));
         assert_eq!(quick_id(br#"{"_type":"issue","id":"a-1"}"#), Some("a-1"));
