@@ -1,7 +1,8 @@
 //! Registering `spool merge` as git's merge driver for the backlog.
 //!
 //! Two pieces make git use it: the attribute `.beads/issues.jsonl merge=spool` in the work
-//! tree's `.gitattributes` (tracked, so every clone asks for the driver), and the driver
+//! tree's `.gitattributes` (tracked, so every clone asks for the driver; a bare
+//! repository's `info/attributes`), and the driver
 //! itself in the repository's own config (`merge.spool.name`, `merge.spool.driver`; git
 //! never takes commands from tracked files, so each clone registers it). Without the
 //! config, git falls back to its line merge for the file, so a clone that has not run
@@ -84,14 +85,15 @@ pub fn remove_attribute(text: &str) -> Option<String> {
     )
 }
 
+/// The work tree's `.gitattributes`; in a bare repository, `info/attributes`, which git
+/// also reads.
 fn attributes_path(repo_dir: &Path) -> Result<PathBuf> {
     let repo = super::open(repo_dir)?;
-    let root = repo.workdir().ok_or_else(|| {
-        GitError::Bare(std::path::absolute(repo.git_dir()).unwrap_or(repo.git_dir().into()))
-    })?;
-    Ok(std::path::absolute(root)
-        .unwrap_or_else(|_| root.to_path_buf())
-        .join(".gitattributes"))
+    let path = match repo.workdir() {
+        Some(root) => root.join(".gitattributes"),
+        None => repo.git_dir().join("info").join("attributes"),
+    };
+    Ok(std::path::absolute(&path).unwrap_or(path))
 }
 
 fn read_text(path: &Path) -> Result<Option<String>> {
@@ -120,24 +122,20 @@ fn configured_driver(git: &Git) -> Result<Option<String>> {
         .then(|| out.stdout_str().trim_end_matches('\n').to_string()))
 }
 
-fn work_dir(repo_dir: &Path) -> Result<PathBuf> {
-    let path = attributes_path(repo_dir)?;
-    Ok(path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| repo_dir.to_path_buf()))
-}
-
 /// Adds the attribute line and registers the driver calling `spool_bin`. Running it
 /// twice changes nothing.
 pub fn install_merge_driver(repo_dir: &Path, spool_bin: &Path) -> Result<DriverReport> {
     let path = attributes_path(repo_dir)?;
-    let git = Git::new(&work_dir(repo_dir)?);
+    let git = Git::new(repo_dir);
     let want = driver_command(spool_bin);
     let before = configured_driver(&git)?;
     let text = read_text(&path)?;
     let added = match add_attribute(text.as_deref().unwrap_or("")) {
         Some(new) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| GitError::io(format!("creating {}", dir.display()), e))?;
+            }
             write_text(&path, &new)?;
             true
         }
@@ -165,7 +163,7 @@ pub fn install_merge_driver(repo_dir: &Path, spool_bin: &Path) -> Result<DriverR
 /// it) and the driver's config section.
 pub fn uninstall_merge_driver(repo_dir: &Path) -> Result<DriverReport> {
     let path = attributes_path(repo_dir)?;
-    let git = Git::new(&work_dir(repo_dir)?);
+    let git = Git::new(repo_dir);
     let mut changed = false;
     if let Some(rest) = read_text(&path)?.as_deref().and_then(remove_attribute) {
         if rest.is_empty() {
@@ -195,7 +193,7 @@ pub fn uninstall_merge_driver(repo_dir: &Path) -> Result<DriverReport> {
 /// Where the driver stands, judging "current" against `spool_bin`.
 pub fn merge_driver_state(repo_dir: &Path, spool_bin: &Path) -> Result<DriverReport> {
     let path = attributes_path(repo_dir)?;
-    let git = Git::new(&work_dir(repo_dir)?);
+    let git = Git::new(repo_dir);
     let attribute = read_text(&path)?.as_deref().is_some_and(has_attribute);
     let driver = configured_driver(&git)?;
     let current = attribute && driver.as_deref() == Some(driver_command(spool_bin).as_str());

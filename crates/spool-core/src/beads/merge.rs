@@ -345,10 +345,15 @@ impl<'a> Merger<'_, 'a> {
 
     fn merge_id(&mut self, id: &str) {
         let (ob, oo, ot) = (self.base.occ(id), self.ours.occ(id), self.theirs.occ(id));
-        if ob.len() > 1 || oo.len() > 1 || ot.len() > 1 {
+        if oo.len() > 1 || ot.len() > 1 {
             return self.merge_duplicated(id, ob, oo, ot);
         }
-        let b = ob.first().map(|&i| self.base.lines[i].bytes);
+        // A base with the id on several lines cannot say which was the ancestor: both
+        // sides are then merged as if each had added the issue.
+        let b = match ob {
+            [one] => Some(self.base.lines[*one].bytes),
+            _ => None,
+        };
         let t = ot.first().map(|&i| self.theirs.lines[i].bytes);
         match (oo.first().copied(), ot.first().copied()) {
             (Some(j), Some(k)) => {
@@ -408,8 +413,7 @@ impl<'a> Merger<'_, 'a> {
         let side = match (oo.len() > 1, ot.len() > 1) {
             (true, true) => "both sides",
             (true, false) => "ours",
-            (false, true) => "theirs",
-            (false, false) => "the base",
+            _ => "theirs",
         };
         self.conflicts.push(Finding::new(
             id,
