@@ -24,8 +24,9 @@
 //!   and changed on the other comes back as changed; a tombstone against a change keeps
 //!   the issue live with the changing side's status. An unchanged issue removed (or
 //!   tombstoned) on one side stays removed.
-//! - An id on several lines of a side is not guessed at: unless the other side agrees or
-//!   nothing changed, it is a conflict and ours' lines are kept.
+//! - An id on several lines of ours or theirs is not guessed at: unless the other side
+//!   agrees or theirs left it alone, it is a conflict and ours' lines are kept. An id on
+//!   several lines of the base only: both sides merge as if each had added the issue.
 //! - Other lines (blank, `_type:"memory"`, a `_schema` header, unreadable lines) merge
 //!   as a multiset of exact lines: ours' are kept unless theirs removed one, theirs' new
 //!   ones are added after the line they follow in theirs.
@@ -579,15 +580,12 @@ impl<'a> Merger<'_, 'a> {
                 }
             }
         };
-        let emit_new_issue = |out: &mut Emitter, k: usize| {
-            chain(out, Anchor::Theirs(k));
-        };
         chain(&mut out, Anchor::Top);
         let last_remaining = remaining.last().map(|&(j, _)| j);
         for (j, l) in o.lines.iter().enumerate() {
             if let Some(ks) = before.get(&j) {
                 for &k in ks {
-                    emit_new_issue(&mut out, k);
+                    chain(&mut out, Anchor::Theirs(k));
                 }
             }
             match &self.fate[j] {
@@ -597,7 +595,7 @@ impl<'a> Merger<'_, 'a> {
             }
             if Some(j) == last_remaining {
                 for &k in &tail {
-                    emit_new_issue(&mut out, k);
+                    chain(&mut out, Anchor::Theirs(k));
                 }
             }
             chain(&mut out, Anchor::Ours(j));
