@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use spool_core::beads::merge::merge;
+use spool_core::beads::merge::{merge, resolve};
 
 #[derive(Debug, Clone, PartialEq)]
 struct Iss {
@@ -302,5 +302,27 @@ proptest! {
         for m in x.memories.iter().chain(&y.memories) {
             prop_assert!(text.contains(&format!("\"key\":\"{m}\"")), "memory {} lost", m);
         }
+    }
+
+    #[test]
+    fn resolving_markers_equals_merging_the_sides(b in base(), ex in edits(), ey in edits()) {
+        let x = apply(&b, &ex, "x", |_| true);
+        let y = apply(&b, &ey, "y", |p| p % 3 != 0);
+        let (bt, xt, yt) = (b.text(), x.text(), y.text());
+        // One diff3 hunk over the whole file, between unchanged first and last lines.
+        let mut text = b"{\"_schema\":\"s\"}\n<<<<<<< ours\n".to_vec();
+        text.extend_from_slice(&xt);
+        text.extend_from_slice(b"||||||| base\n");
+        text.extend_from_slice(&bt);
+        text.extend_from_slice(b"=======\n");
+        text.extend_from_slice(&yt);
+        text.extend_from_slice(b">>>>>>> theirs\n");
+        let resolved = resolve(&text).expect("well-formed markers");
+        prop_assert_eq!(resolved.hunks, 1);
+        prop_assert_eq!(resolved.hunks_with_base, 1);
+        let with = |t: &[u8]| [b"{\"_schema\":\"s\"}\n".as_slice(), t].concat();
+        let merged = merge(&with(&bt), &with(&xt), &with(&yt));
+        prop_assert_eq!(&resolved.outcome, &merged);
+        prop_assert!(!resolved.outcome.text.windows(7).any(|w| w == b"<<<<<<<" || w == b">>>>>>>"));
     }
 }
