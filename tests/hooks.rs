@@ -152,7 +152,7 @@ fn install_is_idempotent_and_list_reports_the_state() {
         .collect();
     let out = spool(dir, &["--json", "hooks", "install"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let actions: Vec<_> = json
+    let actions: Vec<_> = json["hooks"]
         .as_array()
         .expect("array")
         .iter()
@@ -167,7 +167,8 @@ fn install_is_idempotent_and_list_reports_the_state() {
     let listed =
         String::from_utf8_lossy(&spool(dir, &["--json", "hooks", "list"]).stdout).into_owned();
     let json: serde_json::Value = serde_json::from_str(&listed).expect("json");
-    for r in json.as_array().expect("array") {
+    assert_eq!(json["merge_driver"]["current"], true, "{json}");
+    for r in json["hooks"].as_array().expect("array") {
         assert_eq!(r["state"]["installed"]["current"], true, "{r}");
         assert_eq!(r["state"]["installed"]["shared"], false, "{r}");
     }

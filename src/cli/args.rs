@@ -98,9 +98,16 @@ pub enum Command {
     /// Benchmarks: synthetic backlogs and end-to-end command timings.
     #[command(subcommand)]
     Bench(super::bench::BenchCommand),
-    /// Git hooks: check the staged backlog before commits, nudge the daemon after checkouts.
+    /// Git hooks and the backlog's merge driver: check the staged backlog before commits,
+    /// nudge the daemon after checkouts, merge `.beads/issues.jsonl` per issue.
     #[command(subcommand)]
     Hooks(super::hooks::HooksCommand),
+    /// git's merge driver for the backlog: `spool merge BASE OURS THEIRS` (`%O %A %B`)
+    /// merges per issue and field and writes the result to OURS; exit 1 if a conflict
+    /// remains, 2 if a file could not be read.
+    Merge(super::merge::MergeArgs),
+    /// Rewrite a backlog that holds git conflict markers as the merge of its sides.
+    Resolve(super::merge::ResolveArgs),
     /// Workflow runs: start, list, show, history, signal, cancel, terminate, retry.
     Run {
         /// The run database (default: `.git/spool/spool.db` of this repository).

@@ -25,6 +25,8 @@ pub enum BenchCommand {
     Backlog(BacklogArgs),
     /// Time from a new ready issue in the backlog file to the daemon's claim commit.
     Daemon(super::daemon::DaemonBenchArgs),
+    /// Time the backlog merge driver on a large backlog with changes on both sides.
+    Merge(super::merge::MergeBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -80,17 +82,18 @@ pub fn run(ctx: &Ctx, cmd: &BenchCommand) -> Result<i32> {
         }
         BenchCommand::Backlog(a) => backlog(a),
         BenchCommand::Daemon(a) => super::daemon::bench_daemon(a),
+        BenchCommand::Merge(a) => super::merge::bench_merge(a),
     }
 }
 
 #[derive(Debug, Clone)]
-struct Sample {
-    what: String,
-    times: Vec<Duration>,
+pub(super) struct Sample {
+    pub(super) what: String,
+    pub(super) times: Vec<Duration>,
 }
 
 impl Sample {
-    fn pct(&self, p: f64) -> Duration {
+    pub(super) fn pct(&self, p: f64) -> Duration {
         let mut t = self.times.clone();
         t.sort();
         let i = ((t.len() as f64 - 1.0) * p).round() as usize;
@@ -98,7 +101,7 @@ impl Sample {
     }
 }
 
-fn ms(d: Duration) -> String {
+pub(super) fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
 }
 
@@ -153,7 +156,10 @@ fn max_recorded_rss(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn time_runs(runs: usize, mut f: impl FnMut(usize) -> Result<Duration>) -> Result<Vec<Duration>> {
+pub(super) fn time_runs(
+    runs: usize,
+    mut f: impl FnMut(usize) -> Result<Duration>,
+) -> Result<Vec<Duration>> {
     (0..runs).map(&mut f).collect()
 }
 
@@ -293,7 +299,7 @@ fn open_ids(bytes: &[u8], want: usize) -> Vec<String> {
         .collect()
 }
 
-fn machine() -> String {
+pub(super) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

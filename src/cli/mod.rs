@@ -12,6 +12,7 @@ mod edit;
 mod hooks;
 mod init;
 pub mod logs;
+mod merge;
 pub mod output;
 mod query;
 pub mod run;
@@ -214,6 +215,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Import(a) => transfer::import(&ctx, a),
         Command::Bench(b) => bench::run(&ctx, b),
         Command::Hooks(h) => hooks::run(&ctx, h),
+        Command::Merge(a) => merge::merge_cmd(&ctx, a),
+        Command::Resolve(a) => merge::resolve_cmd(&ctx, a),
         Command::Run { db, command } => run::run_cmd(&ctx, command, db.as_deref()),
         Command::Demo(a) => demo::demo_cmd(&ctx, a),
         Command::DemoAgent(a) => demo::demo_agent_cmd(&ctx, a),

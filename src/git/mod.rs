@@ -6,6 +6,7 @@
 //! - [`remote`]: fetch and push through the `git` binary (gix cannot push).
 //! - [`hooks`]: installing spool's section into the repository's git hooks.
 //! - [`log`]: creating a repository and listing its commits.
+//! - [`merge_driver`]: registering `spool merge` as the backlog's git merge driver.
 //!
 //! gix does local reads and writes; the `git` binary is used only where gix has no
 //! implementation: the network (fetch, push) and linked-worktree porcelain. Every such
@@ -18,6 +19,7 @@ pub mod cmd;
 pub mod commit;
 pub mod hooks;
 pub mod log;
+pub mod merge_driver;
 pub mod remote;
 pub mod worktree;
 
@@ -30,6 +32,9 @@ pub use hooks::{
     HOOK_NAMES,
 };
 pub use log::{init_repo, log_oneline};
+pub use merge_driver::{
+    install_merge_driver, merge_driver_state, uninstall_merge_driver, DriverReport,
+};
 pub use remote::{fetch, push, PushOutcome};
 pub use worktree::{
     create_run_worktree, head_commit, remove_run_worktree, run_branch_name, run_worktree_path,

@@ -539,6 +539,72 @@ fn parse_chunk_text(
     (lines, diagnostics)
 }
 
+/// Escaping evidence from the lines around line `i` (of `n`) in the same separator style
+/// (most likely the same writer), nearest first, until every dimension `own` leaves open
+/// is decided or [`NEIGHBOUR_SCAN_LIMIT`] bytes were read, so that the first edit of a
+/// huge file stays cheap. `line(j)` gives the lines that count as evidence. Also returns
+/// the largest distance from `i` that was looked at (`usize::MAX` when the scan ran out
+/// of lines).
+fn neighbour_evidence<'b>(
+    n: usize,
+    line: impl Fn(usize) -> Option<&'b [u8]>,
+    mut scan: impl FnMut(usize, &[u8]) -> Evidence,
+    i: usize,
+    spaced: bool,
+    own: &Evidence,
+) -> (Evidence, usize) {
+    let mut acc = Evidence::default();
+    let mut scanned = 0;
+    for d in 1..n {
+        if d > i && i + d >= n {
+            break;
+        }
+        for j in [i.checked_sub(d), Some(i + d)].into_iter().flatten() {
+            let Some(bytes) = line(j) else {
+                continue;
+            };
+            if line::starts_spaced(bytes) != spaced {
+                continue;
+            }
+            acc.add(&scan(j, bytes));
+            scanned += bytes.len();
+            let open = own
+                .decided()
+                .iter()
+                .zip(acc.decided())
+                .any(|(o, a)| !o && !a);
+            if !open || scanned > NEIGHBOUR_SCAN_LIMIT {
+                return (acc, d);
+            }
+        }
+    }
+    (acc, usize::MAX)
+}
+
+/// The dialect [`BeadsFile::edit`] writes line `i` of `n` lines in, for a caller that
+/// holds the lines without a parsed file: `line(j)` gives line `j`'s bytes when it is an
+/// issue or record line (the lines that count as evidence), `None` for any other;
+/// `scan(j, bytes)` is [`Evidence::scan`] of them (a caller editing many lines may keep
+/// the results). Also returns how far the neighbours were looked at (see
+/// [`BeadsFile::style_reach`]).
+pub fn style_among<'b>(
+    n: usize,
+    line: impl Fn(usize) -> Option<&'b [u8]>,
+    scan: impl FnMut(usize, &[u8]) -> Evidence,
+    i: usize,
+) -> Result<(LineStyle, usize), LineError> {
+    let bytes = line(i).ok_or(LineError::NotAnObject { column: 1 })?;
+    let layout = line::scan_object(bytes)?;
+    let own = Evidence::scan(bytes);
+    let mut reach = 0;
+    let style = LineStyle::detect(bytes, &layout, |spaced| {
+        let (evidence, d) = neighbour_evidence(n, &line, scan, i, spaced, &own);
+        reach = d;
+        evidence
+    });
+    Ok((style, reach))
+}
+
 impl BeadsFile {
     /// Parses a whole file on one thread. Never fails: bad lines are kept verbatim and
     /// reported.
@@ -761,56 +827,22 @@ impl BeadsFile {
             .ok_or_else(|| EditError::NotFound { id: id.to_string() })
     }
 
-    /// Escaping evidence from the lines around line `i` in the same separator style
-    /// (most likely the same writer), nearest first, until every dimension `own` leaves
-    /// open is decided or [`NEIGHBOUR_SCAN_LIMIT`] bytes were read, so that the first
-    /// edit of a huge file stays cheap. Also returns the largest distance from `i` that
-    /// was looked at (`usize::MAX` when the scan ran out of lines).
-    fn neighbour_evidence(&self, i: usize, spaced: bool, own: &Evidence) -> (Evidence, usize) {
-        let mut acc = Evidence::default();
-        let mut scanned = 0;
-        for d in 1..self.lines.len() {
-            if d > i && i + d >= self.lines.len() {
-                break;
-            }
-            for j in [i.checked_sub(d), Some(i + d)].into_iter().flatten() {
-                let Some(l) = self.lines.get(j) else {
-                    continue;
-                };
-                if !matches!(l.kind, LineKind::Issue(_) | LineKind::Record(_))
-                    || line::starts_spaced(l.bytes()) != spaced
-                {
-                    continue;
-                }
-                acc.add(&Evidence::scan(l.bytes()));
-                scanned += l.bytes().len();
-                let open = own
-                    .decided()
-                    .iter()
-                    .zip(acc.decided())
-                    .any(|(o, a)| !o && !a);
-                if !open || scanned > NEIGHBOUR_SCAN_LIMIT {
-                    return (acc, d);
-                }
-            }
-        }
-        (acc, usize::MAX)
+    /// The lines an edit reads for escaping evidence: issue and record lines.
+    fn evidence_line(&self, j: usize) -> Option<&[u8]> {
+        let l = self.lines.get(j)?;
+        matches!(l.kind, LineKind::Issue(_) | LineKind::Record(_)).then(|| l.bytes())
     }
 
     /// The dialect of line `i`: its own, with neighbouring lines of the same separator
     /// style filling in what the line itself does not show. Also returns how far the
-    /// neighbours were looked at (0: not at all; see [`BeadsFile::neighbour_evidence`]).
+    /// neighbours were looked at (0: not at all; see [`neighbour_evidence`]).
     fn style_of(&self, i: usize) -> Result<(LineStyle, usize), LineError> {
-        let bytes = self.lines[i].bytes();
-        let layout = line::scan_object(bytes)?;
-        let own = Evidence::scan(bytes);
-        let mut reach = 0;
-        let style = LineStyle::detect(bytes, &layout, |spaced| {
-            let (evidence, d) = self.neighbour_evidence(i, spaced, &own);
-            reach = d;
-            evidence
-        });
-        Ok((style, reach))
+        style_among(
+            self.lines.len(),
+            |j| self.evidence_line(j),
+            |_, b| Evidence::scan(b),
+            i,
+        )
     }
 
     /// How many lines before and after the line of issue `id` an edit of it reads to

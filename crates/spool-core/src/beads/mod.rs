@@ -7,6 +7,7 @@
 //! - [`line`]: pure byte-range edit primitives on one JSON line.
 //! - [`write`]: records as classic bd writes them; bd-shaped JSON for tools.
 //! - [`json`]: JSON text in the escaping/separator dialects of real files.
+//! - [`merge`]: three-way merge of backlog files (git's merge driver), conflict-marker resolution.
 //! - [`ops`]: bd's edit semantics (claim, close, reopen, …) on one line.
 //! - [`graph`]: the dependency graph: blocked state, cycles, trees, counts.
 //! - [`ready`]: the ready query (filters, sorts, limit) and its explanation.
@@ -20,6 +21,7 @@ pub mod issue;
 pub mod json;
 pub mod lease;
 pub mod line;
+pub mod merge;
 pub mod ops;
 pub mod ready;
 pub mod stats;
