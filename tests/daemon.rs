@@ -134,6 +134,15 @@ impl Repo {
         }
     }
 
+    /// Waits until the run of `id` failed and gave the issue back labelled `spool:failed`.
+    fn wait_failed(&self, id: &str) {
+        self.wait_for(&format!("{id} labelled spool:failed"), || {
+            self.issue(id)["labels"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|x| x == "spool:failed"))
+        });
+    }
+
     fn wait_status(&self, id: &str, status: &str) {
         self.wait_for(&format!("{id} {status}"), || {
             self.issue(id)["status"] == status
@@ -324,11 +333,7 @@ fn closing_a_blocker_in_an_external_commit_starts_its_dependent() {
 fn a_failing_agent_releases_the_issue_labelled_failed() {
     let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
     let daemon = repo.up("fail");
-    repo.wait_for("t-1 labelled spool:failed", || {
-        repo.issue("t-1")["labels"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|x| x == "spool:failed"))
-    });
+    repo.wait_failed("t-1");
     let v = repo.issue("t-1");
     assert_eq!(v["status"], "open", "{v}");
     assert!(v.get("assignee").is_none(), "{v}");
@@ -360,11 +365,7 @@ fn a_failing_agent_releases_the_issue_labelled_failed() {
 fn an_agent_that_commits_nothing_fails_verification() {
     let repo = Repo::new(&[issue("t-1", &["spool"], None)]);
     let _daemon = repo.up("exit0-error");
-    repo.wait_for("t-1 labelled spool:failed", || {
-        repo.issue("t-1")["labels"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|x| x == "spool:failed"))
-    });
+    repo.wait_failed("t-1");
     let texts = comments(&repo.issue("t-1"));
     assert!(
         texts
@@ -647,11 +648,7 @@ fn a_coding_agent_kind_is_judged_by_its_event_stream() {
             ("FAKE_ARGV_FILE", argv_file.to_str().expect("utf-8")),
         ],
     );
-    repo.wait_for("t-1 labelled spool:failed", || {
-        repo.issue("t-1")["labels"]
-            .to_string()
-            .contains("spool:failed")
-    });
+    repo.wait_failed("t-1");
     daemon.stop();
     let texts = comments(&repo.issue("t-1"));
     assert!(
@@ -883,11 +880,7 @@ fn agent_costs_are_recorded_and_a_run_over_budget_stops() {
             ("FAKE_CALLS_FILE", calls.to_str().expect("utf-8")),
         ],
     );
-    repo.wait_for("t-1 labelled spool:failed", || {
-        repo.issue("t-1")["labels"]
-            .to_string()
-            .contains("spool:failed")
-    });
+    repo.wait_failed("t-1");
     daemon.stop();
     let texts = comments(&repo.issue("t-1"));
     // Each call reports $0.0873: plan and implement run, then the run is over $0.10.
@@ -1006,11 +999,7 @@ fn a_gate_is_answered_by_an_approved_or_rejected_label() {
     person(&repo, &["update", "t-1", "--add-label", "approved"]);
     person(&repo, &["update", "t-2", "--add-label", "rejected"]);
     repo.wait_status("t-1", "closed");
-    repo.wait_for("t-2 labelled spool:failed", || {
-        repo.issue("t-2")["labels"]
-            .to_string()
-            .contains("spool:failed")
-    });
+    repo.wait_failed("t-2");
     daemon.stop();
     let texts = comments(&repo.issue("t-2"));
     assert!(

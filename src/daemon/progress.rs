@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 use spool_core::beads::Issue;
+use spool_core::workflow::decide::ActivityTask;
 use std::path::Path;
 use std::time::Duration;
 
@@ -147,6 +148,24 @@ pub struct StepEnd {
     pub duration: Duration,
     /// What the attempt cost, when the agent reported it.
     pub cost_usd: Option<f64>,
+}
+
+impl StepEnd {
+    /// The end of an attempt of `task`, with no error, cost or stop recorded yet.
+    pub fn of(task: &ActivityTask, ok: bool, duration: Duration) -> StepEnd {
+        StepEnd {
+            run_id: task.run_id.clone(),
+            issue_id: task.workflow_id.clone(),
+            step: task.activity_id.clone(),
+            scheduled_event_id: task.scheduled_event_id,
+            attempt: task.attempt,
+            ok,
+            error: None,
+            duration,
+            cost_usd: None,
+            stopped: false,
+        }
+    }
 }
 
 /// `(2/4)` when the step's position in the template is known.

@@ -76,16 +76,8 @@ impl ActivityRunner for Reporting {
             .and_then(|l| l.refusal(&task.run_id, chrono::Utc::now().date_naive()));
         if let Some(why) = refusal {
             ends(StepEnd {
-                run_id: task.run_id.clone(),
-                issue_id: task.workflow_id.clone(),
-                step: task.activity_id.clone(),
-                scheduled_event_id: task.scheduled_event_id,
-                attempt: task.attempt,
-                ok: false,
-                stopped: false,
                 error: Some(format!("{BUDGET_EXCEEDED}: {why}")),
-                duration: Duration::ZERO,
-                cost_usd: None,
+                ..StepEnd::of(&task, false, Duration::ZERO)
             });
             let failure = Failure::new(BUDGET_EXCEEDED, why).non_retryable();
             return Box::pin(std::future::ready(AttemptResult::Failed(failure)));
@@ -150,16 +142,10 @@ impl ActivityRunner for Reporting {
                 l.add(&task.run_id, chrono::Utc::now().date_naive(), usd);
             }
             ends(StepEnd {
-                run_id: task.run_id.clone(),
-                issue_id: task.workflow_id.clone(),
-                step: task.activity_id.clone(),
-                scheduled_event_id: task.scheduled_event_id,
-                attempt: task.attempt,
-                ok,
                 stopped: matches!(result, AttemptResult::Canceled),
                 error,
-                duration: started.elapsed(),
                 cost_usd,
+                ..StepEnd::of(&task, ok, started.elapsed())
             });
             result
         })
