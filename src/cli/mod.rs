@@ -14,6 +14,7 @@ mod init;
 pub mod output;
 mod query;
 pub mod run;
+pub mod schedule;
 mod transfer;
 pub mod worker;
 
@@ -214,6 +215,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Bench(b) => bench::run(&ctx, b),
         Command::Hooks(h) => hooks::run(&ctx, h),
         Command::Run { db, command } => run::run_cmd(&ctx, command, db.as_deref()),
+        Command::Schedule { db, command } => schedule::schedule_cmd(&ctx, command, db.as_deref()),
         Command::Demo(a) => demo::demo_cmd(&ctx, a),
         Command::DemoAgent(a) => demo::demo_agent_cmd(&ctx, a),
         Command::Up(a) => daemon::up_cmd(&ctx, a),
