@@ -5,6 +5,7 @@
 use chrono::{DateTime, Duration as Span, Utc};
 use spool::engine::{CommandRunner, Engine, EngineConfig, Scheduler, SchedulerConfig, Templates};
 use spool::store::{Durability, Store};
+use spool_core::workflow::decide::Input;
 use spool_core::workflow::state::RunStatus;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -172,15 +173,15 @@ async fn overlap_run(policy: &str) -> (Vec<(String, String)>, Vec<String>) {
             .collect();
         open.sort_by(|a, b| a.workflow_id.cmp(&b.workflow_id));
         let Some(run) = open.first() else { break };
-        // Cancel or terminate requests from the policy may already be closing it.
-        let _ = engine
-            .signal(
-                &run.run_id,
-                "go",
-                serde_json::Value::Null,
-                &format!("go-{round}"),
-            )
-            .await;
+        // Through the inbox, as `spool run signal` does: applied after the run's start.
+        let go = Input::Signal {
+            name: "go".into(),
+            payload: serde_json::Value::Null,
+            request_id: format!("go-{round}"),
+        };
+        repo.store()
+            .push_inbox(&run.run_id, Some(&format!("go-{round}")), &go, Utc::now())
+            .expect("signal");
         engine
             .wait_closed(&run.run_id, Duration::from_secs(10))
             .await

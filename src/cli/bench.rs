@@ -25,6 +25,8 @@ pub enum BenchCommand {
     Backlog(BacklogArgs),
     /// Time from a new ready issue in the backlog file to the daemon's claim commit.
     Daemon(super::daemon::DaemonBenchArgs),
+    /// Next-fire evaluation and tick cost with many schedules loaded.
+    Schedules(super::schedule::ScheduleBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +82,7 @@ pub fn run(ctx: &Ctx, cmd: &BenchCommand) -> Result<i32> {
         }
         BenchCommand::Backlog(a) => backlog(a),
         BenchCommand::Daemon(a) => super::daemon::bench_daemon(a),
+        BenchCommand::Schedules(a) => super::schedule::bench_schedules(a),
     }
 }
 

@@ -458,3 +458,165 @@ fn write(file: &Path, text: &str) -> Result<()> {
     }
     crate::atomic::write_atomic(file, text.as_bytes())
 }
+
+/// `spool bench schedules`.
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleBenchArgs {
+    /// Schedules loaded.
+    #[arg(long, default_value_t = 10_000)]
+    pub schedules: usize,
+    /// Of those, how many fire every second (the steady-state tick fires this many).
+    #[arg(long, default_value_t = 100)]
+    pub due: usize,
+    /// Timed ticks per scenario.
+    #[arg(long, default_value_t = 30)]
+    pub ticks: usize,
+}
+
+fn bench_file(n: usize, due: usize, all_every_minute: bool) -> String {
+    let mut out = String::new();
+    for i in 0..n {
+        let spec = if all_every_minute {
+            "every = \"1m\"".to_string()
+        } else if i < due {
+            "every = \"1s\"".to_string()
+        } else {
+            match i % 4 {
+                0 => "cron = \"*/5 * * * *\"".to_string(),
+                1 => "cron = \"0 9 * * MON-FRI\"\ntimezone = \"America/New_York\"".to_string(),
+                2 => format!("every = \"1h\"\noffset = \"{}m\"", i % 60),
+                _ => "cron = \"30 2 * * *\"\ntimezone = \"Europe/Berlin\"\njitter = \"10m\""
+                    .to_string(),
+            }
+        };
+        out.push_str(&format!(
+            "[[schedule]]\nid = \"s{i:05}\"\n{spec}\noverlap = \"allow_all\"\n[schedule.action]\nworkflow = \"noop\"\n\n"
+        ));
+    }
+    out
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn bench_scheduler(dir: &Path, text: &str) -> Result<Scheduler> {
+    std::fs::create_dir_all(dir.join(".spool"))?;
+    std::fs::write(dir.join(".spool").join("schedules.toml"), text)?;
+    Scheduler::open(
+        &dir.join("spool.db"),
+        Durability::Full,
+        crate::engine::Templates::default(),
+        SchedulerConfig::for_repo(dir, "bench"),
+    )
+}
+
+/// Loads N schedules and times next-fire evaluation and ticks; prints Markdown.
+pub fn bench_schedules(args: &ScheduleBenchArgs) -> Result<i32> {
+    use std::time::Instant;
+    let n = args.schedules;
+    let due = args.due.min(n);
+    let t0 = DateTime::parse_from_rfc3339("2026-01-05T00:00:00.500Z")
+        .map(|t| t.with_timezone(&Utc))
+        .context("bench start time")?;
+    let dir = tempfile::tempdir()?;
+    let mut s = bench_scheduler(dir.path(), &bench_file(n, due, false))?;
+    let started = Instant::now();
+    let errors = s.sync_file(t0, true)?;
+    if !errors.is_empty() {
+        bail!("bench schedules do not parse: {}", errors[0]);
+    }
+    let load = started.elapsed();
+    let defs: Vec<std::sync::Arc<ScheduleDef>> = s
+        .store()
+        .schedules()?
+        .iter()
+        .map(|r| s.definition(&r.def_hash, &r.definition))
+        .collect::<Result<_>>()?;
+    let mut next_all = Vec::new();
+    for _ in 0..5 {
+        let at = Instant::now();
+        let found = defs.iter().filter_map(|d| d.spec.next_after(t0)).count();
+        next_all.push(ms(at.elapsed()));
+        if found != n {
+            bail!("{} schedules had no next time", n - found);
+        }
+    }
+    next_all.sort_by(f64::total_cmp);
+
+    // Steady state: each tick one second later fires the every-second schedules.
+    let mut steady = Vec::new();
+    let mut fired = 0;
+    for k in 1..=args.ticks {
+        let now = t0 + chrono::Duration::seconds(k as i64);
+        let at = Instant::now();
+        let r = s.tick(now)?;
+        steady.push(ms(at.elapsed()));
+        fired += r.started;
+    }
+    steady.sort_by(f64::total_cmp);
+    // Idle: the same second again, nothing due.
+    let mut idle = Vec::new();
+    let last = t0 + chrono::Duration::seconds(args.ticks as i64);
+    for _ in 0..args.ticks {
+        let at = Instant::now();
+        s.tick(last)?;
+        idle.push(ms(at.elapsed()));
+    }
+    idle.sort_by(f64::total_cmp);
+
+    // Every schedule due in the same tick.
+    let dir2 = tempfile::tempdir()?;
+    let mut all = bench_scheduler(dir2.path(), &bench_file(n, 0, true))?;
+    all.sync_file(t0, true)?;
+    let at = Instant::now();
+    let burst = all.tick(t0 + chrono::Duration::seconds(60))?;
+    let burst_ms = ms(at.elapsed());
+
+    println!("# spool bench schedules\n");
+    println!("- {n} schedules loaded ({due} every second; the rest cron in UTC, New York and Berlin with jitter, and hourly intervals)");
+    println!("- store: SQLite WAL, synchronous=FULL; each tick is one transaction\n");
+    println!("| measurement | p50 ms | p90 ms | max ms |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| sync {n} schedules from the file into an empty store (once) | {:.1} | | |",
+        ms(load)
+    );
+    println!(
+        "| next fire time of all {n} schedules (in-memory evaluation) | {:.2} | {:.2} | {:.2} |",
+        percentile(&next_all, 0.5),
+        percentile(&next_all, 0.9),
+        percentile(&next_all, 1.0)
+    );
+    println!(
+        "| tick, nothing due | {:.2} | {:.2} | {:.2} |",
+        percentile(&idle, 0.5),
+        percentile(&idle, 0.9),
+        percentile(&idle, 1.0)
+    );
+    println!(
+        "| tick firing {due} runs (action row + run + start, one commit) | {:.2} | {:.2} | {:.2} |",
+        percentile(&steady, 0.5),
+        percentile(&steady, 0.9),
+        percentile(&steady, 1.0)
+    );
+    println!(
+        "| tick firing all {} runs at once | {burst_ms:.1} | | |",
+        burst.started
+    );
+    println!(
+        "\nper fire in the steady tick: {:.3} ms; in the burst: {:.3} ms ({} fires in {} ticks)",
+        percentile(&steady, 0.5) / due.max(1) as f64,
+        burst_ms / burst.started.max(1) as f64,
+        fired,
+        args.ticks
+    );
+    Ok(0)
+}

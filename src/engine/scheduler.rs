@@ -164,16 +164,7 @@ impl Scheduler {
 
     /// The definition stored for a schedule row.
     pub fn definition(&mut self, def_hash: &str, json: &str) -> Result<Arc<ScheduleDef>> {
-        if let Some(d) = self.defs.get(def_hash) {
-            return Ok(d.clone());
-        }
-        let fields: Map<String, Value> =
-            serde_json::from_str(json).context("stored schedule definition")?;
-        let def = ScheduleDef::from_fields(&fields)
-            .map_err(|e| anyhow!("stored schedule definition: `{}`: {}", e.field, e.message))?;
-        let def = Arc::new(def);
-        self.defs.insert(def_hash.to_string(), def.clone());
-        Ok(def)
+        definition(&mut self.defs, def_hash, json)
     }
 
     /// Reads the schedules file when it changed since the last call (or always with
@@ -251,11 +242,11 @@ impl Scheduler {
                     .push(format!("schedule {}: {e:#}", row.schedule_id)),
             }
         }
-        let all: HashMap<String, Arc<ScheduleDef>> = self.all_definitions()?;
         let mut loader = TemplateCache::new(&self.templates);
         let actor = self.config.actor.clone();
+        let defs = &mut self.defs;
         self.store.schedule_tx(|tx| {
-            settle(tx, &all, &mut loader, now, &mut report)?;
+            settle(tx, defs, &mut loader, now, &mut report)?;
             for def in &due {
                 // Re-read inside the transaction: a command may have paused it meanwhile.
                 let Some(row) = tx.schedule(&def.id)? else {
@@ -323,16 +314,6 @@ impl Scheduler {
             Ok(())
         })?;
         Ok(report)
-    }
-
-    fn all_definitions(&mut self) -> Result<HashMap<String, Arc<ScheduleDef>>> {
-        let mut out = HashMap::new();
-        for row in self.store.schedules()? {
-            if let Ok(def) = self.definition(&row.def_hash, &row.definition) {
-                out.insert(row.schedule_id, def);
-            }
-        }
-        Ok(out)
     }
 
     /// When the next unpaused schedule is due.
@@ -502,6 +483,35 @@ impl TickReport {
     }
 }
 
+/// A stored definition, parsed once per hash.
+fn definition(
+    defs: &mut HashMap<String, Arc<ScheduleDef>>,
+    def_hash: &str,
+    json: &str,
+) -> Result<Arc<ScheduleDef>> {
+    if let Some(d) = defs.get(def_hash) {
+        return Ok(d.clone());
+    }
+    let fields: Map<String, Value> =
+        serde_json::from_str(json).context("stored schedule definition")?;
+    let def = ScheduleDef::from_fields(&fields)
+        .map_err(|e| anyhow!("stored schedule definition: `{}`: {}", e.field, e.message))?;
+    let def = Arc::new(def);
+    defs.insert(def_hash.to_string(), def.clone());
+    Ok(def)
+}
+
+/// The definition of a schedule by id, read inside the transaction.
+fn definition_of(
+    tx: &ScheduleTx<'_>,
+    defs: &mut HashMap<String, Arc<ScheduleDef>>,
+    id: &str,
+) -> std::result::Result<Option<Arc<ScheduleDef>>, StoreError> {
+    Ok(tx
+        .schedule(id)?
+        .and_then(|row| definition(defs, &row.def_hash, &row.definition).ok()))
+}
+
 fn next_due_ms(def: &ScheduleDef, after_ms: i64) -> Option<i64> {
     def.spec
         .next_after(ms_time(after_ms))
@@ -538,14 +548,16 @@ impl<'a> TemplateCache<'a> {
 /// schedule has nothing running any more.
 fn settle(
     tx: &mut ScheduleTx<'_>,
-    defs: &HashMap<String, Arc<ScheduleDef>>,
+    defs: &mut HashMap<String, Arc<ScheduleDef>>,
     loader: &mut TemplateCache<'_>,
     now: DateTime<Utc>,
     report: &mut TickReport,
 ) -> std::result::Result<(), StoreError> {
     for (sid, nominal, run_id, status) in tx.newly_closed()? {
         tx.settle(&sid, nominal)?;
-        let Some(def) = defs.get(&sid) else { continue };
+        let Some(def) = definition_of(tx, defs, &sid)? else {
+            continue;
+        };
         if pauses_on_close(def.pause_on_failure, &status) {
             let note = format!(
                 "paused on failure: run {run_id} ({}) {status}",
@@ -560,7 +572,7 @@ fn settle(
         if !seen.insert(action.schedule_id.clone()) {
             continue;
         }
-        let Some(def) = defs.get(&action.schedule_id) else {
+        let Some(def) = definition_of(tx, defs, &action.schedule_id)? else {
             continue;
         };
         let running = !tx.running_runs(&def.id)?.is_empty();
@@ -570,7 +582,7 @@ fn settle(
         }
         let nominal = ms_time(action.nominal_ms);
         let wf = workflow_id(&def.id, nominal);
-        let (outcome, run_id, detail) = start(tx, def, nominal, &wf, loader, now)?;
+        let (outcome, run_id, detail) = start(tx, &def, nominal, &wf, loader, now)?;
         tx.set_action(
             &def.id,
             action.nominal_ms,
