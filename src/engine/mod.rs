@@ -9,6 +9,8 @@
 //! - [`runner`]: the [`ActivityRunner`] trait and the dispatcher (the built-in `noop`
 //!   activity type measures the engine alone).
 //! - [`templates`]: template lookup by name.
+//! - [`scheduler`]: schedules (`.spool/schedules.toml`), ticked on their own thread while
+//!   the engine runs; a fire commits its action row and its run in one transaction.
 
 pub mod command;
 pub mod runner;

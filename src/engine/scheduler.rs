@@ -243,7 +243,6 @@ impl Scheduler {
             }
         }
         let mut loader = TemplateCache::new(&self.templates);
-        let actor = self.config.actor.clone();
         let defs = &mut self.defs;
         self.store.schedule_tx(|tx| {
             settle(tx, defs, &mut loader, now, &mut report)?;
@@ -288,7 +287,6 @@ impl Scheduler {
                         FireSource::Scheduled,
                         def.overlap,
                         &mut loader,
-                        &actor,
                         now,
                     )?;
                     report.count(&fired);
@@ -332,7 +330,6 @@ impl Scheduler {
         let def = self.stored(id)?;
         let nominal = ms_time(now.timestamp_millis());
         let mut loader = TemplateCache::new(&self.templates);
-        let actor = self.config.actor.clone();
         Ok(self.store.schedule_tx(|tx| {
             fire(
                 tx,
@@ -341,7 +338,6 @@ impl Scheduler {
                 FireSource::Trigger,
                 overlap.unwrap_or(def.overlap),
                 &mut loader,
-                &actor,
                 now,
             )
         })?)
@@ -372,7 +368,6 @@ impl Scheduler {
             at = next;
         }
         let mut loader = TemplateCache::new(&self.templates);
-        let actor = self.config.actor.clone();
         Ok(self.store.schedule_tx(|tx| {
             times
                 .iter()
@@ -384,7 +379,6 @@ impl Scheduler {
                         FireSource::Backfill,
                         overlap.unwrap_or(def.overlap),
                         &mut loader,
-                        &actor,
                         now,
                     )
                 })
@@ -607,7 +601,6 @@ fn fire(
     source: FireSource,
     policy: OverlapPolicy,
     loader: &mut TemplateCache<'_>,
-    _actor: &str,
     now: DateTime<Utc>,
 ) -> std::result::Result<Fired, StoreError> {
     let nominal_ms = nominal.timestamp_millis();
@@ -812,12 +805,21 @@ impl SchedulerHandle {
         self.wake.clone()
     }
 
+    /// Stops the loop after the tick in progress and waits for it.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.wake.send(());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+impl Drop for SchedulerHandle {
+    /// A handle dropped without `stop` (an engine that failed to start) still ends the loop.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.wake.send(());
     }
 }
 

@@ -150,8 +150,22 @@ struct RawDoc {
     other: BTreeMap<String, toml::Value>,
 }
 
+/// 1-based line numbers of byte offsets, by binary search over the line starts (a file
+/// of many schedules asks for thousands of them).
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(src: &str) -> Lines {
+        Lines(memchr::memchr_iter(b'\n', src.as_bytes()).collect())
+    }
+
+    fn of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&nl| nl < offset) + 1
+    }
+}
+
 fn line_of(src: &str, offset: usize) -> usize {
-    src[..offset.min(src.len())].matches('\n').count() + 1
+    Lines::new(src).of(offset)
 }
 
 /// Parses `source` (the contents of `file`).
@@ -183,15 +197,16 @@ pub fn parse_file(file: &str, source: &str) -> ScheduleFile {
             message: "unknown top-level key (schedules are `[[schedule]]` tables)".into(),
         });
     }
+    let lines = Lines::new(source);
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for table in &doc.schedule {
-        let table_line = line_of(source, table.span().start);
+        let table_line = lines.of(table.span().start);
         let key_line = |name: &str| {
             table
                 .get_ref()
                 .keys()
                 .find(|k| k.get_ref() == name)
-                .map(|k| line_of(source, k.span().start))
+                .map(|k| lines.of(k.span().start))
                 .unwrap_or(table_line)
         };
         let mut fields = Map::new();
