@@ -577,6 +577,7 @@ fn settle(
         let nominal = ms_time(action.nominal_ms);
         let wf = workflow_id(&def.id, nominal);
         let (outcome, run_id, detail) = start(tx, &def, nominal, &wf, loader, now)?;
+        let detail = detail.or_else(|| Some("buffered until the open run closed".into()));
         tx.set_action(
             &def.id,
             action.nominal_ms,
