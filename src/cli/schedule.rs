@@ -144,22 +144,35 @@ fn ms_iso(ms: i64) -> String {
 
 pub fn schedule_cmd(ctx: &Ctx, cmd: &ScheduleCommand, db: Option<&Path>) -> Result<i32> {
     let (file, config) = file_of(ctx);
-    match cmd {
-        ScheduleCommand::Create(a) => return create(ctx, &file, a, db),
-        ScheduleCommand::Delete { id } => return delete(ctx, &file, id, db),
-        _ => {}
-    }
-    let mut s = open(ctx, db, config)?;
     let json_out = ctx.global.json;
     match cmd {
+        ScheduleCommand::Create(a) => create(ctx, &file, a, db),
+        ScheduleCommand::Delete { id } => delete(ctx, &file, id, db),
+        other => {
+            let mut s = open(ctx, db, config)?;
+            on_store(ctx, &mut s, &file, other, json_out)?;
+            Ok(0)
+        }
+    }
+}
+
+/// The commands that work on the synced store.
+fn on_store(
+    ctx: &Ctx,
+    s: &mut Scheduler,
+    file: &Path,
+    cmd: &ScheduleCommand,
+    json_out: bool,
+) -> Result<()> {
+    match cmd {
         ScheduleCommand::Create(_) | ScheduleCommand::Delete { .. } => {
-            unreachable!("handled above")
+            bail!("create and delete edit the file, not the store")
         }
         ScheduleCommand::List => {
             let mut out = Vec::new();
             for row in s.store().schedules()? {
                 let def = s.definition(&row.def_hash, &row.definition)?;
-                out.push(summary(&row, &def, ctx.now));
+                out.push(summary(&row, &def));
             }
             if json_out {
                 println!("{}", Value::Array(out));
@@ -201,7 +214,7 @@ pub fn schedule_cmd(ctx: &Ctx, cmd: &ScheduleCommand, db: Option<&Path>) -> Resu
                 .collect();
             let log = s.store().schedule_actions(id, *actions)?;
             if json_out {
-                let mut out = summary(&row, &def, ctx.now);
+                let mut out = summary(&row, &def);
                 out["definition"] = Value::Object(def.fields.clone());
                 out["next_times"] = Value::Array(next);
                 out["actions"] = serde_json::to_value(&log)?;
@@ -246,7 +259,7 @@ pub fn schedule_cmd(ctx: &Ctx, cmd: &ScheduleCommand, db: Option<&Path>) -> Resu
             print_fired(json_out, &fired)?;
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 fn open(ctx: &Ctx, db: Option<&Path>, config: SchedulerConfig) -> Result<Scheduler> {
@@ -309,7 +322,7 @@ fn action_text(def: &ScheduleDef) -> String {
     }
 }
 
-fn summary(row: &ScheduleRow, def: &ScheduleDef, _now: DateTime<Utc>) -> Value {
+fn summary(row: &ScheduleRow, def: &ScheduleDef) -> Value {
     json!({
         "id": row.schedule_id,
         "spec": spec_text(def),

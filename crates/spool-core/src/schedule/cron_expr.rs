@@ -107,6 +107,12 @@ impl CronExpr {
         &self.normalised
     }
 
+    /// Whether a wall-clock time matches.
+    pub fn matches(&self, t: NaiveDateTime) -> bool {
+        let at = t.and_utc();
+        self.schedules.iter().any(|s| s.includes(at))
+    }
+
     /// The first matching wall-clock time strictly after `t` (no time zone involved).
     pub fn next_naive_after(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
         let at = t.and_utc();

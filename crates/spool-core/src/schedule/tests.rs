@@ -636,3 +636,73 @@ fn field_errors_name_the_field() {
     let stray = parse_file("s.toml", "name = 1\n");
     assert_eq!(stray.errors[0].field.as_deref(), Some("name"));
 }
+
+#[test]
+fn an_impossible_date_has_no_next_time() {
+    let spec = cron_spec("0 0 30 2 *", "Europe/Berlin");
+    assert_eq!(spec.next_after(t("2026-01-01T00:00:00Z")), None);
+    let catch = catch_up(
+        &spec,
+        "s",
+        t("2026-01-01T00:00:00Z"),
+        t("2026-06-01T00:00:00Z"),
+        DEFAULT_CATCHUP_WINDOW,
+        10,
+    );
+    assert!(catch.fire.is_empty());
+    assert_eq!(catch.next, None);
+}
+
+#[test]
+fn every_second_in_a_repeated_hour_fires_each_wall_clock_second_once() {
+    // From the start of the repeated hour in New York (01:00 EDT) to 02:00 EST: the
+    // first pass fires each second, the second pass (01:00–02:00 EST) none.
+    let spec = cron_spec("* * * * * *", "America/New_York");
+    let first = spec.upcoming(t("2026-11-01T04:59:59Z"), 3600);
+    assert_eq!(first.first(), Some(&t("2026-11-01T05:00:00Z")));
+    assert_eq!(first.last(), Some(&t("2026-11-01T05:59:59Z")));
+    let after = spec.next_after(t("2026-11-01T05:59:59Z"));
+    assert_eq!(after, Some(t("2026-11-01T07:00:00Z")));
+}
+
+mod props {
+    use super::*;
+    use chrono::{Offset, TimeZone};
+    use proptest::prelude::*;
+
+    const EXPRS: &[&str] = &[
+        "30 2 * * *",
+        "0 * * * *",
+        "*/7 1-3 * * *",
+        "0 0 12 * 5",
+        "15 2 29 2 *",
+        "@weekly",
+    ];
+    const ZONES: &[&str] = &[
+        "UTC",
+        "America/New_York",
+        "Europe/Berlin",
+        "Australia/Lord_Howe",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Fire times strictly increase; each is a matching wall-clock time, or the moment
+        /// of a DST change that skipped one.
+        #[test]
+        fn fire_times_increase_and_match(e in 0..EXPRS.len(), z in 0..ZONES.len(), secs in 1_767_225_600i64..1_798_761_600i64) {
+            let spec = cron_spec(EXPRS[e], ZONES[z]);
+            let cron = &spec.crons[0];
+            let start = DateTime::from_timestamp(secs, 0).expect("time");
+            let mut prev = start;
+            for r in spec.upcoming(start, 40) {
+                prop_assert!(r > prev, "{} in {}: {r} after {prev}", EXPRS[e], ZONES[z]);
+                let local = r.with_timezone(&spec.tz).naive_local();
+                let offset_at = |t: DateTime<Utc>| spec.tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+                let at_change = offset_at(r) != offset_at(r - chrono::Duration::seconds(1));
+                prop_assert!(cron.matches(local) || at_change, "{} in {}: {r} ({local})", EXPRS[e], ZONES[z]);
+                prev = r;
+            }
+        }
+    }
+}
