@@ -36,6 +36,8 @@ use std::time::Duration;
 pub const MAX_FIRES_PER_TICK: usize = 1000;
 /// Longest sleep between ticks: the file's stat is checked this often.
 pub const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// How young a file's modification time must be for its stat not to be trusted.
+const RACY_SLACK: Duration = Duration::from_secs(3);
 /// Most times one backfill may cover.
 pub const MAX_BACKFILL: usize = 10_000;
 
@@ -131,6 +133,8 @@ pub struct Scheduler {
     /// Parsed definitions by hash.
     defs: HashMap<String, Arc<ScheduleDef>>,
     stamp: Option<Option<FileStamp>>,
+    /// xxh3 of the file's text as last synced.
+    text_hash: Option<u64>,
 }
 
 /// A template loaded for a tick: the row to pin and the workflow type.
@@ -151,6 +155,7 @@ impl Scheduler {
             config,
             defs: HashMap::new(),
             stamp: None,
+            text_hash: None,
         })
     }
 
@@ -174,7 +179,14 @@ impl Scheduler {
     /// (empty when the file did not change).
     pub fn sync_file(&mut self, now: DateTime<Utc>, force: bool) -> Result<Vec<ScheduleError>> {
         let current = file_stamp(&self.config.file);
-        if !force && self.stamp.as_ref() == Some(&current) {
+        // A file changed within the timestamp granularity of its last read can keep its
+        // stat; while it is that young, its contents decide.
+        let young = current
+            .as_ref()
+            .and_then(|s| s.modified)
+            .and_then(|m| m.elapsed().ok())
+            .is_none_or(|age| age < RACY_SLACK);
+        if !force && self.stamp.as_ref() == Some(&current) && !young {
             return Ok(Vec::new());
         }
         let text = match std::fs::read_to_string(&self.config.file) {
@@ -182,6 +194,11 @@ impl Scheduler {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(anyhow!("reading {}: {e}", self.config.file.display())),
         };
+        let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+        if !force && self.text_hash == Some(hash) {
+            self.stamp = Some(current);
+            return Ok(Vec::new());
+        }
         let parsed = parse_file(&self.config.file.display().to_string(), &text);
         let errored: HashSet<String> = parsed
             .errors
@@ -225,6 +242,7 @@ impl Scheduler {
             Ok(())
         })?;
         self.stamp = Some(current);
+        self.text_hash = Some(hash);
         Ok(parsed.errors)
     }
 
