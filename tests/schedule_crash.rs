@@ -2,7 +2,8 @@
 //! times, most kills aimed at the moment a fire is due. Afterwards every nominal second
 //! from the first fire to the last has exactly one action, `started`, with exactly one
 //! run: no double fire and, the outages being far shorter than the catch-up window, no
-//! missed fire.
+//! missed fire. A second every-second schedule creates an issue per fire: each exactly
+//! once in the backlog.
 
 use spool::store::{Durability, Store};
 use std::collections::HashMap;
@@ -19,6 +20,13 @@ overlap = "allow_all"
 catchup_window = "1m"
 [schedule.action]
 workflow = "noop"
+
+[[schedule]]
+id = "file"
+every = "1s"
+catchup_window = "1m"
+[schedule.action]
+create_issue = { title = "Scheduled issue", type = "chore" }
 "#;
 
 fn spawn_worker(dir: &Path, db: &Path) -> Child {
@@ -63,6 +71,8 @@ fn an_every_second_schedule_fires_each_second_once_across_sigkills() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join(".spool")).expect("spool dir");
     std::fs::write(dir.path().join(".spool").join("schedules.toml"), SCHEDULES).expect("write");
+    std::fs::create_dir_all(dir.path().join(".beads")).expect("beads dir");
+    std::fs::write(dir.path().join(".beads").join("issues.jsonl"), "").expect("backlog");
     let db = dir.path().join("state").join("spool.db");
     let deadline = Instant::now() + Duration::from_secs(240);
 
@@ -120,5 +130,45 @@ fn an_every_second_schedule_fires_each_second_once_across_sigkills() {
         assert_eq!(Some(started[0]), a.run_id.as_deref());
     }
     assert_eq!(runs.len(), actions.len(), "every run belongs to one action");
-    eprintln!("{KILLS} kills, {} fires, each once", actions.len());
+
+    // The create_issue schedule: one issue per fire, every second, none twice.
+    let created = store.schedule_actions("file", 100_000).expect("actions");
+    assert!(created.len() > 20, "only {} issue fires", created.len());
+    let mut nominal: Vec<i64> = created.iter().map(|a| a.nominal_ms).collect();
+    nominal.sort();
+    for pair in nominal.windows(2) {
+        assert_eq!(pair[1] - pair[0], 1000, "a second without an issue action");
+    }
+    let text =
+        std::fs::read_to_string(dir.path().join(".beads").join("issues.jsonl")).expect("backlog");
+    let mut by_ref: HashMap<String, Vec<String>> = HashMap::new();
+    for line in text.lines() {
+        let issue: serde_json::Value = serde_json::from_str(line).expect("issue line");
+        let r = issue["external_ref"]
+            .as_str()
+            .expect("external_ref")
+            .to_string();
+        let id = issue["id"].as_str().expect("id").to_string();
+        by_ref.entry(r).or_default().push(id);
+    }
+    for a in &created {
+        assert_eq!(a.outcome, "created", "{a:?}");
+        let wf = a.workflow_id.as_deref().expect("workflow id");
+        let ids = by_ref
+            .get(&format!("spool-schedule:{wf}"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(ids.len(), 1, "{wf}: issues {ids:?}");
+        assert_eq!(a.detail.as_deref(), Some(ids[0].as_str()));
+    }
+    assert_eq!(
+        by_ref.len(),
+        created.len(),
+        "every issue belongs to one action"
+    );
+    eprintln!(
+        "{KILLS} kills, {} runs and {} issues, each once",
+        actions.len(),
+        created.len()
+    );
 }

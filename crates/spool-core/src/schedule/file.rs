@@ -383,6 +383,11 @@ impl ScheduleDef {
             })?,
         };
         let catchup_window = duration(fields, "catchup_window")?.unwrap_or(DEFAULT_CATCHUP_WINDOW);
+        if catchup_window < Duration::from_secs(1) {
+            // A fire is always noticed a little after its time; a shorter window would
+            // record most of them as missed.
+            return Err(field_err("catchup_window", "must be at least 1s"));
+        }
         let pause_on_failure = match fields.get("pause_on_failure") {
             None => false,
             Some(Value::Bool(b)) => *b,

@@ -616,6 +616,11 @@ fn field_errors_name_the_field() {
             "shorter",
         ),
         (
+            "id = \"a\"\nevery = \"1m\"\ncatchup_window = \"0s\"\n",
+            "catchup_window",
+            "at least 1s",
+        ),
+        (
             "id = \"a\"\nevery = \"1m\"\n[schedule.action]\ncreate_issue = { priority = 1 }\n",
             "action.create_issue.title",
             "missing",
