@@ -250,28 +250,33 @@ impl Scheduler {
     /// schedule due at `now`, all in one transaction.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Result<TickReport> {
         let mut report = TickReport::default();
-        let rows = self.store.due_schedules(now.timestamp_millis())?;
-        let mut due = Vec::with_capacity(rows.len());
-        for row in rows {
-            match self.definition(&row.def_hash, &row.definition) {
-                Ok(def) => due.push(def),
-                Err(e) => report
-                    .errors
-                    .push(format!("schedule {}: {e:#}", row.schedule_id)),
-            }
-        }
+        let due: Vec<String> = self
+            .store
+            .due_schedules(now.timestamp_millis())?
+            .into_iter()
+            .map(|r| r.schedule_id)
+            .collect();
         let mut loader = TemplateCache::new(&self.templates);
         let defs = &mut self.defs;
         self.store.schedule_tx(|tx| {
             settle(tx, defs, &mut loader, now, &mut report)?;
-            for def in &due {
-                // Re-read inside the transaction: a command may have paused it meanwhile.
-                let Some(row) = tx.schedule(&def.id)? else {
+            for id in &due {
+                // Re-read inside the transaction: a command may have paused or edited it
+                // meanwhile.
+                let Some(row) = tx.schedule(id)? else {
                     continue;
                 };
                 if row.paused || row.next_due_ms.is_none_or(|d| d > now.timestamp_millis()) {
                     continue;
                 }
+                let def = match definition(defs, &row.def_hash, &row.definition) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        report.errors.push(format!("schedule {id}: {e:#}"));
+                        continue;
+                    }
+                };
+                let def = &def;
                 let plan = catch_up(
                     &def.spec,
                     &def.id,
