@@ -1236,3 +1236,47 @@ fn in_a_team_an_expired_lease_is_taken_over_and_a_live_one_is_not() {
     assert_eq!(t2["status"], "in_progress", "{t2}");
     assert_eq!(t2["assignee"], "spool@dead", "{t2}");
 }
+
+#[test]
+fn the_daemon_runs_schedules() {
+    let repo = Repo::new(&[issue("t-1", &[], None)]);
+    std::fs::create_dir_all(repo.root().join(".spool")).expect("dir");
+    std::fs::write(
+        repo.root().join(".spool/schedules.toml"),
+        "[[schedule]]\nid = \"check\"\nevery = \"1s\"\nmax_actions = 2\n[schedule.action]\n\
+         create_issue = { title = \"Scheduled check\", type = \"chore\" }\n",
+    )
+    .expect("write schedules");
+    let daemon = repo.up("ok");
+    let scheduled = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(repo.issues_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|i| i["title"] == "Scheduled check")
+            .collect()
+    };
+    repo.wait_for("two scheduled issues", || scheduled().len() == 2);
+    daemon.stop();
+    // The limit holds: nothing more is due.
+    let store = spool::store::Store::open(
+        &repo.root().join(".git/spool/spool.db"),
+        spool::store::Durability::Full,
+    )
+    .expect("store");
+    let row = store.schedule("check").expect("read").expect("synced");
+    assert_eq!(row.remaining_actions, Some(0));
+    assert_eq!(row.next_due_ms, None);
+    let issues = scheduled();
+    assert_eq!(issues.len(), 2);
+    let refs: Vec<&str> = issues
+        .iter()
+        .filter_map(|i| i["external_ref"].as_str())
+        .collect();
+    assert_eq!(refs.len(), 2);
+    assert_ne!(refs[0], refs[1]);
+    assert!(
+        refs.iter().all(|r| r.starts_with("spool-schedule:check@")),
+        "{refs:?}"
+    );
+}

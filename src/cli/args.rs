@@ -121,6 +121,20 @@ pub enum Command {
         #[command(subcommand)]
         command: super::run::RunCommand,
     },
+    /// Schedules (`.spool/schedules.toml`): create, list, show, pause, unpause, trigger,
+    /// backfill, delete.
+    Schedule {
+        /// The run database (default: `.git/spool/spool.db` of this repository).
+        #[arg(
+            long = "spool-db",
+            env = "SPOOL_DB",
+            global = true,
+            value_name = "PATH"
+        )]
+        db: Option<std::path::PathBuf>,
+        #[command(subcommand)]
+        command: super::schedule::ScheduleCommand,
+    },
     /// See spool work: a throwaway repository with a small backlog, worked by the daemon
     /// with a scripted agent (no API key, no network needed).
     Demo(super::demo::DemoArgs),

@@ -27,6 +27,8 @@ pub enum BenchCommand {
     Daemon(super::daemon::DaemonBenchArgs),
     /// Time the backlog merge driver on a large backlog with changes on both sides.
     Merge(super::merge::MergeBenchArgs),
+    /// Next-fire evaluation and tick cost with many schedules loaded.
+    Schedules(super::schedule::ScheduleBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +85,7 @@ pub fn run(ctx: &Ctx, cmd: &BenchCommand) -> Result<i32> {
         BenchCommand::Backlog(a) => backlog(a),
         BenchCommand::Daemon(a) => super::daemon::bench_daemon(a),
         BenchCommand::Merge(a) => super::merge::bench_merge(a),
+        BenchCommand::Schedules(a) => super::schedule::bench_schedules(a),
     }
 }
 

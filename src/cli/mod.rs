@@ -16,6 +16,7 @@ mod merge;
 pub mod output;
 mod query;
 pub mod run;
+pub mod schedule;
 mod transfer;
 pub mod worker;
 
@@ -218,6 +219,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Merge(a) => merge::merge_cmd(&ctx, a),
         Command::Resolve(a) => merge::resolve_cmd(&ctx, a),
         Command::Run { db, command } => run::run_cmd(&ctx, command, db.as_deref()),
+        Command::Schedule { db, command } => schedule::schedule_cmd(&ctx, command, db.as_deref()),
         Command::Demo(a) => demo::demo_cmd(&ctx, a),
         Command::DemoAgent(a) => demo::demo_agent_cmd(&ctx, a),
         Command::Up(a) => daemon::up_cmd(&ctx, a),

@@ -1,8 +1,8 @@
 //! `spool worker`: runs the engine until interrupted (SIGINT or SIGTERM).
 
-use super::run::{database_path, templates};
+use super::run::{database_path, repo_root, templates};
 use super::Ctx;
-use crate::engine::{CommandRunner, Engine, EngineConfig};
+use crate::engine::{CommandRunner, Engine, EngineConfig, SchedulerConfig};
 use crate::store::Durability;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -40,6 +40,11 @@ pub fn worker_cmd(ctx: &Ctx, args: &WorkerArgs, db: Option<&Path>) -> Result<i32
     };
     config.templates = templates(ctx);
     config.poll_interval = Duration::from_millis(args.poll_ms.max(1));
+    // `.spool/schedules.toml` of the repository (or the working directory).
+    let root = repo_root(&ctx.cwd).unwrap_or_else(|| ctx.cwd.clone());
+    let ws = crate::workspace::Workspace::find(&root);
+    config.schedules = Some(SchedulerConfig::for_repo(&root, &ctx.actor(ws.as_ref())));
+    config.quiet = ctx.global.quiet;
     let config = config.runner("command", Arc::new(CommandRunner::new(attempts)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -132,6 +132,11 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
     let templates = Templates::for_repo(&opts.ws.root);
     let mut config = EngineConfig::new(db.clone()).runner("command", Arc::new(reporting));
     config.templates = templates.clone();
+    config.schedules = Some(crate::engine::SchedulerConfig::for_repo(
+        &opts.ws.root,
+        &opts.actor,
+    ));
+    config.quiet = opts.quiet;
     let engine = Engine::start(config)
         .await
         .with_context(|| format!("starting the engine on {}", db.display()))?;

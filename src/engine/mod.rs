@@ -9,14 +9,18 @@
 //! - [`runner`]: the [`ActivityRunner`] trait and the dispatcher (the built-in `noop`
 //!   activity type measures the engine alone).
 //! - [`templates`]: template lookup by name.
+//! - [`scheduler`]: schedules (`.spool/schedules.toml`), ticked on their own thread while
+//!   the engine runs; a fire commits its action row and its run in one transaction.
 
 pub mod command;
 pub mod runner;
+pub mod scheduler;
 pub mod templates;
 mod writer;
 
 pub use command::CommandRunner;
 pub use runner::{ActivityRunner, AttemptControl, AttemptResult, BoxFuture, NOOP};
+pub use scheduler::{Scheduler, SchedulerConfig};
 pub use templates::{TemplateLoadError, Templates};
 pub use writer::new_id;
 
@@ -85,6 +89,10 @@ pub struct EngineConfig {
     pub batch_max: usize,
     /// Longest wait before looking at timers and the inbox again.
     pub poll_interval: Duration,
+    /// Run the schedules of this file (see [`scheduler`]) while the engine runs.
+    pub schedules: Option<SchedulerConfig>,
+    /// Keep the scheduler's messages (file errors, failed ticks) off stderr.
+    pub quiet: bool,
 }
 
 impl EngineConfig {
@@ -96,6 +104,8 @@ impl EngineConfig {
             runners: HashMap::new(),
             batch_max: 4096,
             poll_interval: Duration::from_millis(50),
+            schedules: None,
+            quiet: false,
         }
     }
 
@@ -113,6 +123,7 @@ pub struct Engine {
     epoch: u64,
     writer: Option<std::thread::JoinHandle<()>>,
     dispatcher: tokio::task::JoinHandle<()>,
+    scheduler: Option<scheduler::SchedulerHandle>,
     /// Held while this engine runs; the kernel releases it if the process dies.
     _lock: Flock<std::fs::File>,
 }
@@ -148,6 +159,34 @@ impl Engine {
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
         let (exec_tx, exec_rx) = tokio::sync::mpsc::unbounded_channel();
         let (closed, _) = broadcast::channel(4096);
+        let scheduler = match config.schedules {
+            Some(sc) => {
+                let s = Scheduler::open(
+                    &config.db_path,
+                    config.durability,
+                    config.templates.clone(),
+                    sc,
+                )
+                .map_err(|e| EngineError::Store(format!("{e:#}")))?;
+                Some(
+                    scheduler::spawn(s, config.quiet)
+                        .map_err(|e| EngineError::Store(format!("{e:#}")))?,
+                )
+            }
+            None => None,
+        };
+        if let Some(s) = &scheduler {
+            // A closed run may pause its schedule or let a buffered time start.
+            let mut rx = closed.subscribe();
+            let wake = s.waker();
+            tokio::spawn(async move {
+                while let Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) = rx.recv().await {
+                    if wake.send(()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         let templates = Arc::new(config.templates);
         let dispatcher = tokio::spawn(runner::dispatcher(
             exec_rx,
@@ -177,6 +216,7 @@ impl Engine {
             epoch,
             writer: Some(handle),
             dispatcher,
+            scheduler,
             _lock: lock,
         })
     }
@@ -329,6 +369,9 @@ impl Engine {
     /// Stops after the batch in progress is committed. Running attempts are abandoned
     /// (their processes are killed by the runner); the next boot re-dispatches them.
     pub async fn shutdown(mut self) {
+        if let Some(s) = self.scheduler.take() {
+            let _ = tokio::task::spawn_blocking(move || s.stop()).await;
+        }
         let _ = self.cmds.send(Cmd::Shutdown);
         if let Some(h) = self.writer.take() {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;

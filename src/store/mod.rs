@@ -6,7 +6,10 @@
 //! transaction, each transition in its own savepoint so one bad transition does not sink
 //! the others.
 
+mod schedules;
 mod schema;
+
+pub use schedules::{ActionRow, ScheduleRow, ScheduleTx};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};

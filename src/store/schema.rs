@@ -2,7 +2,8 @@
 
 /// Each entry moves the schema from version `i` to `i + 1`. Never edit a shipped entry;
 /// append a new one.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -76,4 +77,40 @@ CREATE TABLE inbox (
     received_at TEXT NOT NULL
 );
 CREATE UNIQUE INDEX inbox_request ON inbox(run_id, request_id) WHERE request_id IS NOT NULL;
-"#];
+"#,
+    r#"
+-- Schedules synced from .spool/schedules.toml. Times are Unix ms.
+CREATE TABLE schedule (
+    schedule_id       TEXT PRIMARY KEY,
+    definition        TEXT NOT NULL,
+    def_hash          TEXT NOT NULL,
+    paused            INTEGER NOT NULL DEFAULT 0,
+    notes             TEXT NOT NULL DEFAULT '',
+    remaining_actions INTEGER,
+    last_processed_ms INTEGER NOT NULL,
+    next_due_ms       INTEGER,
+    missed_total      INTEGER NOT NULL DEFAULT 0,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX schedule_next_due ON schedule(next_due_ms) WHERE paused = 0;
+
+-- One row per (schedule, nominal time): the guard that makes a fire happen once.
+CREATE TABLE schedule_action (
+    schedule_id TEXT NOT NULL,
+    nominal_ms  INTEGER NOT NULL,
+    source      TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    workflow_id TEXT,
+    run_id      TEXT,
+    detail      TEXT,
+    settled     INTEGER NOT NULL DEFAULT 0,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (schedule_id, nominal_ms)
+) WITHOUT ROWID;
+CREATE INDEX schedule_action_unsettled ON schedule_action(run_id)
+    WHERE outcome = 'started' AND settled = 0;
+CREATE INDEX schedule_action_waiting ON schedule_action(outcome, schedule_id, nominal_ms)
+    WHERE outcome IN ('buffered', 'creating');
+"#,
+];

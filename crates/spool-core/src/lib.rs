@@ -4,6 +4,7 @@
 //! randomness. Time, ids and random seeds are arguments. Parse problems are data
 //! (diagnostics), not panics.
 pub mod beads;
+pub mod schedule;
 pub mod template;
 pub mod template_vars;
 pub mod workflow;
