@@ -95,10 +95,20 @@ pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
             ws.root.display()
         );
     }
-    let (config, config_path) = load_config(&ws.root)?;
     if args.detach {
+        load_config(&ws.root)?;
         return detach(ctx, args, &ws.state_dir());
     }
+    // Signals first: Ctrl-C or SIGTERM while starting is a clean stop, not a kill.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let signals = {
+        let _enter = runtime.enter();
+        StopSignals::install(args.detached)?
+    };
+    let (config, config_path) = load_config(&ws.root)?;
     let lock = instance::acquire(&ws.state_dir())?;
     let actor = config.actor.clone().unwrap_or_else(default_actor);
     let agent = match config.agents.get("default") {
@@ -131,37 +141,50 @@ pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
         rescan: Duration::from_millis(args.rescan_ms.max(10)),
         quiet: ctx.global.quiet,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        // In the background, a hangup (the terminal that started it closed) is ignored.
-        let mut hup = if args.detached {
-            Some(
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                    .context("installing the SIGHUP handler")?,
-            )
-        } else {
-            None
-        };
-        tokio::spawn(async move {
-            if let Some(hup) = hup.as_mut() {
-                while hup.recv().await.is_some() {}
-            }
-        });
-        let stop = async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        };
-        service::run(opts, stop).await
-    })?;
+    runtime.block_on(async move { service::run(opts, signals.stopped()).await })?;
     drop(lock);
     Ok(0)
+}
+
+/// The signals that stop `spool up`, registered before anything else starts (a signal
+/// that arrives early is kept until the daemon looks).
+struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    /// Set in the background: a hangup (the terminal that started it closed) is ignored.
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Needs a runtime context.
+    fn install(detached: bool) -> Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            hup: if detached {
+                Some(signal(SignalKind::hangup()).context("installing the SIGHUP handler")?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Completes at the first SIGINT or SIGTERM.
+    async fn stopped(self) {
+        let StopSignals {
+            mut int,
+            mut term,
+            hup,
+        } = self;
+        if let Some(mut hup) = hup {
+            tokio::spawn(async move { while hup.recv().await.is_some() {} });
+        }
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    }
 }
 
 /// Starts `spool up` again as a background process in its own process group, with its
