@@ -63,6 +63,7 @@ pub enum ScheduleCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct CreateArgs {
+    /// The schedule's id (letters, digits, '-', '_').
     pub id: String,
     /// Cron expression (5 fields, 6 with seconds, or @hourly/@daily/...); repeatable.
     #[arg(long)]
@@ -74,27 +75,36 @@ pub struct CreateArgs {
     #[arg(long)]
     pub offset: Option<String>,
     /// IANA time zone of the cron expressions (default UTC).
-    #[arg(long)]
+    #[arg(long, alias = "tz")]
     pub timezone: Option<String>,
+    /// No fire before this time (RFC 3339).
     #[arg(long)]
     pub start: Option<String>,
+    /// No fire after this time (RFC 3339).
     #[arg(long)]
     pub end: Option<String>,
+    /// Delay each fire by up to this much, e.g. `30s` (the same delay for a given time
+    /// on every restart).
     #[arg(long)]
     pub jitter: Option<String>,
     /// skip, buffer_one, buffer_all, cancel_other, terminate_other, allow_all.
     #[arg(long)]
     pub overlap: Option<String>,
+    /// How far back a fire missed while nothing ran still runs, e.g. `1h` (default
+    /// `1m`); older ones are recorded as missed.
     #[arg(long)]
     pub catchup_window: Option<String>,
+    /// Pause the schedule when one of its runs fails.
     #[arg(long)]
     pub pause_on_failure: bool,
+    /// Stop after this many actions.
     #[arg(long)]
     pub max_actions: Option<u64>,
+    /// Free text shown by `spool schedule show`.
     #[arg(long)]
     pub notes: Option<String>,
     /// Start a run of this workflow template.
-    #[arg(long, conflicts_with = "create_issue")]
+    #[arg(long, alias = "template", conflicts_with = "create_issue")]
     pub workflow: Option<String>,
     /// The run's input as JSON.
     #[arg(long, requires = "workflow")]
