@@ -12,6 +12,7 @@ pub mod git;
 pub mod gitconfig;
 pub mod state_file;
 pub mod store;
+pub mod sync;
 pub mod synth;
 pub mod workspace;
 pub mod write_index;

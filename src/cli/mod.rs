@@ -15,6 +15,7 @@ mod merge;
 pub mod output;
 mod query;
 pub mod run;
+mod sync;
 mod transfer;
 pub mod worker;
 
@@ -216,6 +217,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Hooks(h) => hooks::run(&ctx, h),
         Command::Merge(a) => merge::merge_cmd(&ctx, a),
         Command::Resolve(a) => merge::resolve_cmd(&ctx, a),
+        Command::Sync(a) => sync::sync_cmd(&ctx, a),
         Command::Run { db, command } => run::run_cmd(&ctx, command, db.as_deref()),
         Command::Demo(a) => demo::demo_cmd(&ctx, a),
         Command::DemoAgent(a) => demo::demo_agent_cmd(&ctx, a),
