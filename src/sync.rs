@@ -419,15 +419,7 @@ pub fn enable_backlog_branch(
     } else {
         fetch_tip(checkout, remote, &branch)?
     };
-    let seed = match std::fs::symlink_metadata(checkout.join(BACKLOG_PATH)) {
-        Ok(m) if m.is_file() => std::fs::read(checkout.join(BACKLOG_PATH)).map_err(|e| {
-            SyncError::Other(anyhow::anyhow!(
-                "reading {}: {e}",
-                checkout.join(BACKLOG_PATH).display()
-            ))
-        })?,
-        _ => Vec::new(),
-    };
+    let seed = seed_files(checkout)?;
     let (worktree, setup) =
         ensure_backlog_worktree(checkout, &branch, remote_tip, &seed, signature)?;
     let target = worktree.join(BACKLOG_PATH);
@@ -446,6 +438,35 @@ pub fn enable_backlog_branch(
         },
     ))
 }
+
+/// What a new backlog branch starts with: the checkout's backlog (empty if it has none)
+/// and its `.beads/config.yaml`, else one naming the checkout's directory as the issue
+/// prefix (the hidden worktree's own name would make a poor one).
+fn seed_files(checkout: &Path) -> Result<Vec<(&'static str, Vec<u8>)>, SyncError> {
+    let read = |rel: &str| -> Result<Option<Vec<u8>>, SyncError> {
+        let p = checkout.join(rel);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_file() => std::fs::read(&p)
+                .map(Some)
+                .map_err(|e| SyncError::Other(anyhow::anyhow!("reading {}: {e}", p.display()))),
+            _ => Ok(None),
+        }
+    };
+    let issues = read(BACKLOG_PATH)?.unwrap_or_default();
+    let config = match read(CONFIG_PATH)? {
+        Some(c) => c,
+        None => {
+            let ws = Workspace {
+                beads_dir: checkout.join(".beads"),
+                root: checkout.to_path_buf(),
+            };
+            format!("issue-prefix: {}\n", ws.dir_name()).into_bytes()
+        }
+    };
+    Ok(vec![(BACKLOG_PATH, issues), (CONFIG_PATH, config)])
+}
+
+const CONFIG_PATH: &str = ".beads/config.yaml";
 
 #[cfg(test)]
 mod tests {

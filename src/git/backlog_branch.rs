@@ -45,14 +45,15 @@ pub enum WorktreeSetup {
 /// Makes sure the hidden worktree exists on `branch` and returns its path.
 ///
 /// The branch is, in order: the existing local branch; a new branch at `remote_tip` (the
-/// fetched remote branch); a new root commit holding `seed` as the backlog (the
-/// checkout's current file, so switching to this mode loses nothing). Anything other
+/// fetched remote branch); a new root commit holding the `seed` files (paths relative
+/// to the work tree: the checkout's current backlog and `.beads/config.yaml`, so
+/// switching to this mode loses nothing). Anything other
 /// than a healthy worktree of `branch` at the path is refused, never deleted.
 pub fn ensure_backlog_worktree(
     repo_dir: &Path,
     branch: &str,
     remote_tip: Option<ObjectId>,
-    seed: &[u8],
+    seed: &[(&str, Vec<u8>)],
     signature: &Signature,
 ) -> Result<(PathBuf, WorktreeSetup)> {
     let path = backlog_worktree_path(repo_dir)?;
@@ -100,19 +101,25 @@ pub fn ensure_backlog_worktree(
     Ok((path, setup))
 }
 
-/// A commit without parents whose tree holds only the backlog.
-fn root_commit(repo: &gix::Repository, seed: &[u8], signature: &Signature) -> Result<ObjectId> {
-    let blob = repo
-        .write_blob(seed)
-        .map_err(|e| GitError::gix("storing the backlog", e))?
-        .detach();
+/// A commit without parents whose tree holds only the `seed` files.
+fn root_commit(
+    repo: &gix::Repository,
+    seed: &[(&str, Vec<u8>)],
+    signature: &Signature,
+) -> Result<ObjectId> {
     let mut editor = repo
         .empty_tree()
         .edit()
         .map_err(|e| GitError::gix("building the backlog tree", e))?;
-    editor
-        .upsert(BACKLOG_PATH, EntryKind::Blob, blob)
-        .map_err(|e| GitError::gix("building the backlog tree", e))?;
+    for (path, data) in seed {
+        let blob = repo
+            .write_blob(data)
+            .map_err(|e| GitError::gix(format!("storing {path}"), e))?
+            .detach();
+        editor
+            .upsert(*path, EntryKind::Blob, blob)
+            .map_err(|e| GitError::gix("building the backlog tree", e))?;
+    }
     let tree = editor
         .write()
         .map_err(|e| GitError::gix("writing the backlog tree", e))?
