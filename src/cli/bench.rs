@@ -25,6 +25,8 @@ pub enum BenchCommand {
     Backlog(BacklogArgs),
     /// Time from a new ready issue in the backlog file to the daemon's claim commit.
     Daemon(super::daemon::DaemonBenchArgs),
+    /// Time `spool sync` on a large backlog receiving a batch of a teammate's changes.
+    Sync(super::bench_sync::SyncBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -80,17 +82,18 @@ pub fn run(ctx: &Ctx, cmd: &BenchCommand) -> Result<i32> {
         }
         BenchCommand::Backlog(a) => backlog(a),
         BenchCommand::Daemon(a) => super::daemon::bench_daemon(a),
+        BenchCommand::Sync(a) => super::bench_sync::bench_sync(a),
     }
 }
 
 #[derive(Debug, Clone)]
-struct Sample {
-    what: String,
-    times: Vec<Duration>,
+pub(super) struct Sample {
+    pub(super) what: String,
+    pub(super) times: Vec<Duration>,
 }
 
 impl Sample {
-    fn pct(&self, p: f64) -> Duration {
+    pub(super) fn pct(&self, p: f64) -> Duration {
         let mut t = self.times.clone();
         t.sort();
         let i = ((t.len() as f64 - 1.0) * p).round() as usize;
@@ -98,11 +101,11 @@ impl Sample {
     }
 }
 
-fn ms(d: Duration) -> String {
+pub(super) fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
 }
 
-fn spool(dir: &Path, args: &[&str]) -> Vec<String> {
+pub(super) fn spool(dir: &Path, args: &[&str]) -> Vec<String> {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "spool".into());
@@ -111,7 +114,7 @@ fn spool(dir: &Path, args: &[&str]) -> Vec<String> {
     v
 }
 
-const ENV: &[(&str, &str)] = &[("BEADS_ACTOR", "bench"), ("NO_COLOR", "1")];
+pub(super) const ENV: &[(&str, &str)] = &[("BEADS_ACTOR", "bench"), ("NO_COLOR", "1")];
 
 /// Set by the benchmark for the processes it times: a file each appends its peak RSS to.
 const PEAK_RSS_ENV: &str = "SPOOL_BENCH_PEAK_RSS";
@@ -153,7 +156,10 @@ fn max_recorded_rss(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn time_runs(runs: usize, mut f: impl FnMut(usize) -> Result<Duration>) -> Result<Vec<Duration>> {
+pub(super) fn time_runs(
+    runs: usize,
+    mut f: impl FnMut(usize) -> Result<Duration>,
+) -> Result<Vec<Duration>> {
     (0..runs).map(&mut f).collect()
 }
 
@@ -293,7 +299,7 @@ fn open_ids(bytes: &[u8], want: usize) -> Vec<String> {
         .collect()
 }
 
-fn machine() -> String {
+pub(super) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

@@ -4,6 +4,7 @@
 
 pub mod args;
 mod bench;
+mod bench_sync;
 mod common;
 pub mod daemon;
 mod demo;
