@@ -536,3 +536,33 @@ fn an_unreachable_remote_is_a_clear_error_and_nothing_is_lost() {
         "Offline edit"
     );
 }
+
+#[test]
+fn the_same_field_edited_on_two_clones_at_the_same_time_is_decided_and_reported() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let remote = remote(tmp.path());
+    let a = clone(tmp.path(), &remote, "a");
+    let b = clone(tmp.path(), &remote, "b");
+    // Equal `updated_at` on both sides: no time orders them, the fallback rule decides.
+    for (dir, title) in [(&a, "Title from a"), (&b, "Title from b")] {
+        let out = std::process::Command::new(SPOOL)
+            .args(["update", "t-b", "--title", title])
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("SPOOL_NOW", "2026-02-01T00:00:00Z")
+            .output()
+            .expect("run spool");
+        assert!(out.status.success(), "{out:?}");
+    }
+    sync(&a, &[]);
+    let r = sync(&b, &[]);
+    assert_eq!(r["merge"], "merged", "{r}");
+    let conflicts = r["backlog"]["conflicts"].as_array().expect("conflicts");
+    assert_eq!(conflicts.len(), 1, "{r}");
+    assert_eq!(conflicts[0]["id"], "t-b", "{r}");
+    assert_eq!(conflicts[0]["field"], "title", "{r}");
+    let on_remote = remote_backlog(&remote, "main");
+    // The documented fallback: the greater JSON text wins, whichever side pushed first.
+    assert_eq!(issue_in(&on_remote, "t-b")["title"], "Title from b");
+    assert_eq!(read(&b, BACKLOG), on_remote);
+}

@@ -4,9 +4,8 @@
 //! `git merge` writes into the work tree as it goes: a conflict in some file leaves the
 //! repository mid-merge, and `git merge --abort` cannot always restore uncommitted
 //! changes (bd's sync lost work this way). So the merge is computed first, in memory:
-//! `git merge-tree --write-tree` merges everything but the backlog (whose driver is set to
-//! `true` for this one call, so git keeps ours), and the backlog is merged per issue by
-//! `spool_core::beads::merge`, its blob put into the merged tree. Only a merge that is
+//! `git merge-tree --write-tree` merges everything but the backlog, and the backlog is
+//! merged per issue by `spool_core::beads::merge`, its blob put into the merged tree. Only a merge that is
 //! complete becomes a commit, and only then does the work tree move — by a fast-forward
 //! to that commit (`git merge --ff-only --no-autostash`), a two-way checkout that updates
 //! exactly the files the upstream changed and refuses, changing nothing, if one of them
@@ -103,42 +102,61 @@ pub fn integrate(
         });
     }
     let base = merge_base(&git, &ours, &up)?;
-    let (tree, conflicted) = merge_tree(&git, &ours, &up)?;
+    let entry = |commit: Option<ObjectId>| -> Result<Option<ObjectId>> {
+        match commit {
+            Some(c) => entry_at(&repo, c, backlog),
+            None => Ok(None),
+        }
+    };
+    let (bi, oi, ti) = (entry(base)?, entry(Some(head))?, entry(Some(upstream))?);
+    let both_changed = oi != ti && oi != bi && ti != bi;
+    let sig = to_gix_signature(signature);
+    let mut time_buf = gix::date::parse::TimeBuf::default();
+    let sig_ref = sig.to_ref(&mut time_buf);
+    // When both sides changed the backlog, git is shown ours with theirs' backlog (a
+    // scratch commit on top of ours): the file then changed on one side only, so git
+    // leaves its content alone instead of running a content merge on it that would be
+    // thrown away.
+    let git_ours = if both_changed {
+        let head_tree = tree_of(&repo, head)?;
+        let tree = tree_with_entry(&repo, head_tree, backlog, ti)?;
+        repo.new_commit_as(sig_ref, sig_ref, "spool sync: scratch", tree, [head])
+            .map_err(|e| GitError::gix("writing a scratch commit", e))?
+            .id
+    } else {
+        head
+    };
+    let (tree, conflicted) = merge_tree(&git, &git_ours.to_string(), &up)?;
     let others: Vec<String> = conflicted.into_iter().filter(|p| p != backlog).collect();
     if !others.is_empty() {
         return Err(GitError::MergeConflict { files: others });
     }
-    let blob = |commit: Option<ObjectId>| -> Result<Option<Vec<u8>>> {
-        match commit {
-            Some(c) => blob_at(&repo, c, backlog),
-            None => Ok(None),
-        }
-    };
-    let (b, o, t) = (blob(base)?, blob(Some(head))?, blob(Some(upstream))?);
     let mut report = BacklogMerge::default();
-    let tree = if o == t || t == b {
-        // Theirs did not change the backlog (or made it equal to ours): ours stands.
-        tree
-    } else if o == b {
-        // Only theirs changed it; git's merge already took theirs.
-        tree
-    } else {
-        let empty = Vec::new();
-        let out = merge(
-            b.as_ref().unwrap_or(&empty),
-            o.as_ref().unwrap_or(&empty),
-            t.as_ref().unwrap_or(&empty),
-        );
+    let tree = if both_changed {
+        let data = |id: Option<ObjectId>| -> Result<Vec<u8>> {
+            match id {
+                Some(id) => repo
+                    .find_object(id)
+                    .map(|o| o.data.clone())
+                    .map_err(|e| GitError::gix(format!("reading {backlog} ({id})"), e)),
+                None => Ok(Vec::new()),
+            }
+        };
+        let out = merge(&data(bi)?, &data(oi)?, &data(ti)?);
         report = BacklogMerge {
             merged: true,
             conflicts: out.conflicts,
             notes: out.notes,
         };
-        put_blob(&repo, tree, backlog, &out.text)?
+        let blob = repo
+            .write_blob(&out.text)
+            .map_err(|e| GitError::gix(format!("storing the merged {backlog}"), e))?
+            .detach();
+        tree_with_entry(&repo, tree, backlog, Some(blob))?
+    } else {
+        // At most one side changed the backlog; git's merge took that side's file.
+        tree
     };
-    let sig = to_gix_signature(signature);
-    let mut time_buf = gix::date::parse::TimeBuf::default();
-    let sig_ref = sig.to_ref(&mut time_buf);
     let commit = repo
         .new_commit_as(sig_ref, sig_ref, message, tree, [head, upstream])
         .map_err(|e| GitError::gix("writing the merge commit", e))?
@@ -190,8 +208,9 @@ fn parse_oid(s: &str) -> Result<ObjectId> {
         .map_err(|e| GitError::gix(format!("reading object id {s:?}"), e))
 }
 
-/// `git merge-tree --write-tree` with the backlog's driver made a no-op, so git never
-/// reports the backlog as conflicted on our behalf: its tree and its conflicted paths.
+/// `git merge-tree --write-tree`: its tree and its conflicted paths. The backlog's driver
+/// is made a no-op for the call, in case git merges its content anyway; its result is
+/// replaced.
 fn merge_tree(git: &Git, ours: &str, theirs: &str) -> Result<(ObjectId, Vec<String>)> {
     let out = git.output([
         "-c",
@@ -223,46 +242,43 @@ fn merge_tree(git: &Git, ours: &str, theirs: &str) -> Result<(ObjectId, Vec<Stri
     Ok((tree, conflicted))
 }
 
-/// The content of `path` in `commit`'s tree, `None` when absent.
-pub fn blob_at(repo: &gix::Repository, commit: ObjectId, path: &str) -> Result<Option<Vec<u8>>> {
-    let tree = repo
-        .find_commit(commit)
+fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId> {
+    repo.find_commit(commit)
         .and_then(|c| c.tree_id().map(|t| t.detach()))
-        .map_err(|e| GitError::gix(format!("reading commit {commit}"), e))?;
+        .map_err(|e| GitError::gix(format!("reading commit {commit}"), e))
+}
+
+/// The blob at `path` in `commit`'s tree, `None` when absent (or not a file).
+fn entry_at(repo: &gix::Repository, commit: ObjectId, path: &str) -> Result<Option<ObjectId>> {
     let tree = repo
-        .find_tree(tree)
+        .find_tree(tree_of(repo, commit)?)
         .map_err(|e| GitError::gix(format!("reading the tree of {commit}"), e))?;
     let entry = tree
         .lookup_entry_by_path(path)
         .map_err(|e| GitError::gix(format!("looking up {path} in {commit}"), e))?;
-    match entry {
-        Some(e) if e.mode().is_blob() => {
-            let obj = e
-                .object()
-                .map_err(|err| GitError::gix(format!("reading {path} in {commit}"), err))?;
-            Ok(Some(obj.data.clone()))
-        }
-        _ => Ok(None),
-    }
+    Ok(entry.filter(|e| e.mode().is_blob()).map(|e| e.object_id()))
 }
 
-/// `tree` with `path` set to a blob of `data`.
-fn put_blob(repo: &gix::Repository, tree: ObjectId, path: &str, data: &[u8]) -> Result<ObjectId> {
-    let blob = repo
-        .write_blob(data)
-        .map_err(|e| GitError::gix(format!("storing the merged {path}"), e))?
-        .detach();
+/// `tree` with `path` set to the blob `blob`, or removed when `None`.
+fn tree_with_entry(
+    repo: &gix::Repository,
+    tree: ObjectId,
+    path: &str,
+    blob: Option<ObjectId>,
+) -> Result<ObjectId> {
     let mut editor = repo
         .find_tree(tree)
-        .map_err(|e| GitError::gix("reading the merged tree", e))?
+        .map_err(|e| GitError::gix("reading a tree", e))?
         .edit()
-        .map_err(|e| GitError::gix("reading the merged tree", e))?;
-    editor
-        .upsert(path, EntryKind::Blob, blob)
-        .map_err(|e| GitError::gix(format!("placing {path} in the merged tree"), e))?;
+        .map_err(|e| GitError::gix("reading a tree", e))?;
+    match blob {
+        Some(id) => editor.upsert(path, EntryKind::Blob, id),
+        None => editor.remove(path),
+    }
+    .map_err(|e| GitError::gix(format!("placing {path} in a tree"), e))?;
     Ok(editor
         .write()
-        .map_err(|e| GitError::gix("writing the merged tree", e))?
+        .map_err(|e| GitError::gix("writing a tree", e))?
         .detach())
 }
 
