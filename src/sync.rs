@@ -439,9 +439,10 @@ pub fn enable_backlog_branch(
     ))
 }
 
-/// What a new backlog branch starts with: the checkout's backlog (empty if it has none)
-/// and its `.beads/config.yaml`, else one naming the checkout's directory as the issue
-/// prefix (the hidden worktree's own name would make a poor one).
+/// What a new backlog branch starts with: the checkout's backlog (empty if it has none),
+/// its `.beads/config.yaml` (else one naming the checkout's directory as the issue
+/// prefix: the hidden worktree's own name would make a poor one) and its
+/// `.beads/.gitignore` (else one ignoring the lock file).
 fn seed_files(checkout: &Path) -> Result<Vec<(&'static str, Vec<u8>)>, SyncError> {
     let read = |rel: &str| -> Result<Option<Vec<u8>>, SyncError> {
         let p = checkout.join(rel);
@@ -463,8 +464,17 @@ fn seed_files(checkout: &Path) -> Result<Vec<(&'static str, Vec<u8>)>, SyncError
             format!("issue-prefix: {}\n", ws.dir_name()).into_bytes()
         }
     };
-    Ok(vec![(BACKLOG_PATH, issues), (CONFIG_PATH, config)])
+    // The write lock lives next to the backlog; ignored, it never makes the hidden
+    // worktree look dirty (which would make `git worktree remove` refuse).
+    let ignore = read(IGNORE_PATH)?.unwrap_or_else(|| b"*.lock\n".to_vec());
+    Ok(vec![
+        (BACKLOG_PATH, issues),
+        (CONFIG_PATH, config),
+        (IGNORE_PATH, ignore),
+    ])
 }
+
+const IGNORE_PATH: &str = ".beads/.gitignore";
 
 const CONFIG_PATH: &str = ".beads/config.yaml";
 

@@ -492,6 +492,10 @@ fn dedicated_branch_mode_round_trip_keeps_the_code_branch_clean() {
     assert_eq!(t["labels"], serde_json::json!(["from-b"]));
     assert_eq!(head(&a), code_tip);
     assert_eq!(head(&b), code_tip);
+    // The hidden worktree is clean (its lock file ignored), so git can remove it.
+    let hidden = PathBuf::from(git(&a, &["rev-parse", "--git-common-dir"]).trim());
+    let hidden = a.join(hidden).join("spool/backlog-worktree");
+    assert_eq!(status(&hidden), "");
 }
 
 #[test]
