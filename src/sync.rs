@@ -202,7 +202,13 @@ fn run(ws: &Workspace, opts: &SyncOptions, report: &mut SyncReport) -> Result<()
             }
             if let Some(tip) = tip {
                 let message = format!("spool sync: merge {remote}/{branch}");
-                let merged = integrate(dir, tip, &backlog_rel, &message, &opts.signature)?;
+                let merged = match integrate(dir, tip, &backlog_rel, &message, &opts.signature) {
+                    Ok(m) => m,
+                    // Someone committed (a `git commit`, a daemon's progress) while the
+                    // merge was built; nothing was changed, so build it again.
+                    Err(GitError::BranchMoved) if attempt < max => continue,
+                    Err(e) => return Err(e.into()),
+                };
                 report.merge = Some(merged.kind);
                 report.backlog.merged |= merged.backlog.merged;
                 report.backlog.conflicts.extend(merged.backlog.conflicts);
