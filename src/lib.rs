@@ -13,6 +13,7 @@ pub mod gitconfig;
 pub mod schedule_edit;
 pub mod state_file;
 pub mod store;
+pub mod sync;
 pub mod synth;
 pub mod workspace;
 pub mod write_index;

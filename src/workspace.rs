@@ -3,7 +3,8 @@
 //! Order: `BEADS_DIR` (what bd and its MCP server set), then `.beads/` in the start
 //! directory or any parent, then — from a linked git worktree that has no `.beads/` of
 //! its own — the main checkout's `.beads/` (found through the worktree's common dir, so
-//! every worktree of a clone shares one backlog).
+//! every worktree of a clone shares one backlog). A clone in dedicated-branch mode (a
+//! hidden backlog worktree under the git common dir) uses that worktree's `.beads/`.
 
 use std::path::{Path, PathBuf};
 
@@ -83,6 +84,9 @@ impl Workspace {
     /// found.
     pub fn find(start: &Path) -> Option<Workspace> {
         let start = start.canonicalize().unwrap_or_else(|_| start.to_path_buf());
+        if let Some(ws) = Self::backlog_branch_workspace(&start) {
+            return Some(ws);
+        }
         let mut dir = Some(start.as_path());
         while let Some(d) = dir {
             let beads = d.join(".beads");
@@ -107,6 +111,21 @@ impl Workspace {
             dir = d.parent();
         }
         None
+    }
+
+    /// In dedicated-branch mode (`spool sync`, docs/sync.md) the backlog of every work
+    /// tree of the clone is the one in the hidden worktree
+    /// `<git common dir>/spool/backlog-worktree`: once that worktree exists, reads,
+    /// writes, locks and commits all go there, and the checkout's `.beads/issues.jsonl`
+    /// is only a view of it.
+    fn backlog_branch_workspace(start: &Path) -> Option<Workspace> {
+        let root = start.ancestors().find(|d| d.join(".git").exists())?;
+        let hidden = git_common_dir(root)?.join("spool").join("backlog-worktree");
+        let beads = hidden.join(".beads");
+        beads.is_dir().then_some(Workspace {
+            beads_dir: beads,
+            root: hidden,
+        })
     }
 
     /// The directory `spool init` should create `.beads` in: the enclosing git work tree's

@@ -108,6 +108,9 @@ pub enum Command {
     Merge(super::merge::MergeArgs),
     /// Rewrite a backlog that holds git conflict markers as the merge of its sides.
     Resolve(super::merge::ResolveArgs),
+    /// Share the backlog through the remote: commit it, fetch, merge per issue, push
+    /// (retried when the remote moved); never stashes or reverts your changes.
+    Sync(super::sync::SyncArgs),
     /// Workflow runs: start, list, show, history, signal, cancel, terminate, retry.
     Run {
         /// The run database (default: `.git/spool/spool.db` of this repository).

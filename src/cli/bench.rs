@@ -29,6 +29,8 @@ pub enum BenchCommand {
     Merge(super::merge::MergeBenchArgs),
     /// Next-fire evaluation and tick cost with many schedules loaded.
     Schedules(super::schedule::ScheduleBenchArgs),
+    /// Time `spool sync` on a large backlog receiving a batch of a teammate's changes.
+    Sync(super::bench_sync::SyncBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +88,7 @@ pub fn run(ctx: &Ctx, cmd: &BenchCommand) -> Result<i32> {
         BenchCommand::Daemon(a) => super::daemon::bench_daemon(a),
         BenchCommand::Merge(a) => super::merge::bench_merge(a),
         BenchCommand::Schedules(a) => super::schedule::bench_schedules(a),
+        BenchCommand::Sync(a) => super::bench_sync::bench_sync(a),
     }
 }
 
@@ -108,7 +111,7 @@ pub(super) fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
 }
 
-fn spool(dir: &Path, args: &[&str]) -> Vec<String> {
+pub(super) fn spool(dir: &Path, args: &[&str]) -> Vec<String> {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "spool".into());
@@ -117,7 +120,7 @@ fn spool(dir: &Path, args: &[&str]) -> Vec<String> {
     v
 }
 
-const ENV: &[(&str, &str)] = &[("BEADS_ACTOR", "bench"), ("NO_COLOR", "1")];
+pub(super) const ENV: &[(&str, &str)] = &[("BEADS_ACTOR", "bench"), ("NO_COLOR", "1")];
 
 /// Set by the benchmark for the processes it times: a file each appends its peak RSS to.
 const PEAK_RSS_ENV: &str = "SPOOL_BENCH_PEAK_RSS";

@@ -4,6 +4,7 @@
 
 pub mod args;
 mod bench;
+mod bench_sync;
 mod common;
 pub mod daemon;
 mod demo;
@@ -17,6 +18,7 @@ pub mod output;
 mod query;
 pub mod run;
 pub mod schedule;
+mod sync;
 mod transfer;
 pub mod worker;
 
@@ -218,6 +220,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Hooks(h) => hooks::run(&ctx, h),
         Command::Merge(a) => merge::merge_cmd(&ctx, a),
         Command::Resolve(a) => merge::resolve_cmd(&ctx, a),
+        Command::Sync(a) => sync::sync_cmd(&ctx, a),
         Command::Run { db, command } => run::run_cmd(&ctx, command, db.as_deref()),
         Command::Schedule { db, command } => schedule::schedule_cmd(&ctx, command, db.as_deref()),
         Command::Demo(a) => demo::demo_cmd(&ctx, a),

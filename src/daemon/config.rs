@@ -63,6 +63,13 @@ template = "implement"
 # kind = "claude"
 # model = "sonnet"
 # permission_mode = "acceptEdits"
+
+# `spool sync`: how the backlog is shared through a git remote (docs/sync.md).
+# [sync]
+# remote = "origin"        # default: the branch's upstream remote, else origin
+# branch = "main"          # the remote branch; in branch mode, the backlog branch
+# mode = "in-place"        # or "branch": the backlog on its own branch (spool/backlog)
+# max_attempts = 5         # fetch-merge-push rounds when the push is rejected
 "#;
 
 /// A selector rule: which issues a template runs for.
@@ -103,6 +110,18 @@ pub struct Config {
     pub capabilities: Vec<String>,
     /// `[team]`: claims carry leases of this many seconds.
     pub lease_secs: Option<u64>,
+    pub sync: SyncConfig,
+}
+
+/// `[sync]`: what `spool sync` shares the backlog with. Unset keys are decided by git
+/// (the branch's upstream) or by `spool sync`'s defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncConfig {
+    pub remote: Option<String>,
+    pub branch: Option<String>,
+    /// `in-place` or `branch` (validated).
+    pub mode: Option<String>,
+    pub max_attempts: Option<u32>,
 }
 
 impl Config {
@@ -139,6 +158,7 @@ struct RawConfig {
     budget: Option<RawBudget>,
     capabilities: Option<Spanned<Vec<String>>>,
     team: Option<RawTeam>,
+    sync: Option<RawSync>,
 }
 
 #[derive(serde::Deserialize)]
@@ -152,6 +172,15 @@ struct RawTeam {
 struct RawBudget {
     per_run_usd: Option<Spanned<f64>>,
     per_day_usd: Option<Spanned<f64>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    remote: Option<Spanned<String>>,
+    branch: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    max_attempts: Option<Spanned<i64>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -324,6 +353,46 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
             }
         },
     };
+    let sync = match raw.sync {
+        None => SyncConfig::default(),
+        Some(s) => {
+            let name = |v: Option<Spanned<String>>, what: &str| match v {
+                Some(v) if !valid_git_name(v.get_ref()) => Err(err(
+                    Some(v.span()),
+                    format!("sync.{what} {:?} is not a usable git name", v.get_ref()),
+                )),
+                v => Ok(v.map(Spanned::into_inner)),
+            };
+            let mode = match s.mode {
+                Some(m) if !["in-place", "branch"].contains(&m.get_ref().as_str()) => {
+                    return Err(err(
+                        Some(m.span()),
+                        format!(
+                            "sync.mode must be \"in-place\" or \"branch\", not {:?}",
+                            m.get_ref()
+                        ),
+                    ))
+                }
+                m => m.map(Spanned::into_inner),
+            };
+            let max_attempts = match s.max_attempts {
+                None => None,
+                Some(a) if (1..=50).contains(a.get_ref()) => Some(*a.get_ref() as u32),
+                Some(a) => {
+                    return Err(err(
+                        Some(a.span()),
+                        "sync.max_attempts must be between 1 and 50".into(),
+                    ))
+                }
+            };
+            SyncConfig {
+                remote: name(s.remote, "remote")?,
+                branch: name(s.branch, "branch")?,
+                mode,
+                max_attempts,
+            }
+        }
+    };
     Ok(Config {
         actor,
         max_concurrent,
@@ -335,7 +404,20 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
         budget,
         capabilities,
         lease_secs,
+        sync,
     })
+}
+
+/// A remote or branch name git would not read as an option or reject outright.
+fn valid_git_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(['-', '/', '.'])
+        && !s.ends_with(['/', '.'])
+        && !s.contains("..")
+        && !s.ends_with(".lock")
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c))
 }
 
 #[cfg(test)]
@@ -408,6 +490,32 @@ mod tests {
             Some(60)
         );
         assert_eq!(parse("c", "[team]\nlease_secs = 1\n").unwrap_err().line, 2);
+    }
+
+    #[test]
+    fn sync_keys_are_validated_with_their_line() {
+        let c = parse(
+            "c.toml",
+            "[sync]\nremote = \"up\"\nbranch = \"spool/backlog\"\nmode = \"branch\"\nmax_attempts = 3\n",
+        )
+        .expect("sync config");
+        assert_eq!(
+            c.sync,
+            SyncConfig {
+                remote: Some("up".into()),
+                branch: Some("spool/backlog".into()),
+                mode: Some("branch".into()),
+                max_attempts: Some(3),
+            }
+        );
+        let e = parse("c.toml", "[sync]\n\nmode = \"rebase\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = parse("c.toml", "[sync]\nmax_attempts = 0\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = parse("c.toml", "[sync]\nbranch = \"-x\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = parse("c.toml", "[sync]\nremtoe = \"x\"\n").unwrap_err();
+        assert!(e.message.contains("remtoe"), "{e}");
     }
 
     #[test]

@@ -185,7 +185,7 @@ fn commit_paths_inner(
     })
 }
 
-fn to_gix_signature(s: &Signature) -> gix::actor::Signature {
+pub(crate) fn to_gix_signature(s: &Signature) -> gix::actor::Signature {
     gix::actor::Signature {
         name: s.name.as_str().into(),
         email: s.email.as_str().into(),

@@ -1,11 +1,13 @@
 //! Everything that touches `.git`: the only module that does.
 //!
+//! - [`backlog_branch`]: the dedicated backlog branch in a hidden worktree.
 //! - [`commit`]: path-limited commits of the backlog made with gix, which never disturb
 //!   the user's index (other than the committed paths' own entries) or work tree.
 //! - [`worktree`]: one linked worktree per issue run, for agents to work in.
 //! - [`remote`]: fetch and push through the `git` binary (gix cannot push).
 //! - [`hooks`]: installing spool's section into the repository's git hooks.
 //! - [`log`]: creating a repository and listing its commits.
+//! - [`integrate`]: merging a fetched upstream into the branch, in memory first.
 //! - [`merge_driver`]: registering `spool merge` as the backlog's git merge driver.
 //!
 //! gix does local reads and writes; the `git` binary is used only where gix has no
@@ -15,9 +17,11 @@
 //! All functions are blocking; async callers use `spawn_blocking` (gix is built with
 //! `parallel`, so repositories are `Send`).
 
+pub mod backlog_branch;
 pub mod cmd;
 pub mod commit;
 pub mod hooks;
+pub mod integrate;
 pub mod log;
 pub mod merge_driver;
 pub mod remote;
@@ -31,6 +35,7 @@ pub use hooks::{
     hooks_dir, install_hooks, list_hooks, rescan_path, uninstall_hooks, HookReport, HookState,
     HOOK_NAMES,
 };
+pub use integrate::{integrate, BacklogMerge, Integration, IntegrationKind};
 pub use log::{init_repo, log_oneline};
 pub use merge_driver::{
     install_merge_driver, merge_driver_state, uninstall_merge_driver, DriverReport,
@@ -90,6 +95,18 @@ pub enum GitError {
     InvalidIssueId { id: String, reason: &'static str },
     #[error("worktree {path}: {reason}")]
     Worktree { path: PathBuf, reason: String },
+    #[error(
+        "uncommitted changes to {} would be overwritten by the merge; nothing was changed — commit or stash them yourself, then sync again",
+        files.join(", ")
+    )]
+    LocalChanges { files: Vec<String> },
+    #[error(
+        "the upstream's changes conflict with yours in {}; nothing was changed — merge it yourself (`git merge`), then sync again",
+        files.join(", ")
+    )]
+    MergeConflict { files: Vec<String> },
+    #[error("the branch moved while the merge was being built; nothing was changed")]
+    BranchMoved,
     #[error(transparent)]
     Command(#[from] GitCommandError),
 }
