@@ -144,6 +144,20 @@ pub struct SyncFailure {
 
 /// One whole sync of the backlog of `ws` (see the module docs).
 pub fn sync_backlog(ws: &Workspace, opts: &SyncOptions) -> Result<SyncReport, SyncFailure> {
+    sync_backlog_guarded(ws, opts, &mut |_| Ok(()))
+}
+
+/// Called with the backlog of each fetched remote tip (`None` when the remote has no
+/// branch or no backlog yet) before it is merged, outside the backlog lock: a daemon
+/// gives up a claim here that a teammate pushed first, so the merge never decides it.
+pub type BeforeMerge<'a> = dyn FnMut(Option<&[u8]>) -> Result<(), SyncError> + 'a;
+
+/// [`sync_backlog`] with a look at what is about to be merged.
+pub fn sync_backlog_guarded(
+    ws: &Workspace,
+    opts: &SyncOptions,
+    before_merge: &mut BeforeMerge<'_>,
+) -> Result<SyncReport, SyncFailure> {
     let worktree = ws.root.clone();
     let mode = if is_backlog_worktree(&worktree) {
         SyncMode::Branch
@@ -163,7 +177,7 @@ pub fn sync_backlog(ws: &Workspace, opts: &SyncOptions) -> Result<SyncReport, Sy
         pushed: None,
         attempts: 0,
     };
-    match run(ws, opts, &mut report) {
+    match run(ws, opts, &mut report, before_merge) {
         Ok(()) => Ok(report),
         Err(error) => Err(SyncFailure {
             error,
@@ -172,7 +186,12 @@ pub fn sync_backlog(ws: &Workspace, opts: &SyncOptions) -> Result<SyncReport, Sy
     }
 }
 
-fn run(ws: &Workspace, opts: &SyncOptions, report: &mut SyncReport) -> Result<(), SyncError> {
+fn run(
+    ws: &Workspace,
+    opts: &SyncOptions,
+    report: &mut SyncReport,
+    before_merge: &mut BeforeMerge<'_>,
+) -> Result<(), SyncError> {
     let dir = ws.root.as_path();
     let local = local_branch(dir)?;
     let (remote, branch) = resolve_target(dir, &local, opts)?;
@@ -193,6 +212,11 @@ fn run(ws: &Workspace, opts: &SyncOptions, report: &mut SyncReport) -> Result<()
         report.attempts = attempt;
         let tip = fetch_tip(dir, &remote, &branch)?;
         report.fetched = tip.map(|t| t.to_string());
+        let theirs = match tip {
+            Some(t) => git::blob_at(dir, t, &ws.issues_path())?,
+            None => None,
+        };
+        before_merge(theirs.as_deref())?;
         {
             let _lock = FileLock::acquire(&ws.lock_path(), LOCK_WAIT)?;
             // A spool write since the first commit is committed too, so the merge never

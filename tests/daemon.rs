@@ -1199,45 +1199,6 @@ fn work_an_agent_discovers_lands_in_the_repositorys_backlog() {
 }
 
 #[test]
-fn in_a_team_an_expired_lease_is_taken_over_and_a_live_one_is_not() {
-    let held = |id: &str, expires: &str| {
-        issue(id, &["spool"], None).replace(
-            r#""status":"open""#,
-            &format!(
-                r#""status":"in_progress","assignee":"spool@dead","metadata":{{"spool_lease":{{"owner":"spool@dead","expires":"{expires}"}}}}"#
-            ),
-        )
-    };
-    let repo = Repo::new(&[
-        held("t-1", "2026-01-01T00:00:00Z"),
-        held("t-2", "2999-01-01T00:00:00Z"),
-    ]);
-    use_template(
-        &repo,
-        "quick",
-        "name = \"quick\"\n[[step]]\nid = \"a\"\nkind = \"activity\"\ncommand = [\"true\"]\n",
-    );
-    let config = repo.root().join(".spool/config.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(&config, format!("{text}[team]\nlease_secs = 60\n")).expect("write");
-    let daemon = repo.up("ok");
-    repo.wait_status("t-1", "closed");
-    daemon.stop();
-    let t1 = repo.issue("t-1");
-    assert!(
-        comments(&t1).iter().any(|c| c.starts_with(
-            "spool: taken over from spool@dead, whose lease expired at 2026-01-01T00:00:00Z"
-        )),
-        "{t1}"
-    );
-    // Closed: the lease is gone with the claim.
-    assert!(t1.get("metadata").is_none(), "{t1}");
-    let t2 = repo.issue("t-2");
-    assert_eq!(t2["status"], "in_progress", "{t2}");
-    assert_eq!(t2["assignee"], "spool@dead", "{t2}");
-}
-
-#[test]
 fn the_daemon_runs_schedules() {
     let repo = Repo::new(&[issue("t-1", &[], None)]);
     std::fs::create_dir_all(repo.root().join(".spool")).expect("dir");
@@ -1278,5 +1239,200 @@ fn the_daemon_runs_schedules() {
     assert!(
         refs.iter().all(|r| r.starts_with("spool-schedule:check@")),
         "{refs:?}"
+    );
+}
+
+// ---- team mode: several daemons, one bare remote -----------------------------------
+
+/// A bare remote holding the backlog `lines` and `n` clones of it (the first is the
+/// repository that made the first commit), each with the team configuration for actor
+/// `spool@<letter>`, a `work` template that logs `<letter>:<issue>` to `log`, and
+/// `extra` configuration.
+fn team(lines: &[String], n: usize, log: &Path, extra: &str) -> (tempfile::TempDir, Vec<Repo>) {
+    let remote = tempfile::tempdir().expect("tempdir");
+    let first = Repo::new(lines);
+    git(remote.path(), &["init", "-q", "--bare", "-b", "main"]);
+    let url = remote.path().to_str().expect("utf-8").to_string();
+    git(first.root(), &["remote", "add", "origin", &url]);
+    git(first.root(), &["push", "-q", "-u", "origin", "main"]);
+    let mut repos = vec![first];
+    for _ in 1..n {
+        let r = Repo {
+            dir: tempfile::tempdir().expect("tempdir"),
+            side: tempfile::tempdir().expect("tempdir"),
+        };
+        let dest = r.root().to_str().expect("utf-8").to_string();
+        git(Path::new("/"), &["clone", "-q", &url, &dest]);
+        repos.push(r);
+    }
+    for (i, r) in repos.iter().enumerate() {
+        let letter = (b'a' + i as u8) as char;
+        use_template(
+            r,
+            "work",
+            &format!(
+                "name = \"work\"\n[[step]]\nid = \"work\"\nkind = \"activity\"\n\
+                 command = [\"sh\", \"-c\", \"echo \\\"$1\\\" >> \\\"$2\\\"\", \"sh\", \"{letter}:{{issue.id}}\", {:?}]\n",
+                log.display().to_string()
+            ),
+        );
+        let config = r.root().join(".spool/config.toml");
+        let text = std::fs::read_to_string(&config).expect("config");
+        std::fs::write(
+            &config,
+            format!("actor = \"spool@{letter}\"\ncommit_coalesce_ms = 50\n{text}[team]\nsync_secs = 1\n{extra}"),
+        )
+        .expect("write config");
+    }
+    (remote, repos)
+}
+
+/// The issues of the remote's `main`.
+fn remote_issues(remote: &Path) -> Vec<Value> {
+    let out = Command::new("git")
+        .args([
+            "--git-dir",
+            remote.to_str().expect("utf-8"),
+            "show",
+            "main:.beads/issues.jsonl",
+        ])
+        .output()
+        .expect("git show");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line on the remote: {e}: {l}"))
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn three_daemons_run_every_issue_exactly_once() {
+    let lines: Vec<String> = (1..=50)
+        .map(|n| issue(&format!("t-{n}"), &["spool"], None))
+        .collect();
+    let side = tempfile::tempdir().expect("tempdir");
+    let log = side.path().join("runs.log");
+    let (remote, repos) = team(&lines, 3, &log, "");
+    let daemons: Vec<Daemon> = repos.iter().map(|r| r.up("ok")).collect();
+    wait_until(
+        "all 50 closed on the remote",
+        Duration::from_secs(240),
+        || {
+            let issues = remote_issues(remote.path());
+            issues.len() == 50 && issues.iter().all(|v| v["status"] == "closed")
+        },
+    );
+    let stderr = daemons
+        .into_iter()
+        .map(Daemon::stop)
+        .collect::<Vec<_>>()
+        .join("\n-----\n");
+    let issues = remote_issues(remote.path());
+    let mut ids: Vec<&str> = issues.iter().filter_map(|v| v["id"].as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 50, "duplicate ids on the remote");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let mut runs: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_once(':').map(|(_, id)| id).unwrap_or(l))
+        .collect();
+    assert_eq!(runs.len(), 50, "{text}\n{stderr}");
+    runs.sort();
+    runs.dedup();
+    assert_eq!(runs.len(), 50, "an issue ran twice:\n{text}\n{stderr}");
+    // The work was shared out.
+    let by = |who: &str| text.lines().filter(|l| l.starts_with(who)).count();
+    assert!(
+        by("a:") + by("b:") + by("c:") == 50
+            && [by("a:"), by("b:"), by("c:")]
+                .iter()
+                .filter(|&&n| n > 0)
+                .count()
+                >= 2,
+        "{text}"
+    );
+}
+
+#[test]
+fn a_dead_daemons_claims_are_taken_over_after_their_lease_and_not_run_again() {
+    let lines = vec![
+        issue("t-1", &["spool"], None),
+        issue("t-2", &["spool"], None),
+    ];
+    let side = tempfile::tempdir().expect("tempdir");
+    let log = side.path().join("runs.log");
+    let (remote, repos) = team(&lines, 2, &log, "lease_secs = 4\n");
+    // A's work hangs, so A holds both claims when it dies.
+    let hang = "name = \"work\"\n[[step]]\nid = \"work\"\nkind = \"activity\"\n\
+                command = [\"sh\", \"-c\", \"echo \\\"$1\\\" >> \\\"$2\\\"; sleep 120\", \"sh\", \"a:{issue.id}\", LOG]\n"
+        .replace("LOG", &format!("{:?}", log.display().to_string()));
+    std::fs::write(repos[0].root().join(".spool/templates/work.toml"), hang).expect("write");
+    let a = repos[0].up("ok");
+    wait_until(
+        "A's two claims on the remote",
+        Duration::from_secs(60),
+        || {
+            let issues = remote_issues(remote.path());
+            issues.iter().filter(|v| v["assignee"] == "spool@a").count() == 2
+        },
+    );
+    wait_until("A's two runs started", Duration::from_secs(60), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            == 2
+    });
+    a.kill9();
+    let b = repos[1].up("ok");
+    wait_until("B finished both", Duration::from_secs(60), || {
+        let issues = remote_issues(remote.path());
+        issues.iter().all(|v| v["status"] == "closed")
+    });
+    b.stop();
+    for v in remote_issues(remote.path()) {
+        assert!(
+            comments(&v)
+                .iter()
+                .any(|c| c.starts_with("spool: taken over from spool@a, whose lease expired at")),
+            "{v}"
+        );
+    }
+    // A comes back: it syncs first, sees the work done, and runs nothing again.
+    let again = repos[0].up("ok");
+    let status = |repo: &Repo| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_spool"))
+            .current_dir(repo.root())
+            .args(["status", "--json"])
+            .output()
+            .expect("spawn");
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    wait_until("A's old runs stopped", Duration::from_secs(60), || {
+        status(&repos[0])["runs"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2 && r.iter().all(|x| x["status"] == "terminated"))
+    });
+    again.stop();
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("a:")).count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("b:")).count(),
+        2,
+        "{text}"
     );
 }

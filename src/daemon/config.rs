@@ -45,8 +45,12 @@ template = "implement"
 # the same remote). Each claim then carries a lease in the issue's metadata, renewed
 # every third of `lease_secs` while the run lives; an issue whose lease ran out (its
 # daemon died) is taken over by another daemon, which says so in a comment.
+# Their syncs go through the remote of [sync] below: a claim counts once it is pushed,
+# progress is pushed soon after it is committed, and the remote is pulled every
+# `sync_secs` to see teammates' work.
 # [team]
 # lease_secs = 300
+# sync_secs = 10
 
 # Spending limits in USD, counted from the cost agent CLIs report (claude, aider and
 # opencode report it; codex and gemini do not). When a run or the day has spent its
@@ -110,6 +114,8 @@ pub struct Config {
     pub capabilities: Vec<String>,
     /// `[team]`: claims carry leases of this many seconds.
     pub lease_secs: Option<u64>,
+    /// `[team]`: pull the remote this often.
+    pub sync_secs: u64,
     pub sync: SyncConfig,
 }
 
@@ -165,6 +171,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawTeam {
     lease_secs: Option<Spanned<i64>>,
+    sync_secs: Option<Spanned<i64>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -340,6 +347,16 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
             list
         }
     };
+    let sync_secs = match raw.team.as_ref().and_then(|t| t.sync_secs.as_ref()) {
+        None => 10,
+        Some(v) if (1..=3600).contains(v.get_ref()) => *v.get_ref() as u64,
+        Some(v) => {
+            return Err(err(
+                Some(v.span()),
+                "team.sync_secs must be between 1 and 3600".into(),
+            ))
+        }
+    };
     let lease_secs = match raw.team {
         None => None,
         Some(t) => match t.lease_secs {
@@ -404,6 +421,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
         budget,
         capabilities,
         lease_secs,
+        sync_secs,
         sync,
     })
 }

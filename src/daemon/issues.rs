@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use spool_core::beads::lease::{self, Holder, Lease};
 use spool_core::beads::ops::{self, ClaimRefusal, Stamp};
-use spool_core::beads::{NewComment, StatusKind, Timestamp};
+use spool_core::beads::{Issue, NewComment, StatusKind, Timestamp};
 use std::path::Path;
 
 /// What a claim attempt found.
@@ -97,6 +97,39 @@ impl Writer<'_> {
                     status: issue.status().to_string(),
                 })),
             }
+        })
+    }
+
+    /// Gives up a claim a teammate made first (or an issue closed there meanwhile): the
+    /// local issue takes the remote's status, assignee, lease, close fields and
+    /// `updated_at`, so merging the two agrees on them.
+    pub fn take_theirs(&self, id: &str, theirs: &Issue) -> Result<()> {
+        modify(self.ws, |tx| {
+            if tx.file.get(id).is_none() {
+                return Ok(());
+            }
+            tx.edit(id, |ed| {
+                ed.set("status", theirs.status())?;
+                ed.set_or_remove("assignee", theirs.assignee.as_str())?;
+                match &theirs.metadata {
+                    Some(m) => ed.set("metadata", m.clone())?,
+                    None => {
+                        ed.remove("metadata")?;
+                    }
+                }
+                if let Some(at) = &theirs.updated_at {
+                    ed.set("updated_at", at.raw.as_str())?;
+                }
+                match &theirs.closed_at {
+                    Some(at) => ed.set("closed_at", at.raw.as_str())?,
+                    None => {
+                        ed.remove("closed_at")?;
+                    }
+                }
+                ed.set_or_remove("close_reason", theirs.close_reason.as_str())?;
+                Ok(())
+            })?;
+            Ok(())
         })
     }
 

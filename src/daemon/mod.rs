@@ -8,6 +8,7 @@
 //! - [`report`]: the activity runner wrapper that reports step ends and drains on stop.
 //! - [`agent`]: `spool agent-step`, one agent step of a run.
 //! - [`instance`]: one daemon per repository.
+//! - [`team`]: team mode's syncs: claims confirmed by push, background pushes and pulls.
 //! - [`budget`]: per-run and per-day spending limits (pure).
 //! - [`coalesce`]: one commit for a burst of progress (pure).
 //! - [`routing`]: capabilities a daemon has and an issue needs (pure).
@@ -22,3 +23,4 @@ pub mod progress;
 pub mod report;
 pub mod routing;
 pub mod service;
+pub mod team;

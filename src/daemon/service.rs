@@ -12,6 +12,7 @@ use super::issues::{Claim, Writer};
 use super::progress::{self, DepResult, RunPlace, StepEnd, FAILED_LABEL};
 use super::report::{Gate, Reporting};
 use super::routing;
+use super::team::{Confirmed, SyncWorker, Team};
 use crate::backlog::Backlog;
 use crate::engine::{CommandRunner, Engine, EngineConfig, EngineError, Templates};
 use crate::git;
@@ -67,6 +68,10 @@ pub enum Event {
     CommitDue,
     /// Time to renew the leases of this daemon's claims (team mode).
     RenewLeases,
+    /// Time to sync with the remote to see teammates' work (team mode).
+    SyncTick,
+    /// A background sync failed (team mode).
+    SyncFailed(String),
     /// Stop: no new claims, running attempts get the grace period.
     Shutdown,
 }
@@ -96,6 +101,10 @@ struct Daemon {
     step_ids: HashMap<String, Vec<String>>,
     gate: Arc<Gate>,
     ledger: Arc<std::sync::Mutex<Ledger>>,
+    /// Team mode: claims confirmed by push, background syncs.
+    team: Option<Team>,
+    syncer: Option<SyncWorker>,
+    last_sync_error: Option<String>,
     /// Issues already reported as needing capabilities this daemon lacks.
     unroutable: std::collections::HashSet<String>,
     /// Commit messages of backlog changes not committed yet.
@@ -170,6 +179,46 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
             }
         }
     });
+    let team = opts.config.lease_secs.map(|_| {
+        Team::new(
+            opts.ws.clone(),
+            opts.actor.clone(),
+            opts.config.sync.remote.clone(),
+            opts.config.sync.branch.clone(),
+            opts.config
+                .sync
+                .max_attempts
+                .unwrap_or(crate::sync::DEFAULT_MAX_ATTEMPTS),
+        )
+    });
+    let syncer = team.clone().map(|t| {
+        let events = tx.clone();
+        SyncWorker::start(t, move |m| {
+            let _ = events.send(Event::SyncFailed(m));
+        })
+    });
+    if let Some(team) = &team {
+        // See what teammates did while this daemon was down before looking at the
+        // backlog: a claim taken over meanwhile is theirs.
+        if let Err(f) = tokio::task::block_in_place(|| team.sync()) {
+            eprintln!(
+                "spool up: sync before start: {} (going on with the local backlog)",
+                f.error
+            );
+        }
+        let every = Duration::from_secs(opts.config.sync_secs);
+        let t = tx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if t.send(Event::SyncTick).is_err() {
+                    break;
+                }
+            }
+        });
+    }
     if let Some(secs) = opts.config.lease_secs {
         // A third of the lease: two renewals may fail before a teammate may take over.
         let every = Duration::from_secs(secs).div_f64(3.0);
@@ -200,6 +249,9 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
         gate,
         ledger,
         pending: std::sync::Mutex::new(Pending::default()),
+        team,
+        syncer,
+        last_sync_error: None,
         unroutable: Default::default(),
         events: tx.clone(),
         config_text: None,
@@ -419,6 +471,12 @@ impl Daemon {
                 Event::Run(RunEvent::StepEnded(end)) => self.step_ended(end).await,
                 Event::CommitDue => self.flush_commits(),
                 Event::RenewLeases => self.renew_leases(),
+                Event::SyncFailed(message) => self.sync_failed(message),
+                Event::SyncTick => {
+                    if let Some(s) = &self.syncer {
+                        s.request();
+                    }
+                }
                 Event::Run(RunEvent::Closed { run_id, status }) => {
                     self.run_closed(&run_id, status).await;
                     if draining.is_none() {
@@ -583,9 +641,9 @@ impl Daemon {
         }
     }
 
-    /// In a team, a run whose issue another daemon now holds (it took the issue over
-    /// after this daemon's lease ran out, or won the race for the claim) is terminated
-    /// here without touching the issue: the work is theirs now.
+    /// In a team, a run whose issue is no longer this daemon's claim — another daemon
+    /// took it over after this one's lease ran out and perhaps finished it, or a person
+    /// closed or reassigned it — is terminated here without touching the issue.
     async fn drop_lost_claims(&mut self, graph: &Graph<'_>) {
         if self.opts.config.lease_secs.is_none() {
             return;
@@ -595,21 +653,23 @@ impl Daemon {
             .iter()
             .filter_map(|(id, run)| {
                 let issue = graph.get(id)?;
-                let theirs = issue.status_kind() == StatusKind::InProgress
-                    && !issue.assignee.is_empty()
-                    && issue.assignee != self.opts.actor;
-                theirs.then(|| (id.clone(), run.run_id.clone(), issue.assignee.clone()))
+                let mine = issue.status_kind() == StatusKind::InProgress
+                    && issue.assignee == self.opts.actor;
+                let now = if issue.assignee.is_empty() || issue.assignee == self.opts.actor {
+                    format!("is {}", issue.status())
+                } else {
+                    format!("is {} by {}", issue.status(), issue.assignee)
+                };
+                (!mine).then(|| (id.clone(), run.run_id.clone(), now))
             })
             .collect();
-        for (id, run_id, holder) in lost {
+        for (id, run_id, now) in lost {
             self.open.remove(&id);
-            let reason = format!("{holder} holds {id} now");
+            let reason = format!("{id} {now}");
             if let Err(e) = self.engine.terminate(&run_id, &reason).await {
                 self.warn(&format!("{id}: terminating run {run_id}: {e}"));
             }
-            self.say(&format!(
-                "spool up: {id} is held by {holder} now; run {run_id} stopped"
-            ));
+            self.say(&format!("spool up: {id} {now}; run {run_id} stopped"));
             self.remove_worktree(&id);
         }
     }
@@ -738,6 +798,22 @@ impl Daemon {
                 }
             }
             Claim::Refused(_) | Claim::Missing => return Ok(()),
+        }
+        // In a team, the claim is real once it is on the remote.
+        if let Some(team) = &self.team {
+            let confirmed = tokio::task::block_in_place(|| team.confirm_claim(&id));
+            match confirmed {
+                Ok(Confirmed::Yes) => {}
+                Ok(Confirmed::LostTo(holder)) => {
+                    self.say(&format!("spool up: {id} was claimed first by {holder}"));
+                    return Ok(());
+                }
+                Err(e) => {
+                    // Kept as claimed here; confirmed (or given up) by a later attempt.
+                    self.sync_failed(format!("{id}: the claim is not pushed yet: {e}"));
+                    return Ok(());
+                }
+            }
         }
         let root = self.opts.ws.root.clone();
         let place = tokio::task::block_in_place(|| -> Result<(PathBuf, String)> {
@@ -979,7 +1055,7 @@ impl Daemon {
         }
     }
 
-    /// Commits everything pending as one commit.
+    /// Commits everything pending as one commit (and in a team, pushes it soon).
     fn flush_commits(&self) {
         let Some(message) = self.pending_lock().take() else {
             return;
@@ -988,6 +1064,18 @@ impl Daemon {
             tokio::task::block_in_place(|| self.writer().commit_backlog(&message, Utc::now()));
         if let Err(e) = done {
             self.warn(&format!("committing the backlog: {e:#}"));
+        }
+        if let Some(s) = &self.syncer {
+            s.request();
+        }
+    }
+
+    /// Reports a failed sync once until the message changes (an unreachable remote
+    /// would otherwise say so every few seconds).
+    fn sync_failed(&mut self, message: String) {
+        if self.last_sync_error.as_deref() != Some(message.as_str()) {
+            self.warn(&message);
+            self.last_sync_error = Some(message);
         }
     }
 

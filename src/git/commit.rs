@@ -438,19 +438,25 @@ fn write_index(
 /// The content of `path` in HEAD's tree (`None` if absent or the branch is unborn): what
 /// is committed, to compare with the work tree before writing (a human may be editing).
 pub fn head_blob(repo_dir: &Path, path: &Path) -> Result<Option<Vec<u8>>> {
+    match super::worktree::head_commit(repo_dir)? {
+        Some(tip) => blob_at(repo_dir, tip, path),
+        None => Ok(None),
+    }
+}
+
+/// The content of the work-tree file `path` as committed in `commit` (`None` if absent):
+/// e.g. a fetched remote tip's backlog, read before merging it.
+pub fn blob_at(repo_dir: &Path, commit: ObjectId, path: &Path) -> Result<Option<Vec<u8>>> {
     let repo = super::open(repo_dir)?;
     let workdir = repo
         .workdir()
         .map(Path::to_path_buf)
         .ok_or_else(|| GitError::Bare(repo_dir.to_path_buf()))?;
     let rela = relative_path(&std::path::absolute(&workdir).unwrap_or(workdir), path)?;
-    let Some(tip) = super::worktree::head_commit(repo_dir)? else {
-        return Ok(None);
-    };
     let tree = repo
-        .find_commit(tip)
+        .find_commit(commit)
         .and_then(|c| c.tree())
-        .map_err(|e| GitError::gix("reading HEAD's tree", e))?;
+        .map_err(|e| GitError::gix(format!("reading the tree of {commit}"), e))?;
     let entry = tree
         .lookup_entry_by_path(rela.to_str_lossy().as_ref())
         .map_err(|e| GitError::gix(format!("looking up {rela}"), e))?;

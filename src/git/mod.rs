@@ -30,7 +30,7 @@ pub mod worktree;
 use std::path::{Path, PathBuf};
 
 pub use cmd::{Git, GitCommandError};
-pub use commit::{commit_paths, head_blob, CommitOutcome, Signature};
+pub use commit::{blob_at, commit_paths, head_blob, CommitOutcome, Signature};
 pub use hooks::{
     hooks_dir, install_hooks, list_hooks, rescan_path, uninstall_hooks, HookReport, HookState,
     HOOK_NAMES,

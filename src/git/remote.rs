@@ -98,7 +98,9 @@ pub fn classify_push(success: bool, stdout: &str, stderr: &str) -> PushOutcome {
         if flag == "!" {
             let to = refs.rsplit(':').next().unwrap_or(refs);
             let detail = format!("{to}: {summary}");
-            if summary.starts_with("[rejected]") {
+            // A push racing another one to the same ref loses the ref lock on the
+            // remote ("failed to update ref"): the remote moved, as with a rejection.
+            if summary.starts_with("[rejected]") || summary.contains("failed to update ref") {
                 rejected.push(detail);
             } else {
                 refused.push(detail);
@@ -163,6 +165,16 @@ mod tests {
         assert!(matches!(
             classify_push(false, hook, "remote: no"),
             PushOutcome::Error { message } if message.contains("pre-receive hook declined")
+        ));
+        // Two pushes racing for the remote's ref lock: the loser retries like a rejection.
+        let raced = "To /tmp/origin\n!\trefs/heads/main:refs/heads/main\t[remote rejected] (failed to update ref)\nDone\n";
+        assert!(matches!(
+            classify_push(
+                false,
+                raced,
+                "remote: error: cannot lock ref 'refs/heads/main'"
+            ),
+            PushOutcome::Rejected { .. }
         ));
         assert!(matches!(
             classify_push(false, "", "fatal: '/nope' does not appear to be a git repository"),
