@@ -1436,3 +1436,143 @@ fn a_dead_daemons_claims_are_taken_over_after_their_lease_and_not_run_again() {
         "{text}"
     );
 }
+
+#[test]
+fn with_the_backlog_on_its_own_branch_runs_work_on_the_code_and_commit_the_backlog_apart() {
+    let side = tempfile::tempdir().expect("tempdir");
+    let log = side.path().join("runs.log");
+    let (remote, repos) = team(&[issue("t-1", &["spool"], None)], 1, &log, "");
+    let repo = &repos[0];
+    let out = spool(repo, &["sync", "--mode", "branch"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let main_before = git(repo.root(), &["rev-parse", "main"]);
+    let daemon = repo.up("ok");
+    wait_until(
+        "t-1 closed on the remote's backlog branch",
+        Duration::from_secs(60),
+        || {
+            let out = Command::new("git")
+                .args([
+                    "--git-dir",
+                    remote.path().to_str().expect("utf-8"),
+                    "show",
+                    "spool/backlog:.beads/issues.jsonl",
+                ])
+                .output()
+                .expect("git show");
+            String::from_utf8_lossy(&out.stdout).contains(r#""status":"closed""#)
+        },
+    );
+    daemon.stop();
+    // The code branch has none of the daemon's commits; the run branched from the code.
+    assert_eq!(git(repo.root(), &["rev-parse", "main"]), main_before);
+    let files = git(repo.root(), &["ls-tree", "--name-only", "spool/t-1"]);
+    assert!(files.contains("README"), "{files}");
+    let shown = ok_json(repo, &["--json", "show", "t-1"]);
+    assert_eq!(shown[0]["status"], "closed", "{shown}");
+    assert_eq!(std::fs::read_to_string(&log).expect("log"), "a:t-1\n");
+}
+
+#[test]
+fn teammates_edits_and_the_daemons_progress_on_one_issue_all_survive() {
+    let side = tempfile::tempdir().expect("tempdir");
+    let log = side.path().join("runs.log");
+    let release = side.path().join("release");
+    let (remote, repos) = team(&[issue("t-1", &["spool"], None)], 3, &log, "");
+    // A's run waits until the people are done.
+    let wait = format!(
+        "name = \"work\"\n[[step]]\nid = \"work\"\nkind = \"activity\"\n\
+         command = [\"sh\", \"-c\", \"while [ ! -e \\\"$1\\\" ]; do sleep 0.05; done\", \"sh\", {:?}]\n",
+        release.display().to_string()
+    );
+    std::fs::write(repos[0].root().join(".spool/templates/work.toml"), wait).expect("write");
+    let a = repos[0].up("ok");
+    wait_until("A's claim on the remote", Duration::from_secs(60), || {
+        remote_issues(remote.path())[0]["assignee"] == "spool@a"
+    });
+    let person = |repo: &Repo, args: &[&str]| {
+        let out = spool(repo, args);
+        assert!(
+            out.status.success(),
+            "spool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    person(
+        &repos[1],
+        &[
+            "--actor",
+            "bob",
+            "update",
+            "t-1",
+            "--title",
+            "A better title",
+        ],
+    );
+    person(&repos[1], &["sync"]);
+    person(
+        &repos[2],
+        &["--actor", "cy", "update", "t-1", "--add-label", "area:ui"],
+    );
+    person(
+        &repos[2],
+        &[
+            "--actor",
+            "cy",
+            "comments",
+            "add",
+            "t-1",
+            "Mind the dark theme",
+        ],
+    );
+    person(&repos[2], &["sync"]);
+    std::fs::write(&release, "").expect("release");
+    wait_until("t-1 closed on the remote", Duration::from_secs(60), || {
+        remote_issues(remote.path())[0]["status"] == "closed"
+    });
+    a.stop();
+    let v = remote_issues(remote.path()).remove(0);
+    assert_eq!(v["title"], "A better title", "{v}");
+    let labels = v["labels"].to_string();
+    assert!(
+        labels.contains("area:ui") && labels.contains("spool"),
+        "{v}"
+    );
+    let texts = comments(&v);
+    assert!(texts.iter().any(|t| t == "Mind the dark theme"), "{v}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("spool: step work (1/1) ✓")),
+        "{v}"
+    );
+    assert!(v["close_reason"].to_string().contains("completed"), "{v}");
+}
+
+#[test]
+fn an_unreachable_remote_holds_a_claim_back_until_it_is_reachable_again() {
+    let side = tempfile::tempdir().expect("tempdir");
+    let log = side.path().join("runs.log");
+    let (remote, repos) = team(&[issue("t-1", &["spool"], None)], 1, &log, "");
+    let repo = &repos[0];
+    let moved = side.path().join("remote-away");
+    std::fs::rename(remote.path(), &moved).expect("take the remote away");
+    let daemon = repo.up("ok");
+    // Claimed here, but not confirmed: nothing runs.
+    repo.wait_status("t-1", "in_progress");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!log.exists(), "ran without a pushed claim");
+    std::fs::rename(&moved, remote.path()).expect("bring the remote back");
+    wait_until("t-1 closed on the remote", Duration::from_secs(60), || {
+        remote_issues(remote.path())
+            .first()
+            .is_some_and(|v| v["status"] == "closed")
+    });
+    let stderr = daemon.stop();
+    assert!(stderr.contains("the claim is not pushed yet"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&log).expect("log"), "a:t-1\n");
+}

@@ -95,8 +95,14 @@ pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
             ws.root.display()
         );
     }
+    // The user's checkout; the backlog may live apart from it (`spool sync --mode branch`).
+    let code_root = if crate::sync::is_backlog_worktree(&ws.root) {
+        super::run::repo_root(&ctx.cwd).unwrap_or_else(|| ws.root.clone())
+    } else {
+        ws.root.clone()
+    };
     if args.detach {
-        load_config(&ws.root)?;
+        load_config(&code_root)?;
         return detach(ctx, args, &ws.state_dir());
     }
     // Signals first: Ctrl-C or SIGTERM while starting is a clean stop, not a kill.
@@ -108,7 +114,7 @@ pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
         let _enter = runtime.enter();
         StopSignals::install(args.detached)?
     };
-    let (config, config_path) = load_config(&ws.root)?;
+    let (config, config_path) = load_config(&code_root)?;
     let lock = instance::acquire(&ws.state_dir())?;
     let actor = config.actor.clone().unwrap_or_else(default_actor);
     let agent = match config.agents.get("default") {
@@ -132,6 +138,7 @@ pub fn up_cmd(ctx: &Ctx, args: &UpArgs) -> Result<i32> {
     }
     let opts = service::Options {
         ws,
+        code_root,
         config,
         config_path,
         actor,
@@ -551,6 +558,7 @@ pub fn bench_daemon(args: &DaemonBenchArgs) -> Result<i32> {
     let (config, config_path) = load_config(&root)?;
     let _lock = instance::acquire(&ws.state_dir())?;
     let opts = service::Options {
+        code_root: ws.root.clone(),
         ws,
         config,
         config_path,

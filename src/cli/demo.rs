@@ -429,6 +429,7 @@ fn run_daemon(ws: &Workspace, spool: &Path, deadline: Instant, t0: Instant) -> R
     });
     let lock = instance::acquire(&ws.state_dir())?;
     let opts = service::Options {
+        code_root: ws.root.clone(),
         ws: ws.clone(),
         config,
         config_path,

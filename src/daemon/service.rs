@@ -40,7 +40,12 @@ const STOP_WAIT: Duration = Duration::from_secs(12);
 
 /// How the daemon runs.
 pub struct Options {
+    /// Where the backlog is.
     pub ws: Workspace,
+    /// The user's checkout: `.spool/` (templates, schedules) and the commit run
+    /// worktrees start from. The same as `ws.root` unless the backlog lives on its own
+    /// branch in a hidden worktree (`spool sync --mode branch`).
+    pub code_root: PathBuf,
     pub config: Config,
     /// Where `config` came from; re-read when it changes.
     pub config_path: PathBuf,
@@ -138,11 +143,11 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
         },
         gate: gate.clone(),
     };
-    let templates = Templates::for_repo(&opts.ws.root);
+    let templates = Templates::for_repo(&opts.code_root);
     let mut config = EngineConfig::new(db.clone()).runner("command", Arc::new(reporting));
     config.templates = templates.clone();
     config.schedules = Some(crate::engine::SchedulerConfig::for_repo(
-        &opts.ws.root,
+        &opts.code_root,
         &opts.actor,
     ));
     config.quiet = opts.quiet;
@@ -167,7 +172,13 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
             }
         }
     });
-    let _watcher = watch(&opts.ws, &common, tx.clone(), opts.config.coalesce_ms)?;
+    let _watcher = watch(
+        &opts.ws,
+        &opts.code_root,
+        &common,
+        tx.clone(),
+        opts.config.coalesce_ms,
+    )?;
     let t = tx.clone();
     let every = opts.rescan;
     tokio::spawn(async move {
@@ -295,13 +306,14 @@ fn dep_results(graph: &Graph<'_>, ix: usize) -> Vec<DepResult> {
 /// each burst of changes becomes one [`Event::BacklogChanged`] after `coalesce_ms`.
 fn watch(
     ws: &Workspace,
+    code_root: &Path,
     common: &Path,
     tx: UnboundedSender<Event>,
     coalesce_ms: u64,
 ) -> Result<notify::RecommendedWatcher> {
     let (raw_tx, mut raw_rx) = unbounded_channel::<()>();
     let issues = ws.issues_path();
-    let spool_dir = ws.root.join(".spool");
+    let spool_dir = code_root.join(".spool");
     let rescan = common.join("spool").join("rescan");
     let refs = common.join("refs");
     let head = common.join("HEAD");
@@ -815,7 +827,7 @@ impl Daemon {
                 }
             }
         }
-        let root = self.opts.ws.root.clone();
+        let root = self.opts.code_root.clone();
         let place = tokio::task::block_in_place(|| -> Result<(PathBuf, String)> {
             let path = git::create_run_worktree(&root, &id)?;
             let base = git::head_commit(&path)?
@@ -1080,7 +1092,7 @@ impl Daemon {
     }
 
     fn remove_worktree(&self, issue_id: &str) {
-        let root = self.opts.ws.root.clone();
+        let root = self.opts.code_root.clone();
         if let Err(e) = tokio::task::block_in_place(|| git::remove_run_worktree(&root, issue_id)) {
             self.warn(&format!("{issue_id}: removing the run worktree: {e}"));
         }
