@@ -98,6 +98,20 @@ pub(super) struct Sample {
     pub(super) times: Vec<Duration>,
 }
 
+/// A Markdown table of samples: p50, p90 and min in ms.
+pub(super) fn print_table(first_column: &str, samples: &[Sample]) {
+    println!("| {first_column} | p50 | p90 | min |\n|---|---:|---:|---:|");
+    for s in samples {
+        println!(
+            "| {} | {} | {} | {} |",
+            s.what,
+            ms(s.pct(0.5)),
+            ms(s.pct(0.9)),
+            ms(s.pct(0.0))
+        );
+    }
+}
+
 impl Sample {
     pub(super) fn pct(&self, p: f64) -> Duration {
         let mut t = self.times.clone();
@@ -277,16 +291,7 @@ fn backlog(a: &BacklogArgs) -> Result<i32> {
         });
         let rss = max_recorded_rss(&rss_file);
         println!("## {n} issues ({:.1} MB)\n", bytes.len() as f64 / 1e6);
-        println!("| command | p50 | p90 | min |\n|---|---:|---:|---:|");
-        for s in &samples {
-            println!(
-                "| {} | {} | {} | {} |",
-                s.what,
-                ms(s.pct(0.5)),
-                ms(s.pct(0.9)),
-                ms(s.pct(0.0))
-            );
-        }
+        print_table("command", &samples);
         println!(
             "\nPeak RSS of any spool process so far (its own VmHWM): {:.1} MB\n",
             rss as f64 / 1024.0

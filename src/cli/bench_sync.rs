@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::Value;
 use spool_core::beads::json::{write_value, Format};
 
-use super::bench::{machine, ms, spool, synth_bytes, time_runs, Sample, ENV};
+use super::bench::{machine, spool, synth_bytes, time_runs, Sample, ENV};
 use crate::exec::measure::time_command;
 use crate::git::Git;
 use crate::synth::SynthSpec;
@@ -187,15 +187,6 @@ pub fn bench_sync(a: &SyncBenchArgs) -> Result<i32> {
         "- each figure is a whole `spool sync` process; p50 / p90 / min in ms over {} runs\n",
         a.runs
     );
-    println!("| case | p50 | p90 | min |\n|---|---:|---:|---:|");
-    for s in &samples {
-        println!(
-            "| {} | {} | {} | {} |",
-            s.what,
-            ms(s.pct(0.5)),
-            ms(s.pct(0.9)),
-            ms(s.pct(0.0))
-        );
-    }
+    super::bench::print_table("case", &samples);
     Ok(0)
 }

@@ -258,7 +258,7 @@ fn bench_sides(a: &MergeBenchArgs) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
 /// `spool bench merge`: the merge in-process, and `spool merge` as git runs it (a whole
 /// process reading three files and writing the result with fsync).
 pub fn bench_merge(a: &MergeBenchArgs) -> Result<i32> {
-    use super::bench::{machine, ms, time_runs, Sample};
+    use super::bench::{machine, time_runs, Sample};
     use std::time::Instant;
     if a.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
@@ -325,15 +325,6 @@ pub fn bench_merge(a: &MergeBenchArgs) -> Result<i32> {
         a.overlap
     );
     println!("- p50 / p90 / min in ms over {} runs\n", a.runs);
-    println!("| what | p50 | p90 | min |\n|---|---:|---:|---:|");
-    for s in &samples {
-        println!(
-            "| {} | {} | {} | {} |",
-            s.what,
-            ms(s.pct(0.5)),
-            ms(s.pct(0.9)),
-            ms(s.pct(0.0))
-        );
-    }
+    super::bench::print_table("what", &samples);
     Ok(0)
 }
