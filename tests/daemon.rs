@@ -1551,6 +1551,15 @@ fn teammates_edits_and_the_daemons_progress_on_one_issue_all_survive() {
         "{v}"
     );
     assert!(v["close_reason"].to_string().contains("completed"), "{v}");
+    // Comments numbered alike on two clones keep distinct ids after the merges.
+    let mut ids: Vec<String> = v["comments"]
+        .as_array()
+        .map(|a| a.iter().map(|c| c["id"].to_string()).collect())
+        .unwrap_or_default();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "{v}");
 }
 
 #[test]

@@ -1020,6 +1020,33 @@ fn identity(key: &str, v: &Value) -> String {
     v.to_string()
 }
 
+/// Comments added on both sides at once were numbered from the same base, so a new
+/// comment of theirs can carry the integer id of a different new comment of ours; it
+/// gets the next free id instead, so an issue never shows two comments with one id.
+fn renumber_new_comments(ours: &[Value], base: &HashMap<String, Value>, append: &mut [Value]) {
+    let int_id = |c: &Value| c.get("id").and_then(Value::as_i64);
+    let ours_new: std::collections::HashSet<i64> = ours
+        .iter()
+        .filter(|c| !base.contains_key(&identity("comments", c)))
+        .filter_map(int_id)
+        .collect();
+    let mut next = ours
+        .iter()
+        .chain(append.iter())
+        .filter_map(int_id)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    for c in append.iter_mut() {
+        if int_id(c).is_some_and(|id| ours_new.contains(&id)) {
+            if let Some(obj) = c.as_object_mut() {
+                obj.insert("id".into(), Value::from(next));
+                next += 1;
+            }
+        }
+    }
+}
+
 /// Merges the array under `key` as a set. `false` when a side's value is not an array
 /// (then the key is merged as a scalar).
 fn merge_set(
@@ -1098,6 +1125,9 @@ fn merge_set(
                 append.push(e.clone());
             }
         }
+    }
+    if key == "comments" {
+        renumber_new_comments(oe, &bi, &mut append);
     }
     if replace.is_empty() && append.is_empty() {
         return true;
