@@ -27,6 +27,10 @@ max_concurrent = 2
 # Commit the daemon's backlog changes (claims, progress comments, closes).
 commit = true
 
+# How the run database commits: "full" survives power loss (fsync on every commit),
+# "process" survives a crash of spool but not of the machine, and is faster.
+# durability = "full"
+
 # Wait this long after a change to the backlog before looking at it (coalesces bursts).
 coalesce_ms = 50
 
@@ -107,6 +111,8 @@ pub struct Config {
     pub max_concurrent: usize,
     pub select: Vec<SelectRule>,
     pub commit: bool,
+    /// The run database's durability.
+    pub durability: crate::store::Durability,
     pub coalesce_ms: u64,
     pub commit_coalesce_ms: u64,
     pub agents: BTreeMap<String, AgentDef>,
@@ -157,6 +163,7 @@ struct RawConfig {
     #[serde(default)]
     select: Option<Vec<Spanned<RawRule>>>,
     commit: Option<bool>,
+    durability: Option<Spanned<String>>,
     coalesce_ms: Option<Spanned<i64>>,
     commit_coalesce_ms: Option<Spanned<i64>>,
     #[serde(default)]
@@ -244,6 +251,19 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
         )),
     };
     let coalesce_ms = millis(raw.coalesce_ms, "coalesce_ms", 50)?;
+    let durability = match raw.durability {
+        None => crate::store::Durability::Full,
+        Some(d) => match d.get_ref().as_str() {
+            "full" => crate::store::Durability::Full,
+            "process" => crate::store::Durability::Process,
+            other => {
+                return Err(err(
+                    Some(d.span()),
+                    format!("durability must be \"full\" or \"process\", not {other:?}"),
+                ))
+            }
+        },
+    };
     let commit_coalesce_ms = millis(raw.commit_coalesce_ms, "commit_coalesce_ms", 200)?;
     let actor = match raw.actor {
         Some(a) if a.get_ref().trim().is_empty() => {
@@ -415,6 +435,7 @@ pub fn parse(file: &str, source: &str) -> Result<Config, ConfigError> {
         max_concurrent,
         select,
         commit: raw.commit.unwrap_or(true),
+        durability,
         coalesce_ms,
         commit_coalesce_ms,
         agents,
@@ -501,6 +522,13 @@ mod tests {
         let e = parse("cfg.toml", "commit = true\ncapabilities = [\"a b\"]\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
         assert_eq!(parse("c", "[team]\n").expect("team").lease_secs, Some(300));
+        assert_eq!(
+            parse("c", "durability = \"process\"\n")
+                .expect("durability")
+                .durability,
+            crate::store::Durability::Process
+        );
+        assert_eq!(parse("c", "\ndurability = \"fast\"\n").unwrap_err().line, 2);
         assert_eq!(
             parse("c", "[team]\nlease_secs = 60\n")
                 .expect("team")

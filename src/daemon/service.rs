@@ -146,6 +146,7 @@ pub async fn run(opts: Options, stop: impl Future<Output = ()> + Send + 'static)
     let templates = Templates::for_repo(&opts.code_root);
     let mut config = EngineConfig::new(db.clone()).runner("command", Arc::new(reporting));
     config.templates = templates.clone();
+    config.durability = opts.config.durability;
     config.schedules = Some(crate::engine::SchedulerConfig::for_repo(
         &opts.code_root,
         &opts.actor,
