@@ -780,7 +780,12 @@ impl Daemon {
 
     async fn start(&mut self, issue: &Issue, template: &str, deps: &[DepResult]) -> Result<()> {
         let id = issue.id.clone();
-        let claim = tokio::task::block_in_place(|| self.writer().claim(&id, Utc::now()))?;
+        let claim = tokio::task::block_in_place(|| {
+            // Not while a sync is between its look at the remote and its merge: the
+            // claim would be merged without that look.
+            let _no_sync = self.team.as_ref().map(Team::hold);
+            self.writer().claim(&id, Utc::now())
+        })?;
         match claim {
             Claim::Claimed => {
                 // Claims are committed at once (with whatever is pending).

@@ -2,7 +2,8 @@
 //! `spool sync`, a claim is real only once it is pushed, and a claim a teammate pushed
 //! first is given up before the merge could decide it.
 //!
-//! Syncs are serialized by one lock per daemon: the background syncs (after progress
+//! Syncs are serialized by one lock per daemon, and claims are made under it too (so a
+//! sync never merges a claim it did not look at): the background syncs (after progress
 //! commits, and periodically to see teammates' work) run on their own thread, a claim's
 //! confirmation runs on the daemon's loop and waits for it.
 
@@ -54,6 +55,11 @@ impl Team {
         }
     }
 
+    /// Keeps syncs out while held (a claim is made under it).
+    pub fn hold(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn options(&self) -> SyncOptions {
         SyncOptions {
             remote: self.remote.clone(),
@@ -66,7 +72,7 @@ impl Team {
     /// One sync round (commit, fetch, merge, push), giving up claims teammates pushed
     /// first; returns the issues given up and to whom.
     pub fn sync(&self) -> Result<Vec<(String, String)>, SyncFailure> {
-        let _held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _held = self.hold();
         let mut lost = Vec::new();
         let mut guard = |theirs: Option<&[u8]>| self.yield_to(theirs, &mut lost);
         sync_backlog_guarded(&self.ws, &self.options(), &mut guard)?;
