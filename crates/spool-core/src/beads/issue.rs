@@ -266,9 +266,10 @@ pub struct Dependency {
         deserialize_with = "de_lean_opt_text"
     )]
     pub created_by: Option<String>,
-    /// A JSON string in bd (`"{}"`), sometimes an object in other writers.
+    /// A JSON string in bd (`"{}"`), sometimes an object in other writers. Boxed: a
+    /// `Value` is 72 bytes inline and most edges have none (see [`Issue::metadata`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<serde_json::Value>,
+    pub metadata: Option<Box<serde_json::Value>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -285,7 +286,7 @@ impl Dependency {
     /// The `waits-for` gate: `true` for `any-children`, `false` for `all-children`
     /// (the default).
     pub fn waits_for_any(&self) -> bool {
-        let gate = match &self.metadata {
+        let gate = match self.metadata.as_deref() {
             Some(serde_json::Value::String(s)) => serde_json::from_str::<serde_json::Value>(s)
                 .ok()
                 .and_then(|v| v.get("gate").and_then(|g| g.as_str()).map(str::to_string)),
@@ -405,8 +406,9 @@ pub struct Issue {
     #[serde(alias = "wisp")]
     pub ephemeral: bool,
     pub is_template: bool,
-    /// Arbitrary JSON, kept verbatim.
-    pub metadata: Option<serde_json::Value>,
+    /// Arbitrary JSON, kept verbatim. Boxed: a `Value` is 72 bytes inline, and a large
+    /// backlog holds one `Issue` per line, most without metadata.
+    pub metadata: Option<Box<serde_json::Value>>,
     /// Gate timeout: a Go duration, integer nanoseconds.
     pub timeout: Option<i64>,
     pub await_type: String,
@@ -554,13 +556,13 @@ mod tests {
             dep_type: "waits-for".into(),
             created_at: None,
             created_by: None,
-            metadata: Some(serde_json::Value::String(
+            metadata: Some(Box::new(serde_json::Value::String(
                 r#"{"gate":"any-children"}"#.into(),
-            )),
+            ))),
             thread_id: None,
         };
         assert!(d.waits_for_any());
-        d.metadata = Some(serde_json::json!({"gate": "all-children"}));
+        d.metadata = Some(Box::new(serde_json::json!({"gate": "all-children"})));
         assert!(!d.waits_for_any());
         d.metadata = None;
         assert!(!d.waits_for_any());
