@@ -519,6 +519,17 @@ mod tests {
         );
     }
 
+    /// A bulk load keeps one `Issue` per line and one `Dependency` per edge, so their
+    /// inline sizes are most of a large backlog's memory: rarely present, large fields
+    /// stay boxed.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn typed_records_stay_small() {
+        assert!(std::mem::size_of::<Issue>() <= 752);
+        assert!(std::mem::size_of::<Dependency>() <= 168);
+        assert_eq!(std::mem::size_of::<Option<Box<serde_json::Value>>>(), 8);
+    }
+
     #[test]
     fn missing_or_null_priority_defaults_to_two() {
         let i: Issue =

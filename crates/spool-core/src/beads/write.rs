@@ -320,7 +320,7 @@ impl NewIssue {
         put_ts(&mut m, "due_at", &self.due_at);
         put_ts(&mut m, "defer_until", &self.defer_until);
         if let Some(v) = self.metadata.as_ref().filter(|v| !is_empty_value(v)) {
-            m.insert("metadata".into(), Value::clone(v));
+            m.insert("metadata".into(), v.clone());
         }
         put_str(&mut m, "external_ref", &self.external_ref);
         if !self.labels.is_empty() {
