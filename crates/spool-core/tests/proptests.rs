@@ -318,7 +318,7 @@ fn assert_same_as_new(i: &Issue, n: &NewIssue) {
                 &d.issue_id,
                 &d.depends_on_id,
                 &d.dep_type,
-                d.created_at.as_ref()
+                d.created_at.as_deref()
             ),
             (
                 &nd.issue_id,
