@@ -113,6 +113,9 @@ pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
         .collect();
     let code = print_ready(ctx, &shown, list.total)?;
     drop(shown);
+    // Freed before the cache and the write index are built, so that they reuse the
+    // graph's memory instead of raising the command's peak.
+    drop(graph);
     if let Some(c) = ReadyCache::new(
         observed.as_ref(),
         snap.file(),
@@ -126,7 +129,6 @@ pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
     }) {
         crate::write_index::save(&ws, &index);
     }
-    drop(graph);
     drop_later(snap);
     Ok(code)
 }

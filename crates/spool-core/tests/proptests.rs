@@ -310,7 +310,7 @@ fn assert_same_as_new(i: &Issue, n: &NewIssue) {
         .metadata
         .clone()
         .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()));
-    assert_eq!(i.metadata, metadata);
+    assert_eq!(i.metadata.as_deref(), metadata.as_ref());
     assert_eq!(i.dependencies.len(), n.dependencies.len());
     for (d, nd) in i.dependencies.iter().zip(&n.dependencies) {
         assert_eq!(
@@ -318,7 +318,7 @@ fn assert_same_as_new(i: &Issue, n: &NewIssue) {
                 &d.issue_id,
                 &d.depends_on_id,
                 &d.dep_type,
-                d.created_at.as_ref()
+                d.created_at.as_deref()
             ),
             (
                 &nd.issue_id,

@@ -83,11 +83,11 @@ fn de_lean_opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
 }
 
 /// An optional timestamp, checked but not kept during a lean parse.
-fn de_lean_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+fn de_lean_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<Timestamp>>, D::Error> {
     if LEAN.with(Cell::get) {
         Option::<CheckTime>::deserialize(d).map(|_| None)
     } else {
-        Option::<Timestamp>::deserialize(d)
+        Option::<Timestamp>::deserialize(d).map(|t| t.map(Box::new))
     }
 }
 
@@ -254,21 +254,23 @@ pub struct Dependency {
     pub depends_on_id: String,
     #[serde(rename = "type", default)]
     pub dep_type: String,
+    /// Boxed: 40 bytes inline on every edge, and a lean parse never keeps it.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "de_lean_time"
     )]
-    pub created_at: Option<Timestamp>,
+    pub created_at: Option<Box<Timestamp>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "de_lean_opt_text"
     )]
     pub created_by: Option<String>,
-    /// A JSON string in bd (`"{}"`), sometimes an object in other writers.
+    /// A JSON string in bd (`"{}"`), sometimes an object in other writers. Boxed: a
+    /// `Value` is 72 bytes inline and most edges have none (see [`Issue::metadata`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<serde_json::Value>,
+    pub metadata: Option<Box<serde_json::Value>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -285,7 +287,7 @@ impl Dependency {
     /// The `waits-for` gate: `true` for `any-children`, `false` for `all-children`
     /// (the default).
     pub fn waits_for_any(&self) -> bool {
-        let gate = match &self.metadata {
+        let gate = match self.metadata.as_deref() {
             Some(serde_json::Value::String(s)) => serde_json::from_str::<serde_json::Value>(s)
                 .ok()
                 .and_then(|v| v.get("gate").and_then(|g| g.as_str()).map(str::to_string)),
@@ -405,8 +407,9 @@ pub struct Issue {
     #[serde(alias = "wisp")]
     pub ephemeral: bool,
     pub is_template: bool,
-    /// Arbitrary JSON, kept verbatim.
-    pub metadata: Option<serde_json::Value>,
+    /// Arbitrary JSON, kept verbatim. Boxed: a `Value` is 72 bytes inline, and a large
+    /// backlog holds one `Issue` per line, most without metadata.
+    pub metadata: Option<Box<serde_json::Value>>,
     /// Gate timeout: a Go duration, integer nanoseconds.
     pub timeout: Option<i64>,
     pub await_type: String,
@@ -517,6 +520,17 @@ mod tests {
         );
     }
 
+    /// A bulk load keeps one `Issue` per line and one `Dependency` per edge, so their
+    /// inline sizes are most of a large backlog's memory: rarely present, large fields
+    /// stay boxed.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn typed_records_stay_small() {
+        assert!(std::mem::size_of::<Issue>() <= 752);
+        assert!(std::mem::size_of::<Dependency>() <= 136);
+        assert_eq!(std::mem::size_of::<Option<Box<serde_json::Value>>>(), 8);
+    }
+
     #[test]
     fn missing_or_null_priority_defaults_to_two() {
         let i: Issue =
@@ -554,13 +568,13 @@ mod tests {
             dep_type: "waits-for".into(),
             created_at: None,
             created_by: None,
-            metadata: Some(serde_json::Value::String(
+            metadata: Some(Box::new(serde_json::Value::String(
                 r#"{"gate":"any-children"}"#.into(),
-            )),
+            ))),
             thread_id: None,
         };
         assert!(d.waits_for_any());
-        d.metadata = Some(serde_json::json!({"gate": "all-children"}));
+        d.metadata = Some(Box::new(serde_json::json!({"gate": "all-children"})));
         assert!(!d.waits_for_any());
         d.metadata = None;
         assert!(!d.waits_for_any());

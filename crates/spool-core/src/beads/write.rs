@@ -431,7 +431,7 @@ fn render_map(issue: &Issue) -> Map<String, Value> {
     put_ts(&mut m, "due_at", &issue.due_at);
     put_ts(&mut m, "defer_until", &issue.defer_until);
     if let Some(v) = &issue.metadata {
-        m.insert("metadata".into(), v.clone());
+        m.insert("metadata".into(), Value::clone(v));
     }
     put_str(&mut m, "external_ref", &issue.external_ref);
     if !issue.labels.is_empty() {
