@@ -112,7 +112,7 @@ impl Writer<'_> {
                 ed.set("status", theirs.status())?;
                 ed.set_or_remove("assignee", theirs.assignee.as_str())?;
                 match &theirs.metadata {
-                    Some(m) => ed.set("metadata", m.clone())?,
+                    Some(m) => ed.set("metadata", (**m).clone())?,
                     None => {
                         ed.remove("metadata")?;
                     }
