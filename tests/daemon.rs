@@ -98,13 +98,13 @@ impl Repo {
         self.up_with(mode, &[])
     }
 
-    /// `up` with extra environment variables.
-    fn up_with(&self, mode: &str, env: &[(&str, &str)]) -> Daemon {
+    /// `spool ARGS` in the repository, sealed from the machine's git and spool settings,
+    /// with the fake agent configured (in `mode`).
+    fn command(&self, mode: &str, args: &[&str]) -> Command {
         let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-agent");
-        let child = Command::new(env!("CARGO_BIN_EXE_spool"))
-            .envs(env.iter().copied())
-            .current_dir(self.root())
-            .args(["up", "--rescan-ms", "200", "--grace-secs", "5"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spool"));
+        cmd.current_dir(self.root())
+            .args(args)
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env_remove("BEADS_DIR")
@@ -112,7 +112,15 @@ impl Repo {
             .env("SPOOL_AGENT", agent)
             .env("FAKE_AGENT_MODE", mode)
             .env("FAKE_AGENT_LOG", self.log_path())
-            .env("FAKE_AGENT_RELEASE", self.side.path().join("release"))
+            .env("FAKE_AGENT_RELEASE", self.side.path().join("release"));
+        cmd
+    }
+
+    /// `up` with extra environment variables.
+    fn up_with(&self, mode: &str, env: &[(&str, &str)]) -> Daemon {
+        let child = self
+            .command(mode, &["up", "--rescan-ms", "200", "--grace-secs", "5"])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -699,30 +707,22 @@ fn bench_daemon_reports_claim_latency() {
 
 /// Runs `spool ARGS` in the repository with the fake agent configured; returns the output.
 fn spool(repo: &Repo, args: &[&str]) -> std::process::Output {
-    let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-agent");
-    Command::new(env!("CARGO_BIN_EXE_spool"))
-        .current_dir(repo.root())
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env_remove("BEADS_DIR")
-        .env_remove("SPOOL_NOW")
-        .env("SPOOL_AGENT", agent)
-        .env("FAKE_AGENT_MODE", "hang")
-        .env("FAKE_AGENT_LOG", repo.log_path())
-        .env("FAKE_AGENT_RELEASE", repo.side.path().join("release"))
-        .output()
-        .expect("spawn spool")
+    repo.command("hang", args).output().expect("spawn spool")
 }
 
-fn ok_json(repo: &Repo, args: &[&str]) -> Value {
+/// [`spool`], asserting success.
+fn ok(repo: &Repo, args: &[&str]) -> std::process::Output {
     let out = spool(repo, args);
     assert!(
         out.status.success(),
         "spool {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("json")
+    out
+}
+
+fn ok_json(repo: &Repo, args: &[&str]) -> Value {
+    serde_json::from_slice(&ok(repo, args).stdout).expect("json")
 }
 
 /// Kills a background daemon if the test ends before `spool down` did.
@@ -949,17 +949,7 @@ fn use_template(repo: &Repo, name: &str, text: &str) {
 
 /// Runs `spool ARGS` in the repository as a person would, asserting success.
 fn person(repo: &Repo, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_spool"))
-        .current_dir(repo.root())
-        .args(args)
-        .args(["--actor", "person"])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "spool {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(repo, &[args, &["--actor", "person"]].concat());
 }
 
 const GATED: &str = r#"
@@ -1410,16 +1400,8 @@ fn a_dead_daemons_claims_are_taken_over_after_their_lease_and_not_run_again() {
     }
     // A comes back: it syncs first, sees the work done, and runs nothing again.
     let again = repos[0].up("ok");
-    let status = |repo: &Repo| -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_spool"))
-            .current_dir(repo.root())
-            .args(["status", "--json"])
-            .output()
-            .expect("spawn");
-        serde_json::from_slice(&out.stdout).expect("json")
-    };
     wait_until("A's old runs stopped", Duration::from_secs(60), || {
-        status(&repos[0])["runs"]
+        ok_json(&repos[0], &["status", "--json"])["runs"]
             .as_array()
             .is_some_and(|r| r.len() == 2 && r.iter().all(|x| x["status"] == "terminated"))
     });
@@ -1494,15 +1476,7 @@ fn teammates_edits_and_the_daemons_progress_on_one_issue_all_survive() {
     wait_until("A's claim on the remote", Duration::from_secs(60), || {
         remote_issues(remote.path())[0]["assignee"] == "spool@a"
     });
-    let person = |repo: &Repo, args: &[&str]| {
-        let out = spool(repo, args);
-        assert!(
-            out.status.success(),
-            "spool {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    person(
+    ok(
         &repos[1],
         &[
             "--actor",
@@ -1513,12 +1487,12 @@ fn teammates_edits_and_the_daemons_progress_on_one_issue_all_survive() {
             "A better title",
         ],
     );
-    person(&repos[1], &["sync"]);
-    person(
+    ok(&repos[1], &["sync"]);
+    ok(
         &repos[2],
         &["--actor", "cy", "update", "t-1", "--add-label", "area:ui"],
     );
-    person(
+    ok(
         &repos[2],
         &[
             "--actor",
@@ -1529,7 +1503,7 @@ fn teammates_edits_and_the_daemons_progress_on_one_issue_all_survive() {
             "Mind the dark theme",
         ],
     );
-    person(&repos[2], &["sync"]);
+    ok(&repos[2], &["sync"]);
     std::fs::write(&release, "").expect("release");
     wait_until("t-1 closed on the remote", Duration::from_secs(60), || {
         remote_issues(remote.path())[0]["status"] == "closed"
