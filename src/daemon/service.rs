@@ -787,19 +787,15 @@ impl Daemon {
             self.writer().claim(&id, Utc::now())
         })?;
         match claim {
-            Claim::Claimed => {
+            Claim::Claimed | Claim::TookOver { .. } => {
+                let what = match &claim {
+                    Claim::TookOver { from } => format!("taken over from {from}"),
+                    _ => "claimed".to_string(),
+                };
                 // Claims are committed at once (with whatever is pending).
-                self.pending_lock().push(format!("spool: {id} claimed"));
+                self.pending_lock().push(format!("spool: {id} {what}"));
                 self.flush_commits();
-                self.say(&format!("spool up: {id} claimed ({template})"));
-            }
-            Claim::TookOver { from } => {
-                self.pending_lock()
-                    .push(format!("spool: {id} taken over from {from}"));
-                self.flush_commits();
-                self.say(&format!(
-                    "spool up: {id} taken over from {from} ({template})"
-                ));
+                self.say(&format!("spool up: {id} {what} ({template})"));
             }
             Claim::AlreadyMine => {
                 // A run closed while no daemon was watching: write its end now.
