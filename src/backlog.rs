@@ -349,16 +349,16 @@ pub fn modify_windowed<R>(
             return Ok(None);
         }
         let lines_before = window.lines().len();
-        let exact = plan.edits.iter().all(|id| {
+        // An edit reads neighbouring lines for escaping evidence; the window is exact if
+        // it holds every line the whole file's edit would read, or if the edit wrote
+        // nothing whose bytes depend on the escaping (checked after `change`).
+        let holds_reach = plan.edits.iter().all(|id| {
             let (Some(i), Some(d)) = (window.line_of(id), window.style_reach(id)) else {
                 return false;
             };
             let (i, n) = (i - 1, window.lines().len());
             (d <= i || a == 0) && (d < n - i || b == size)
         });
-        if !exact {
-            continue;
-        }
         let mut tx = Tx {
             file: window,
             changed: false,
@@ -366,6 +366,9 @@ pub fn modify_windowed<R>(
         let Ok(result) = change(&mut tx, &index) else {
             return Ok(None);
         };
+        if !holds_reach && tx.file.edits_used_escaping() {
+            continue;
+        }
         let warn = || {
             for w in index.warnings() {
                 eprintln!("warning: {}:{}: {}", path.display(), w.line, w.message);

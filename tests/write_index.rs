@@ -224,3 +224,59 @@ fn a_write_to_an_indexed_file_goes_through_the_window() {
     .expect("no error")
     .is_some());
 }
+
+#[test]
+fn escaping_decided_by_a_distant_line_is_written_as_the_whole_file_path_writes_it() {
+    let maps = spool::synth::generate(&spool::synth::SynthSpec {
+        issues: 3000,
+        seed: 11,
+        prefix: "esc".into(),
+    });
+    let mut lines: Vec<String> = maps
+        .iter()
+        .map(|m| serde_json::to_string(m).expect("serialises"))
+        .collect();
+    // No synthetic line holds non-ASCII text; one early line shows an `ensure_ascii`
+    // writer, which decides how far-away edits escape `é`.
+    lines[100] = lines[100].replacen("\"title\":\"", "\"title\":\"caf\\u00e9 ", 1);
+    let open_far_away = |l: &&String| {
+        let v: Value = serde_json::from_str(l).expect("json");
+        v.get("status").and_then(Value::as_str) == Some("open")
+    };
+    let target: Value = serde_json::from_str(
+        lines[900..1100]
+            .iter()
+            .find(open_far_away)
+            .expect("an open issue 800+ lines away"),
+    )
+    .expect("json");
+    let id = target["id"].as_str().expect("id").to_string();
+    let text = lines.join("\n") + "\n";
+    let cached = TestEnv::with_backlog(&text);
+    let plain = TestEnv::with_backlog(&text);
+    let _ = run(&cached, &["ready", "--json"], true);
+    assert!(index_file(&cached).exists(), "no write index to go through");
+    for args in [
+        &["update", id.as_str(), "--priority", "0"][..],
+        &["update", id.as_str(), "--title", "Café"],
+        &[
+            "close",
+            id.as_str(),
+            "--force",
+            "--reason",
+            "fixed in café/2",
+        ],
+    ] {
+        let a = run(&cached, args, true);
+        let b = run(&plain, args, false);
+        assert!(a.status.success() && b.status.success(), "{args:?}");
+        assert!(
+            cached.backlog() == plain.backlog(),
+            "{args:?}: the files differ"
+        );
+    }
+    assert!(
+        cached.backlog().contains("\"title\":\"Caf\\u00e9\""),
+        "the edit did not follow the distant line's escaping"
+    );
+}

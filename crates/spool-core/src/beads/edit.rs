@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use super::json;
 use super::line::{self, LineError, LineStyle};
 use super::write::{is_empty_value, NewComment, NewDependency, BD_KEY_ORDER};
 
@@ -25,12 +26,18 @@ const ALIASES: &[(&str, &str)] = &[
 pub struct LineEditor {
     bytes: Vec<u8>,
     style: LineStyle,
+    /// Whether a value was written whose bytes depend on the style's escaping.
+    used_escaping: bool,
 }
 
 impl LineEditor {
     /// An editor over a line's bytes (without terminator), writing in `style`.
     pub fn new(bytes: Vec<u8>, style: LineStyle) -> LineEditor {
-        LineEditor { bytes, style }
+        LineEditor {
+            bytes,
+            style,
+            used_escaping: false,
+        }
     }
 
     /// The line as edited so far.
@@ -42,8 +49,15 @@ impl LineEditor {
         self.bytes
     }
 
-    pub fn style(&self) -> &LineStyle {
-        &self.style
+    /// Whether any value written so far depends on the escaping dialect (see
+    /// [`json::dialect_free`]): when none did, the neighbouring lines' escaping evidence
+    /// did not matter to the result.
+    pub fn used_escaping(&self) -> bool {
+        self.used_escaping
+    }
+
+    fn note_written(&mut self, value: &Value) {
+        self.used_escaping |= !json::dialect_free(value);
     }
 
     /// The key as this line spells it.
@@ -70,7 +84,10 @@ impl LineEditor {
     /// place in bd order).
     pub fn set(&mut self, key: &str, value: impl Into<Value>) -> Result<(), LineError> {
         let key = self.spelling(key)?;
-        self.bytes = line::set_key(&self.bytes, key, &value.into(), BD_KEY_ORDER, &self.style)?;
+        let value = value.into();
+        self.used_escaping |= !json::dialect_free(&Value::String(key.to_string()));
+        self.note_written(&value);
+        self.bytes = line::set_key(&self.bytes, key, &value, BD_KEY_ORDER, &self.style)?;
         Ok(())
     }
 
@@ -114,6 +131,7 @@ impl LineEditor {
         index: usize,
         value: &Value,
     ) -> Result<(), LineError> {
+        self.note_written(value);
         self.bytes = line::array_insert(&self.bytes, key, index, value, BD_KEY_ORDER, &self.style)?;
         Ok(())
     }

@@ -278,6 +278,9 @@ pub struct BeadsFile {
     duplicates: HashMap<String, Vec<usize>>,
     /// Read by [`BeadsFile::parse_lean`]: the typed issues lack their free text.
     lean: bool,
+    /// Whether an edit since parsing wrote a value whose bytes depend on the escaping
+    /// dialect (see [`BeadsFile::edits_used_escaping`]).
+    edits_used_escaping: bool,
 }
 
 impl PartialEq for BeadsFile {
@@ -674,6 +677,7 @@ impl BeadsFile {
             index: HashMap::new(),
             duplicates: HashMap::new(),
             lean,
+            edits_used_escaping: false,
         };
         file.rebuild_index();
         for (id, idxs) in &file.duplicates {
@@ -854,6 +858,13 @@ impl BeadsFile {
         self.style_of(i).ok().map(|(_, reach)| reach)
     }
 
+    /// Whether any [`BeadsFile::edit`] since parsing wrote a value whose bytes depend on
+    /// the escaping dialect. When none did, the neighbours an edit read for escaping
+    /// evidence (see [`BeadsFile::style_reach`]) cannot have changed its result.
+    pub fn edits_used_escaping(&self) -> bool {
+        self.edits_used_escaping
+    }
+
     /// Applies `f` to the line of issue `id` and re-derives its typed view. Only that
     /// line changes. Refused (file unchanged) when the id is absent or on several lines,
     /// when `f` fails, or when the result would no longer be a readable issue line.
@@ -870,6 +881,7 @@ impl BeadsFile {
         let (style, _) = self.style_of(i).map_err(line_err)?;
         let mut editor = LineEditor::new(self.lines[i].bytes().to_vec(), style);
         f(&mut editor).map_err(line_err)?;
+        let used_escaping = editor.used_escaping();
         let bytes = editor.into_bytes();
         if bytes == self.lines[i].bytes() {
             return Ok(Edited {
@@ -900,6 +912,7 @@ impl BeadsFile {
         let renamed = issue.id != id;
         self.lines[i].bytes = Bytes::Owned(bytes);
         self.lines[i].kind = LineKind::Issue(issue);
+        self.edits_used_escaping |= used_escaping;
         if renamed {
             self.rebuild_index();
         }

@@ -128,6 +128,22 @@ pub fn write_str(out: &mut Vec<u8>, s: &str, esc: &Escaping) {
     out.push(b'"');
 }
 
+/// Whether `v` is written the same in every escaping dialect: none of its strings (or
+/// object keys) holds a character whose escaping differs between writers (`/`, `<`, `>`,
+/// `&`, backspace, form feed, anything from U+007F up).
+pub fn dialect_free(v: &Value) -> bool {
+    let plain = |s: &str| {
+        !s.chars()
+            .any(|c| matches!(c, '/' | '<' | '>' | '&' | '\u{8}' | '\u{c}' | '\u{7f}'..))
+    };
+    match v {
+        Value::String(s) => plain(s),
+        Value::Array(a) => a.iter().all(dialect_free),
+        Value::Object(o) => o.iter().all(|(k, v)| plain(k) && dialect_free(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
 /// Writes any JSON value in the given dialect. Object members keep the map's order
 /// (serde_json is built with `preserve_order`).
 pub fn write_value(out: &mut Vec<u8>, v: &Value, fmt: &Format) {
@@ -303,6 +319,44 @@ impl Evidence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dialect_free_values_are_written_alike_in_every_dialect() {
+        let all = Escaping {
+            html: true,
+            line_separators: true,
+            ascii_only: true,
+            short_control: true,
+            slash: true,
+        };
+        let dialects = [Escaping::GO, Escaping::MINIMAL, all];
+        let fmt = |escaping: Escaping| Format {
+            item_sep: b",".to_vec(),
+            key_sep: b":".to_vec(),
+            escaping,
+        };
+        for text in [
+            "plain text, \"quoted\"\n\ttabbed",
+            "a/b",
+            "<b>",
+            "caf\u{e9}",
+            "\u{2028}",
+            "\u{8}",
+            "\u{7f}",
+        ] {
+            let v = serde_json::json!({ "k": [text, 1, null] });
+            let written: Vec<Vec<u8>> = dialects
+                .iter()
+                .map(|e| {
+                    let mut out = Vec::new();
+                    write_value(&mut out, &v, &fmt(*e));
+                    out
+                })
+                .collect();
+            let alike = written.windows(2).all(|w| w[0] == w[1]);
+            assert_eq!(dialect_free(&v), alike, "{text:?}");
+        }
+    }
 
     fn s(v: &str, esc: Escaping) -> String {
         let mut out = Vec::new();
