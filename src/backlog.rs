@@ -9,13 +9,14 @@
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use spool_core::beads::{
     BeadsFile, CommentId, Diagnostic, DiagnosticKind, Edited, LineEditor, LineError, NewIssue,
-    Severity,
+    Severity, Source,
 };
 
 use crate::atomic::{write_atomic_with, FileLock};
@@ -54,6 +55,26 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
+/// The file's contents for a whole-file read: large files memory-mapped, releasing their
+/// pages as they are parsed (see [`crate::mapped`]); a missing file is an empty backlog.
+pub fn read_source(path: &Path) -> Result<Arc<dyn Source>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Arc::new(Vec::new())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if meta.is_dir() {
+        bail!(
+            "{}: is a directory, expected the backlog file",
+            path.display()
+        );
+    }
+    crate::mapped::source_of(&file, path, meta.len())
+}
+
 fn parse_threads() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
@@ -89,6 +110,20 @@ impl Backlog {
             }
         } else {
             parse(path, bytes)
+        };
+        backlog.check()?;
+        backlog.warn();
+        Ok(backlog)
+    }
+
+    /// [`Backlog::from_bytes`] of a [`Source`], parsed lean (see
+    /// [`BeadsFile::parse_lean_source`]).
+    pub fn from_source_lean(path: &Path, source: Arc<dyn Source>) -> Result<Backlog> {
+        let (file, diagnostics) = BeadsFile::parse_lean_source(source, parse_threads());
+        let backlog = Backlog {
+            path: path.to_path_buf(),
+            file,
+            diagnostics,
         };
         backlog.check()?;
         backlog.warn();

@@ -18,11 +18,12 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use spool_core::beads::ready::ReadyTable;
-use spool_core::beads::{BeadsFile, Diagnostic, Severity};
+use spool_core::beads::{BeadsFile, Diagnostic, Severity, Source};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::state_file;
@@ -90,22 +91,24 @@ pub struct Observed {
 
 /// Reads the file at `path` and, when it is a regular file that did not change while
 /// being read, how to recognise exactly these bytes later.
-pub fn read_observed(path: &Path) -> anyhow::Result<(Vec<u8>, Option<Observed>)> {
+pub fn read_observed(path: &Path) -> anyhow::Result<(Arc<dyn Source>, Option<Observed>)> {
     let stat_at = now_nanos();
     let before = FileKey::stat(path);
-    let bytes = crate::backlog::read_bytes(path)?;
+    let source = crate::backlog::read_source(path)?;
     let observed = match (before, FileKey::stat(path)) {
-        (Some(a), Some(b)) if a == b && a.size == bytes.len() as u64 && enabled() => {
+        (Some(a), Some(b)) if a == b && a.size == source.bytes().len() as u64 && enabled() => {
             Some(Observed {
                 key: a,
                 // Only a racy key is ever verified by content.
-                hash: a.racy_at(stat_at).then(|| xxh3_64(&bytes)),
+                hash: a
+                    .racy_at(stat_at)
+                    .then(|| crate::mapped::hash_released(&*source)),
                 stat_at,
             })
         }
         _ => None,
     };
-    Ok((bytes, observed))
+    Ok((source, observed))
 }
 
 pub(crate) fn enabled() -> bool {

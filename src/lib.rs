@@ -10,6 +10,7 @@ pub mod engine;
 pub mod exec;
 pub mod git;
 pub mod gitconfig;
+pub mod mapped;
 pub mod schedule_edit;
 pub mod state_file;
 pub mod store;

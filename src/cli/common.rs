@@ -30,8 +30,8 @@ impl Snapshot {
     pub fn load_lean(ctx: &Ctx) -> Result<Snapshot> {
         let ws = ctx.workspace()?;
         let path = ws.issues_path();
-        let bytes = crate::backlog::read_bytes(&path)?;
-        let backlog = Backlog::from_bytes(&path, bytes, true)?;
+        let source = crate::backlog::read_source(&path)?;
+        let backlog = Backlog::from_source_lean(&path, source)?;
         Ok(Snapshot { backlog })
     }
 
@@ -40,8 +40,8 @@ impl Snapshot {
     pub fn load_observed(ctx: &Ctx) -> Result<(Snapshot, Option<Observed>, Workspace)> {
         let ws = ctx.workspace()?;
         let path = ws.issues_path();
-        let (bytes, observed) = read_observed(&path)?;
-        let backlog = Backlog::from_bytes(&path, bytes, true)?;
+        let (source, observed) = read_observed(&path)?;
+        let backlog = Backlog::from_source_lean(&path, source)?;
         Ok((Snapshot { backlog }, observed, ws))
     }
 

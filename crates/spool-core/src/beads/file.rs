@@ -61,12 +61,30 @@ pub enum LineKind {
     Invalid(DiagnosticKind),
 }
 
-/// A line's bytes: a range of the buffer the file was read from (no copy per line), or
+/// The bytes a file is parsed from, shared by the lines that point into them: a buffer
+/// read into memory, or (for the caller that can) a memory map of the file.
+pub trait Source: Send + Sync {
+    fn bytes(&self) -> &[u8];
+
+    /// Called when a pass over the whole file (the parse, [`BeadsFile::write_to`]) is
+    /// through with `range` and will not come back to it, so a source that can fetch
+    /// bytes again on demand (a memory map) may give their memory back while the rest is
+    /// read. Lines still point into the range.
+    fn done_with(&self, _range: std::ops::Range<usize>) {}
+}
+
+impl Source for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+/// A line's bytes: a range of the source the file was read from (no copy per line), or
 /// its own bytes once edited or inserted.
 #[derive(Clone)]
 enum Bytes {
     Shared {
-        buf: Arc<Vec<u8>>,
+        buf: Arc<dyn Source>,
         start: usize,
         end: usize,
     },
@@ -76,7 +94,7 @@ enum Bytes {
 impl Bytes {
     fn as_slice(&self) -> &[u8] {
         match self {
-            Bytes::Shared { buf, start, end } => &buf[*start..*end],
+            Bytes::Shared { buf, start, end } => &buf.bytes()[*start..*end],
             Bytes::Owned(v) => v,
         }
     }
@@ -483,7 +501,7 @@ fn chunk_bounds(buf: &[u8], n: usize) -> Vec<std::ops::Range<usize>> {
 /// Parses the lines of `buf[range]` (which starts at a line start). Diagnostic line
 /// numbers are relative to the chunk.
 fn parse_chunk(
-    buf: &Arc<Vec<u8>>,
+    buf: &Arc<dyn Source>,
     range: std::ops::Range<usize>,
     lean: bool,
 ) -> (Vec<Line>, Vec<Diagnostic>) {
@@ -495,21 +513,60 @@ fn parse_chunk(
 }
 
 fn parse_chunk_text(
-    buf: &Arc<Vec<u8>>,
+    buf: &Arc<dyn Source>,
     range: std::ops::Range<usize>,
 ) -> (Vec<Line>, Vec<Diagnostic>) {
-    // One validation of the whole chunk lets every line be parsed as `&str` without
-    // re-validating; only chunks with bad bytes are checked line by line.
-    let base = range.start;
-    let whole = std::str::from_utf8(&buf[range.clone()]).ok();
+    let bytes = buf.bytes();
     let mut lines = Vec::with_capacity((range.end - range.start) / 256 + 1);
     let mut diagnostics = Vec::new();
+    let mut block_start = range.start;
+    while block_start < range.end {
+        let block_end = match block_start.checked_add(PARSE_BLOCK) {
+            Some(t) if t < range.end => {
+                memchr::memchr(b'\n', &bytes[t..range.end]).map_or(range.end, |off| t + off + 1)
+            }
+            _ => range.end,
+        };
+        parse_block(buf, block_start..block_end, &mut lines, &mut diagnostics);
+        buf.done_with(block_start..block_end);
+        block_start = block_end;
+    }
+    (lines, diagnostics)
+}
+
+/// Writes `buf[range]`, then tells the source it is done with.
+fn write_shared<W: std::io::Write + ?Sized>(
+    w: &mut W,
+    buf: &Arc<dyn Source>,
+    range: std::ops::Range<usize>,
+) -> std::io::Result<()> {
+    w.write_all(&buf.bytes()[range.clone()])?;
+    buf.done_with(range);
+    Ok(())
+}
+
+/// Bytes parsed between two [`Source::done_with`] calls (then up to the next line end).
+const PARSE_BLOCK: usize = 4 << 20;
+
+/// Parses the lines of `buf[range]` (whole lines) onto `lines`; diagnostics are numbered
+/// by their place in `lines`.
+fn parse_block(
+    buf: &Arc<dyn Source>,
+    range: std::ops::Range<usize>,
+    lines: &mut Vec<Line>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let bytes = buf.bytes();
+    // One validation of the whole block lets every line be parsed as `&str` without
+    // re-validating; only blocks with bad bytes are checked line by line.
+    let base = range.start;
+    let whole = std::str::from_utf8(&bytes[range.clone()]).ok();
     let mut start = range.start;
     while start < range.end {
-        let (end, next, ending) = match memchr::memchr(b'\n', &buf[start..range.end]) {
+        let (end, next, ending) = match memchr::memchr(b'\n', &bytes[start..range.end]) {
             Some(off) => {
                 let nl = start + off;
-                if nl > start && buf[nl - 1] == b'\r' {
+                if nl > start && bytes[nl - 1] == b'\r' {
                     (nl - 1, nl + 1, LineEnding::CrLf)
                 } else {
                     (nl, nl + 1, LineEnding::Lf)
@@ -519,7 +576,7 @@ fn parse_chunk_text(
         };
         // Slicing at '\n' / '\r' positions always lands on char boundaries.
         let text = whole.map(|w| &w[start - base..end - base]);
-        let kind = match parse_bytes(&buf[start..end], text) {
+        let kind = match parse_bytes(&bytes[start..end], text) {
             Parsed::Blank => LineKind::Blank,
             Parsed::Issue(i) => LineKind::Issue(i),
             Parsed::Record(r) => LineKind::Record(r),
@@ -539,7 +596,6 @@ fn parse_chunk_text(
         });
         start = next;
     }
-    (lines, diagnostics)
 }
 
 /// Escaping evidence from the lines around line `i` (of `n`) in the same separator style
@@ -619,7 +675,7 @@ impl BeadsFile {
     /// `threads` threads (the caller knows the machine; this crate does not ask it). The
     /// result does not depend on `threads`.
     pub fn parse_owned(bytes: Vec<u8>, threads: NonZeroUsize) -> (BeadsFile, Vec<Diagnostic>) {
-        BeadsFile::parse_with(bytes, threads, false)
+        BeadsFile::parse_with(Arc::new(bytes), threads, false)
     }
 
     /// [`BeadsFile::parse_owned`] for queries that never read the long free text: the
@@ -627,7 +683,7 @@ impl BeadsFile {
     /// comment texts (still type-checked, so the diagnostics are the same), which saves
     /// most of the allocation. [`BeadsFile::render`] and edits still see whole lines.
     pub fn parse_lean(bytes: Vec<u8>, threads: NonZeroUsize) -> (BeadsFile, Vec<Diagnostic>) {
-        BeadsFile::parse_with(bytes, threads, true)
+        BeadsFile::parse_with(Arc::new(bytes), threads, true)
     }
 
     /// Whether the typed issues lack their free text (see [`BeadsFile::parse_lean`]).
@@ -635,15 +691,24 @@ impl BeadsFile {
         self.lean
     }
 
+    /// [`BeadsFile::parse_lean`] of any [`Source`]: the lines point into it, and it
+    /// hears which ranges the parse is done with.
+    pub fn parse_lean_source(
+        source: Arc<dyn Source>,
+        threads: NonZeroUsize,
+    ) -> (BeadsFile, Vec<Diagnostic>) {
+        BeadsFile::parse_with(source, threads, true)
+    }
+
     fn parse_with(
-        bytes: Vec<u8>,
+        buf: Arc<dyn Source>,
         threads: NonZeroUsize,
         lean: bool,
     ) -> (BeadsFile, Vec<Diagnostic>) {
-        let buf = Arc::new(bytes);
-        let chunks = chunk_bounds(&buf, threads.get());
+        let len = buf.bytes().len();
+        let chunks = chunk_bounds(buf.bytes(), threads.get());
         let parts: Vec<(Vec<Line>, Vec<Diagnostic>)> = if chunks.len() == 1 {
-            vec![parse_chunk(&buf, 0..buf.len(), lean)]
+            vec![parse_chunk(&buf, 0..len, lean)]
         } else {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = chunks
@@ -720,33 +785,41 @@ impl BeadsFile {
     /// handful of writes and no copy.
     pub fn write_to<W: std::io::Write + ?Sized>(&self, w: &mut W) -> std::io::Result<()> {
         // The pending run: a buffer and a byte range of it, terminators included.
-        let mut run: Option<(&Arc<Vec<u8>>, usize, usize)> = None;
+        let mut run: Option<(&Arc<dyn Source>, usize, usize)> = None;
         for l in &self.lines {
             let term = l.ending.as_bytes();
             if let Bytes::Shared { buf, start, end } = &l.bytes {
                 // The terminator must still be the one that follows the line in the buffer
                 // (an insert after a last line without newline gives that line one).
-                if buf.get(*end..*end + term.len()) == Some(term) {
+                if buf.bytes().get(*end..*end + term.len()) == Some(term) {
                     let next = *end + term.len();
                     match &mut run {
                         Some((b, _, e)) if Arc::ptr_eq(b, buf) && *e == *start => *e = next,
                         _ => {
                             if let Some((b, s, e)) = run.replace((buf, *start, next)) {
-                                w.write_all(&b[s..e])?;
+                                write_shared(w, b, s..e)?;
                             }
+                        }
+                    }
+                    // Written in blocks, so a source hears early what it may release
+                    // (checking the terminators reads every page).
+                    if let Some((b, s, e)) = run {
+                        if e - s >= PARSE_BLOCK {
+                            write_shared(w, b, s..e)?;
+                            run = None;
                         }
                     }
                     continue;
                 }
             }
             if let Some((b, s, e)) = run.take() {
-                w.write_all(&b[s..e])?;
+                write_shared(w, b, s..e)?;
             }
             w.write_all(l.bytes())?;
             w.write_all(term)?;
         }
         if let Some((b, s, e)) = run {
-            w.write_all(&b[s..e])?;
+            write_shared(w, b, s..e)?;
         }
         Ok(())
     }
