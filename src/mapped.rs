@@ -19,12 +19,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use memmap2::{Mmap, UncheckedAdvice};
+use memmap2::{Advice, Mmap, UncheckedAdvice};
 use spool_core::beads::Source;
 use xxhash_rust::xxh3::Xxh3;
 
 /// Files smaller than this are read into memory rather than mapped.
 const MAP_MIN: u64 = 8 << 20;
+
+/// The granularity of a release: the largest page-cache folio a fault may map.
+const RELEASE_ALIGN: usize = 2 << 20;
 
 /// Bytes hashed between two releases by [`hash_released`].
 const HASH_STEP: usize = 8 << 20;
@@ -41,6 +44,15 @@ impl Mapped {
         if range.is_empty() {
             return;
         }
+        // Whole 2 MB regions: the kernel may have mapped a large page-cache folio around
+        // the bytes read, and dropping more than was asked only costs a later fault.
+        let start = range.start & !(RELEASE_ALIGN - 1);
+        let end = range
+            .end
+            .div_ceil(RELEASE_ALIGN)
+            .saturating_mul(RELEASE_ALIGN)
+            .min(self.map.len());
+        let range = start..end;
         // SAFETY: the map is a read-only shared map of a file, never written through:
         // MADV_DONTNEED only drops this process's page table entries, and the next
         // access reads the same file pages again. No reference into the map observes a
@@ -73,6 +85,10 @@ pub fn source_of(mut file: &File, path: &Path, size: u64) -> Result<Arc<dyn Sour
         let map =
             unsafe { Mmap::map(file) }.with_context(|| format!("mapping {}", path.display()))?;
         if map.len() as u64 == size {
+            // The page cache may hold the file in 2 MB folios, which a fault would map
+            // whole: printing 100 lines spread over the file then made 100+ MB resident
+            // again. Small pages keep a fault to the lines read.
+            let _ = map.advise(Advice::NoHugePage);
             return Ok(Arc::new(Mapped { map }));
         }
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::edit::LineEditor;
+use super::id_index::IdIndex;
 use super::issue::Issue;
 use super::json::Evidence;
 use super::line::{self, LineError, LineStyle};
@@ -123,6 +124,14 @@ pub struct Line {
 impl Line {
     pub fn bytes(&self) -> &[u8] {
         self.bytes.as_slice()
+    }
+
+    /// Tells the line's source that a one-off read of the line is over (see
+    /// [`Source::done_with`]): the lines a command prints are spread over the file.
+    fn done_with(&self) {
+        if let Bytes::Shared { buf, start, end } = &self.bytes {
+            buf.done_with(*start..*end);
+        }
     }
 
     pub fn ending(&self) -> LineEnding {
@@ -286,12 +295,20 @@ pub struct Edited {
     pub changed: bool,
 }
 
+/// The id of line `i` when it is an issue line (the index holds only those).
+fn id_at(lines: &[Line], i: usize) -> &str {
+    lines
+        .get(i)
+        .and_then(Line::issue)
+        .map_or("", |x| x.id.as_str())
+}
+
 /// A parsed `.beads/issues.jsonl`. Two files are equal when their lines are.
 #[derive(Debug, Clone)]
 pub struct BeadsFile {
     lines: Vec<Line>,
     /// id → index of its last occurrence (the one in effect).
-    index: HashMap<String, usize>,
+    index: IdIndex,
     /// ids on more than one line → every index, in file order.
     duplicates: HashMap<String, Vec<usize>>,
     /// Read by [`BeadsFile::parse_lean`]: the typed issues lack their free text.
@@ -739,7 +756,7 @@ impl BeadsFile {
         }
         let mut file = BeadsFile {
             lines,
-            index: HashMap::new(),
+            index: IdIndex::default(),
             duplicates: HashMap::new(),
             lean,
             edits_used_escaping: false,
@@ -753,12 +770,18 @@ impl BeadsFile {
         (file, diagnostics)
     }
 
+    /// The line of the issue in effect for `id`.
+    fn index_of(&self, id: &str) -> Option<usize> {
+        self.index.get(id, |j| id_at(&self.lines, j))
+    }
+
     fn rebuild_index(&mut self) {
-        let mut index: HashMap<String, usize> = HashMap::with_capacity(self.lines.len());
+        let lines = &self.lines;
+        let mut index = IdIndex::with_capacity(lines.len());
         let mut duplicates: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, l) in self.lines.iter().enumerate() {
+        for (i, l) in lines.iter().enumerate() {
             if let LineKind::Issue(issue) = &l.kind {
-                if let Some(prev) = index.insert(issue.id.clone(), i) {
+                if let Some(prev) = index.insert(&issue.id, i, |j| id_at(lines, j)) {
                     duplicates
                         .entry(issue.id.clone())
                         .or_insert_with(|| vec![prev])
@@ -837,7 +860,7 @@ impl BeadsFile {
             .enumerate()
             .filter_map(move |(i, l)| match &l.kind {
                 LineKind::Issue(issue)
-                    if self.duplicates.is_empty() || self.index.get(&issue.id) == Some(&i) =>
+                    if self.duplicates.is_empty() || self.index_of(&issue.id) == Some(i) =>
                 {
                     Some(&**issue)
                 }
@@ -848,16 +871,18 @@ impl BeadsFile {
     /// The issue in effect for `id` (its last occurrence). In a lean file (see
     /// [`BeadsFile::parse_lean`]) its free text is empty; [`BeadsFile::get_full`] has it.
     pub fn get(&self, id: &str) -> Option<&Issue> {
-        self.index.get(id).and_then(|&i| self.lines[i].issue())
+        self.index_of(id).and_then(|i| self.lines[i].issue())
     }
 
     /// The issue in effect for `id` with every field, also in a lean file.
     pub fn get_full(&self, id: &str) -> Option<Issue> {
-        let &i = self.index.get(id)?;
+        let i = self.index_of(id)?;
         let line = &self.lines[i];
         let issue = line.issue()?;
         if self.lean {
-            if let Parsed::Issue(full) = parse_bytes(line.bytes(), None) {
+            let full = parse_bytes(line.bytes(), None);
+            line.done_with();
+            if let Parsed::Issue(full) = full {
                 return Some(*full);
             }
         }
@@ -866,7 +891,7 @@ impl BeadsFile {
 
     /// 1-based line number of the issue in effect for `id`.
     pub fn line_of(&self, id: &str) -> Option<usize> {
-        self.index.get(id).map(|i| i + 1)
+        self.index_of(id).map(|i| i + 1)
     }
 
     /// Ids on more than one line, with every (1-based) line number, in no fixed order.
@@ -878,16 +903,19 @@ impl BeadsFile {
 
     /// The issue as bd-shaped JSON for tools, with its line's unknown keys.
     pub fn render(&self, id: &str) -> Option<Value> {
-        let &i = self.index.get(id)?;
+        let i = self.index_of(id)?;
         let line = &self.lines[i];
         let issue = line.issue()?;
-        if self.lean {
+        let rendered = match self.lean {
             // The typed view lacks the free text; the line has it.
-            if let Parsed::Issue(full) = parse_bytes(line.bytes(), None) {
-                return Some(render_issue_with_line(&full, line.bytes()));
-            }
-        }
-        Some(render_issue_with_line(issue, line.bytes()))
+            true => match parse_bytes(line.bytes(), None) {
+                Parsed::Issue(full) => render_issue_with_line(&full, line.bytes()),
+                _ => render_issue_with_line(issue, line.bytes()),
+            },
+            false => render_issue_with_line(issue, line.bytes()),
+        };
+        line.done_with();
+        Some(rendered)
     }
 
     /// The index of the single line holding `id`, or why there is none.
@@ -898,9 +926,7 @@ impl BeadsFile {
                 lines: idxs.iter().map(|i| i + 1).collect(),
             });
         }
-        self.index
-            .get(id)
-            .copied()
+        self.index_of(id)
             .ok_or_else(|| EditError::NotFound { id: id.to_string() })
     }
 
@@ -975,7 +1001,7 @@ impl BeadsFile {
             }
         };
         if issue.id != id {
-            if let Some(&other) = self.index.get(&issue.id) {
+            if let Some(other) = self.index_of(&issue.id) {
                 return Err(EditError::AlreadyExists {
                     id: issue.id,
                     line: other + 1,
@@ -1030,7 +1056,7 @@ impl BeadsFile {
 
     fn insert_line(&mut self, id: &str, bytes: Vec<u8>) -> Result<usize, EditError> {
         let new_id = id;
-        if let Some(&i) = self.index.get(new_id) {
+        if let Some(i) = self.index_of(new_id) {
             return Err(EditError::AlreadyExists {
                 id: new_id.to_string(),
                 line: i + 1,
@@ -1082,17 +1108,14 @@ impl BeadsFile {
             new_line.ending = LineEnding::None;
         }
         self.lines.insert(at, new_line);
-        for i in self.index.values_mut() {
-            if *i >= at {
-                *i += 1;
-            }
-        }
+        self.index.shift_from(at);
         for idxs in self.duplicates.values_mut() {
             for i in idxs.iter_mut().filter(|i| **i >= at) {
                 *i += 1;
             }
         }
-        self.index.insert(new_id.to_string(), at);
+        let lines = &self.lines;
+        self.index.insert(new_id, at, |j| id_at(lines, j));
         Ok(at + 1)
     }
 }

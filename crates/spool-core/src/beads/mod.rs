@@ -16,6 +16,7 @@
 pub mod edit;
 pub mod file;
 pub mod graph;
+mod id_index;
 pub mod ids;
 pub mod issue;
 pub mod json;
