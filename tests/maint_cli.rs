@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Stdio;
 
-use common::{ids, TestEnv, NOW};
+use common::{fixtures_dir, ids, TestEnv, NOW};
 use serde_json::{json, Value};
 
 fn line(id: &str, title: &str, extra: &str) -> String {
@@ -269,4 +269,68 @@ fn info_and_migrate_inspect_describe_the_jsonl_store() {
         env.json(&["migrate"]),
         json!({"status": "current", "applied": 0})
     );
+}
+
+/// On every real backlog, `repair-deps --fix` changes exactly the lines of the issues
+/// that held orphans (two of the fixtures have some), and each of them only loses those
+/// edges.
+#[test]
+fn repair_deps_fix_on_real_backlogs_changes_only_the_holders_lines() {
+    let dir = fixtures_dir();
+    let mut with_orphans = 0;
+    for entry in
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("fixtures at {}: {e}", dir.display()))
+    {
+        let path = entry.expect("entry").path();
+        let name = path.display().to_string();
+        if !name.ends_with(".jsonl") || name.contains("deletions") {
+            continue;
+        }
+        let original = std::fs::read_to_string(&path).expect("read fixture");
+        let env = TestEnv::with_backlog(&original);
+        let report = env.json(&["repair-deps", "--fix"]);
+        let orphans = report["orphans"].as_array().expect("orphans").clone();
+        assert_eq!(report["fixed"], orphans.len(), "{name}");
+        let holders: std::collections::BTreeSet<&str> = orphans
+            .iter()
+            .map(|o| o["issue_id"].as_str().expect("issue_id"))
+            .collect();
+        let after = env.backlog();
+        let (a, b): (Vec<&str>, Vec<&str>) = (original.lines().collect(), after.lines().collect());
+        assert_eq!(a.len(), b.len(), "{name}: line count changed");
+        let mut changed = std::collections::BTreeSet::new();
+        for (old, new) in a.iter().zip(&b).filter(|(o, n)| o != n) {
+            let (old, new): (Value, Value) = (
+                serde_json::from_str(old).expect("old line"),
+                serde_json::from_str(new).expect("new line"),
+            );
+            let id = new["id"].as_str().expect("id").to_string();
+            let targets = |v: &Value| -> Vec<String> {
+                v["dependencies"]
+                    .as_array()
+                    .map(|d| {
+                        d.iter()
+                            .map(|d| d["depends_on_id"].as_str().unwrap_or("").to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let lost: Vec<String> = targets(&old)
+                .into_iter()
+                .filter(|t| !targets(&new).contains(t))
+                .collect();
+            let expected: Vec<String> = orphans
+                .iter()
+                .filter(|o| o["issue_id"] == id.as_str())
+                .map(|o| o["depends_on_id"].as_str().expect("target").to_string())
+                .collect();
+            assert_eq!(lost, expected, "{name}: {id} lost other edges");
+            changed.insert(id);
+        }
+        let holders: std::collections::BTreeSet<String> =
+            holders.into_iter().map(str::to_string).collect();
+        assert_eq!(changed, holders, "{name}: changed lines");
+        with_orphans += usize::from(!orphans.is_empty());
+    }
+    assert!(with_orphans >= 2, "fixtures with orphans: {with_orphans}");
 }
