@@ -151,6 +151,16 @@ fn pollution_clean_without_yes_on_a_non_terminal_refuses_and_writes_nothing() {
 fn pollution_clean_with_yes_tombstones_the_test_issues_only() {
     let text = polluted_backlog();
     let env = TestEnv::with_backlog(&text);
+    let err = env.fails(&[
+        "doctor",
+        "--check=pollution",
+        "--clean",
+        "--yes",
+        "--file",
+        ".beads/issues.jsonl",
+    ]);
+    assert!(err.contains("--file"), "{err}");
+    assert_eq!(env.backlog(), text);
     let v = env.json(&["doctor", "--check=pollution", "--clean", "--yes"]);
     assert_eq!(v["polluted_count"], 1);
     assert_eq!(v["deleted_count"], 1);

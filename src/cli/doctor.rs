@@ -192,21 +192,24 @@ fn polluted(file: &BeadsFile) -> Vec<&Issue> {
 /// they are deleted the way bd deletes, as tombstones, written through the locked write
 /// path; only their lines change.
 fn pollution(ctx: &Ctx, args: &DoctorArgs, file: &BeadsFile) -> Result<i32> {
+    if args.clean && args.file.is_some() {
+        bail!("--clean deletes from the workspace backlog; it does not take --file");
+    }
     let found = polluted(file);
     let suspects: Vec<serde_json::Value> = found
         .iter()
         .map(|i| json!({"id": i.id, "title": i.title, "line": file.line_of(&i.id)}))
         .collect();
+    let mut canceled = false;
     let deleted = if args.clean && !found.is_empty() {
-        if args.file.is_some() {
-            bail!("--clean deletes from the workspace backlog; it does not take --file");
-        }
-        if !args.yes && !confirm(found.len())? {
+        if args.yes || confirm(found.len())? {
+            let ids: Vec<String> = found.iter().map(|i| i.id.clone()).collect();
+            Some(clean(ctx, &ids)?)
+        } else {
             eprintln!("Canceled.");
-            return Ok(0);
+            canceled = true;
+            Some(Vec::new())
         }
-        let ids: Vec<String> = found.iter().map(|i| i.id.clone()).collect();
-        Some(clean(ctx, &ids)?)
     } else if args.clean {
         Some(Vec::new())
     } else {
@@ -239,6 +242,7 @@ fn pollution(ctx: &Ctx, args: &DoctorArgs, file: &BeadsFile) -> Result<i32> {
         );
     }
     match deleted {
+        Some(_) if canceled => {}
         Some(d) => {
             let st = Style { color: ctx.color };
             println!(
