@@ -89,6 +89,14 @@ pub enum Command {
     Stats,
     /// Check the backlog file: bad lines, duplicate ids, dangling deps, cycles, conflicts.
     Doctor(DoctorArgs),
+    /// Dependencies whose target is in no line of the backlog; `--fix` removes them.
+    RepairDeps(super::repair::RepairDepsArgs),
+    /// Where the backlog is and what it holds; `--schema` adds record kinds, fields,
+    /// prefix and sample ids.
+    Info(super::info::InfoArgs),
+    /// bd's schema migrations: spool keeps no database, so there are none to run;
+    /// `--inspect` describes the backlog file instead.
+    Migrate(super::info::MigrateArgs),
     /// Write the backlog in bd v1 export shape (or classic shape).
     Export(ExportArgs),
     /// Merge issues from a JSONL file (bd v1 or classic shape) into the backlog.
@@ -458,10 +466,15 @@ pub struct DoctorArgs {
     /// `validate` (default: every check) or `pollution`.
     #[arg(long)]
     pub check: Option<String>,
-    /// Accepted for bd compatibility: spool's doctor never rewrites the file.
+    /// Accepted for bd compatibility: the validate check never rewrites the file.
     #[arg(long, hide = true)]
     pub fix: bool,
-    #[arg(long, hide = true)]
+    /// With `--check=pollution`: delete (tombstone) the test issues found, after
+    /// confirmation.
+    #[arg(long)]
+    pub clean: bool,
+    /// Do not ask for confirmation (needed for `--clean` when stdin is not a terminal).
+    #[arg(long, short = 'y')]
     pub yes: bool,
     /// Check this file instead of the workspace backlog (e.g. a staged copy).
     #[arg(long)]

@@ -1,18 +1,22 @@
 //! `spool doctor`: every problem in the backlog file at once, each with its line number.
-//! It never rewrites the file; it says what to fix.
+//! It says what to fix and never rewrites the file, except `--check=pollution --clean`,
+//! which deletes test leftovers as bd does (tombstones) once confirmed.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 use serde_json::json;
 use spool_core::beads::graph::Graph;
-use spool_core::beads::{BeadsFile, DiagnosticKind, Severity};
+use spool_core::beads::ops::{self, Stamp};
+use spool_core::beads::{BeadsFile, DiagnosticKind, Issue, Severity};
 
 use super::args::DoctorArgs;
+use super::common::now_stamp;
 use super::output::{print_json, Style};
 use super::Ctx;
-use crate::backlog::{parse, read_bytes};
+use crate::backlog::{modify, parse, read_bytes};
 
 #[derive(Debug, Serialize)]
 struct Problem {
@@ -104,7 +108,10 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<i32> {
     }
     let backlog = parse(&path, read_bytes(&path)?);
     if args.check.as_deref() == Some("pollution") {
-        return pollution(ctx, &backlog.file);
+        return pollution(ctx, args, &backlog.file);
+    }
+    if args.clean {
+        bail!("--clean goes with --check=pollution");
     }
     let mut problems: Vec<Problem> = backlog
         .diagnostics
@@ -163,34 +170,129 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<i32> {
     Ok(if errors > 0 { 1 } else { 0 })
 }
 
-/// Issues that look like test leftovers (titles starting with "test"), for bd's
-/// `doctor --check=pollution`. Only reports; never deletes.
-fn pollution(ctx: &Ctx, file: &BeadsFile) -> Result<i32> {
-    let suspects: Vec<serde_json::Value> = file
-        .issues()
-        .filter(|i| !i.is_tombstone())
-        .filter(|i| {
-            let t = i.title.trim().to_lowercase();
-            t == "test"
-                || t.starts_with("test ")
-                || t.starts_with("test:")
-                || t.starts_with("test issue")
-        })
+/// Why a pollution clean tombstones an issue (its `delete_reason`).
+const POLLUTION_REASON: &str = "test pollution (doctor --check=pollution --clean)";
+
+/// Whether a title says its issue is a test leftover ("test", "test: ...", "test issue
+/// 1"). Narrower than bd's scoring on purpose: `--clean` deletes what this matches, so it
+/// flags only issues whose own title says they are tests.
+fn looks_like_test(title: &str) -> bool {
+    let t = title.trim().to_lowercase();
+    t == "test" || t.starts_with("test ") || t.starts_with("test:") || t.starts_with("test issue")
+}
+
+/// The live issues that look like test leftovers, in file order.
+fn polluted(file: &BeadsFile) -> Vec<&Issue> {
+    file.issues()
+        .filter(|i| !i.is_tombstone() && looks_like_test(&i.title))
+        .collect()
+}
+
+/// bd's `doctor --check=pollution`: issues that look like test leftovers. With `--clean`
+/// they are deleted the way bd deletes, as tombstones, written through the locked write
+/// path; only their lines change.
+fn pollution(ctx: &Ctx, args: &DoctorArgs, file: &BeadsFile) -> Result<i32> {
+    if args.clean && args.file.is_some() {
+        bail!("--clean deletes from the workspace backlog; it does not take --file");
+    }
+    let found = polluted(file);
+    let suspects: Vec<serde_json::Value> = found
+        .iter()
         .map(|i| json!({"id": i.id, "title": i.title, "line": file.line_of(&i.id)}))
         .collect();
-    if ctx.global.json {
-        print_json(&json!({"check": "pollution", "detected": suspects.len(), "issues": suspects}))?;
-    } else if suspects.is_empty() {
-        println!("No test issues found.");
+    let mut canceled = false;
+    let deleted = if args.clean && !found.is_empty() {
+        if args.yes || confirm(found.len())? {
+            let ids: Vec<String> = found.iter().map(|i| i.id.clone()).collect();
+            Some(clean(ctx, &ids)?)
+        } else {
+            eprintln!("Canceled.");
+            canceled = true;
+            Some(Vec::new())
+        }
+    } else if args.clean {
+        Some(Vec::new())
     } else {
-        for s in &suspects {
+        None
+    };
+    if ctx.global.json {
+        let mut out = json!({
+            "check": "pollution",
+            "polluted_count": suspects.len(),
+            "detected": suspects.len(),
+            "issues": suspects,
+        });
+        if let Some(d) = &deleted {
+            out["deleted_count"] = d.len().into();
+            out["deleted"] = json!(d);
+        }
+        print_json(&out)?;
+        return Ok(0);
+    }
+    if suspects.is_empty() {
+        println!("No test issues found.");
+        return Ok(0);
+    }
+    for s in &suspects {
+        println!(
+            "line {}: {} {}",
+            s["line"],
+            s["id"].as_str().unwrap_or(""),
+            s["title"].as_str().unwrap_or("")
+        );
+    }
+    match deleted {
+        Some(_) if canceled => {}
+        Some(d) => {
+            let st = Style { color: ctx.color };
             println!(
-                "line {}: {} {}",
-                s["line"],
-                s["id"].as_str().unwrap_or(""),
-                s["title"].as_str().unwrap_or("")
+                "{} Deleted {} test issue(s): each line stays in the file as a tombstone",
+                st.green("✓"),
+                d.len()
             );
         }
+        None => println!(
+            "Run `spool doctor --check=pollution --clean` to delete these issues (with confirmation)."
+        ),
     }
     Ok(0)
+}
+
+/// Asks on the terminal before deleting; refuses when nobody can answer.
+fn confirm(n: usize) -> Result<bool> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!(
+            "refusing to delete {n} test issue(s) without confirmation: stdin is not a terminal; \
+             run again with --yes to delete them"
+        );
+    }
+    eprint!("Delete {n} test issue(s)? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// Tombstones those of `ids` that still look like test leftovers in the file as it is
+/// under the write lock; returns the ids tombstoned.
+fn clean(ctx: &Ctx, ids: &[String]) -> Result<Vec<String>> {
+    let ws = ctx.workspace()?;
+    let actor = ctx.actor(Some(&ws));
+    let now = now_stamp(ctx);
+    let stamp = Stamp::new(&now, &actor);
+    modify(&ws, |tx| {
+        let mut deleted = Vec::new();
+        for id in ids {
+            let Some(issue) = tx.file.get(id).cloned() else {
+                continue;
+            };
+            if issue.is_tombstone() || !looks_like_test(&issue.title) {
+                continue;
+            }
+            tx.edit(id, |ed| ops::tombstone(ed, &issue, POLLUTION_REASON, stamp))?;
+            deleted.push(id.clone());
+        }
+        Ok(deleted)
+    })
 }

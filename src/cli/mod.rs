@@ -11,11 +11,13 @@ mod demo;
 mod doctor;
 mod edit;
 mod hooks;
+mod info;
 mod init;
 pub mod logs;
 mod merge;
 pub mod output;
 mod query;
+mod repair;
 pub mod run;
 pub mod schedule;
 mod sync;
@@ -214,6 +216,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Note(a) => edit::note_add(&ctx, &a.id, &a.text),
         Command::Stats => query::stats_cmd(&ctx),
         Command::Doctor(a) => doctor::run(&ctx, a),
+        Command::RepairDeps(a) => repair::repair_deps_cmd(&ctx, a),
+        Command::Info(a) => info::info_cmd(&ctx, a),
+        Command::Migrate(a) => info::migrate_cmd(&ctx, a),
         Command::Export(a) => transfer::export(&ctx, a),
         Command::Import(a) => transfer::import(&ctx, a),
         Command::Bench(b) => bench::run(&ctx, b),

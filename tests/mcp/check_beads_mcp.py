@@ -473,9 +473,108 @@ async def client_checks(spool: str, repo: Path, scratch: Path) -> None:
         report = await bd.detect_pollution()
         found = [i["id"] for i in report.get("issues", [])]
         eq(found, [leaked.id], "pollution finds the test issue only")
-        await bd.close(CloseIssueParams(issue_id=leaked.id, reason="test leftover"))
+        eq(report.get("polluted_count"), 1, "bd's polluted_count")
+        expect("deleted_count" not in report, f"detection alone deletes nothing: {report}")
+        eq(jsonl_record(repo, leaked.id).get("status"), "open", "detection leaves the issue as it is")
+        s["leaked"] = leaked.id
 
     await step("detect_pollution", pollution)
+
+    async def pollution_clean() -> None:
+        leaked = s["leaked"]
+        before = {i.id for i in await bd.list_issues(ListIssuesParams(limit=100))}
+        expect(leaked in before, "the test issue is listed before the clean")
+        report = await bd.detect_pollution(clean=True)
+        eq((report.get("deleted_count"), report.get("deleted")), (1, [leaked]), f"clean deletes it: {report}")
+        rec = jsonl_record(repo, leaked)
+        eq(
+            (rec.get("status"), rec.get("deleted_by"), rec.get("original_type"), rec.get("title")),
+            ("tombstone", "alice", "task", "test issue 1"),
+            "the issue's line becomes a tombstone",
+        )
+        expect(bool(rec.get("deleted_at")), f"deleted_at is set: {rec}")
+        after = {i.id for i in await bd.list_issues(ListIssuesParams(limit=100))}
+        eq(after, before - {leaked}, "the tombstone is no longer listed")
+        eq((await bd.detect_pollution()).get("issues"), [], "nothing left to clean")
+
+    await step("detect_pollution(clean=True) tombstones the test issue", pollution_clean)
+
+    async def repair_deps() -> None:
+        gone = await bd.create(CreateIssueParams(title="Removed by a teammate"))
+        holder = await bd.create(CreateIssueParams(title="Waits on the removed issue", deps=[gone.id, f"related:{A}"]))
+        path = repo / ".beads" / "issues.jsonl"
+        kept = [l for l in path.read_text().splitlines(keepends=True) if json.loads(l).get("id") != gone.id]
+        path.write_text("".join(kept))
+        report = await bd.repair_deps()
+        eq(
+            report,
+            {
+                "orphans_found": 1,
+                "orphans": [{"issue_id": holder.id, "depends_on_id": gone.id, "type": "blocks"}],
+            },
+            "repair_deps finds the edge to the removed issue",
+        )
+        eq(path.read_text(), "".join(kept), "repair_deps without fix writes nothing")
+        fixed = await bd.repair_deps(fix=True)
+        eq((fixed.get("orphans_found"), fixed.get("fixed")), (1, 1), f"repair_deps(fix=True): {fixed}")
+        deps = jsonl_record(repo, holder.id).get("dependencies", [])
+        eq([d["depends_on_id"] for d in deps], [A], "only the orphaned edge is gone from the file")
+        eq((await bd.repair_deps()).get("orphans_found"), 0, "nothing left to repair")
+        await bd.close(CloseIssueParams(issue_id=holder.id))
+
+    await step("repair_deps finds and removes orphaned dependencies", repair_deps)
+
+    def backlog_facts() -> dict[str, Any]:
+        """What the schema and migration answers must say, computed from the file."""
+        records = [json.loads(l) for l in (repo / ".beads" / "issues.jsonl").read_text().splitlines() if l.strip()]
+        in_effect: dict[str, dict[str, Any]] = {}
+        for rec in records:
+            in_effect.pop(rec["id"], None)
+            in_effect[rec["id"]] = rec
+        live = [r["id"] for r in records if in_effect.get(r["id"]) is r and r.get("status") != "tombstone"]
+        return {
+            "live": live,
+            "tombstones": sum(1 for r in in_effect.values() if r.get("status") == "tombstone"),
+            "lines": len(records),
+            "fields": sorted({k for r in records for k in r}),
+        }
+
+    async def schema_info() -> None:
+        facts = backlog_facts()
+        version = json.loads(subprocess.run([spool, "version", "--json"], capture_output=True, check=True).stdout)
+        info = await bd.get_schema_info()
+        eq(info.get("issue_count"), len(facts["live"]), "issue_count: live issues in the file")
+        eq(info.get("config"), {"issue_prefix": "mcp"}, "configured prefix")
+        schema = info.get("schema") or {}
+        eq(schema.get("schema_version"), version["version"], "schema_version is spool's bd version")
+        eq(schema.get("sample_issue_ids"), facts["live"][:3], "sample ids: the first live ids")
+        eq(schema.get("detected_prefix"), "mcp", "detected prefix")
+        eq(schema.get("fields"), facts["fields"], "the issue fields present")
+        eq(schema.get("tables"), ["issues", "dependencies", "labels", "comments"], "record kinds present")
+        records = schema.get("records") or {}
+        eq(
+            (records.get("lines"), records.get("classic_issue_lines"), records.get("tombstones")),
+            (facts["lines"], facts["lines"], facts["tombstones"]),
+            f"record counts: {records}",
+        )
+        eq(facts["tombstones"], 1, "the cleaned test issue is the one tombstone")
+
+    await step("get_schema_info describes the backlog", schema_info)
+
+    async def migration() -> None:
+        facts = backlog_facts()
+        plan = await bd.inspect_migration()
+        eq(plan.get("registered_migrations"), [], "no migrations: there is no database")
+        eq(plan.get("warnings"), [], "no warnings on a healthy, configured backlog")
+        eq(plan.get("invariants_to_check"), [], "no invariants")
+        state = plan.get("current_state") or {}
+        eq(
+            (state.get("issue_count"), state.get("db_exists"), state.get("missing_config"), state.get("config")),
+            (len(facts["live"]), False, [], {"issue_prefix": "mcp"}),
+            f"current_state: {state}",
+        )
+
+    await step("inspect_migration reports the JSONL store", migration)
 
     # --- unknown ids ---------------------------------------------------------------------
     async def unknown_ids() -> None:
@@ -580,6 +679,19 @@ async def tool_checks(spool: str, scratch: Path) -> None:
 
     await step("tools: stats, quickstart, validate, detect_pollution", reports)
 
+    async def maintenance() -> None:
+        leftover = await tools.beads_create_issue(title="test")
+        cleaned = await tools.beads_detect_pollution(clean=True)
+        eq(cleaned.get("deleted"), [leftover.id], f"tool pollution clean: {cleaned}")
+        eq(jsonl_record(fresh, leftover.id).get("deleted_by"), "tool-agent", "tombstoned by the tool's actor")
+        eq(await tools.beads_repair_deps(fix=True), {"orphans_found": 0, "orphans": [], "fixed": 0}, "tool repair")
+        schema = await tools.beads_get_schema_info()
+        eq((schema.get("issue_count"), schema["schema"].get("detected_prefix")), (3, "tl"), "tool schema")
+        plan = await tools.beads_inspect_migration()
+        eq(plan["current_state"].get("issue_count"), 3, "tool migration plan")
+
+    await step("tools: detect_pollution(clean), repair_deps, get_schema_info, inspect_migration", maintenance)
+
 
 async def server_checks(scratch: Path) -> None:
     """The FastMCP server itself, through an in-memory MCP client."""
@@ -612,6 +724,37 @@ async def server_checks(scratch: Path) -> None:
             eq(stats["summary"]["total_issues"], 4, "stats over MCP")
 
     await step("FastMCP server: context, create, ready, show, list, stats", over_mcp)
+
+    async def admin_over_mcp() -> None:
+        async with Client(server.mcp) as mcp:
+            await mcp.call_tool("context", {"workspace_root": str(repo)})
+            schema = payload(await mcp.call_tool("admin", {"action": "schema"}))
+            eq(schema["schema"]["detected_prefix"], "tl", "admin schema")
+            plan = payload(await mcp.call_tool("admin", {"action": "migration"}))
+            eq(plan["registered_migrations"], [], "admin migration")
+            repair = payload(await mcp.call_tool("admin", {"action": "repair"}))
+            eq(repair["orphans_found"], 0, "admin repair")
+            pollution = payload(await mcp.call_tool("admin", {"action": "pollution", "clean": True}))
+            eq(pollution["deleted_count"], 0, "admin pollution clean with nothing to clean")
+
+    await step("FastMCP server: admin schema, migration, repair, pollution", admin_over_mcp)
+
+
+def expected_orphans(path: Path) -> list[dict[str, str]]:
+    """Dependencies of live issues whose target id is on no line (`external:` aside)."""
+    in_effect: dict[str, dict[str, Any]] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(raw) if raw.strip() else {}
+        if "id" in rec and rec.get("_type", "issue") == "issue":
+            in_effect.pop(rec["id"], None)
+            in_effect[rec["id"]] = rec
+    return [
+        {"issue_id": rec["id"], "depends_on_id": d["depends_on_id"], "type": d.get("type", "")}
+        for rec in in_effect.values()
+        if rec.get("status") != "tombstone"
+        for d in rec.get("dependencies") or []
+        if d["depends_on_id"] not in in_effect and not d["depends_on_id"].startswith("external:")
+    ]
 
 
 async def fixture_checks(spool: str, fixtures: Path, scratch: Path) -> None:
@@ -653,6 +796,12 @@ async def fixture_checks(spool: str, fixtures: Path, scratch: Path) -> None:
             eq(summary.total_issues, len(everything), "stats total_issues")
             eq(summary.blocked_issues, len(blocked), "stats blocked_issues")
             expect(len(ready) == min(100, summary.ready_issues), "ready agrees with stats")
+            info = await bd.get_schema_info()
+            eq(info.get("issue_count"), summary.total_issues, "info issue_count agrees with stats")
+            plan = await bd.inspect_migration()
+            eq(plan["current_state"].get("issue_count"), summary.total_issues, "migration plan issue_count")
+            eq(plan["current_state"]["records"].get("invalid_lines"), 0, "every line of a real backlog is read")
+            eq((await bd.repair_deps()).get("orphans"), expected_orphans(target), "orphans computed from the file")
             expect(target.read_bytes() == path.read_bytes(), "reads leave the file untouched")
 
         await step(f"real backlog {path.name}", sweep)

@@ -114,6 +114,25 @@ pub fn reopen(ed: &mut LineEditor, stamp: Stamp<'_>) -> Result<(), LineError> {
     touch(ed, stamp)
 }
 
+/// Turns the issue into a tombstone, as bd's soft delete did: status `tombstone`,
+/// `closed_at` removed (only closed issues carry it), `deleted_at`/`deleted_by`/
+/// `delete_reason`, the type it had as `original_type`, and `updated_at` now. The line
+/// keeps everything else, so the deletion can be undone and merges see it as an edit.
+pub fn tombstone(
+    ed: &mut LineEditor,
+    issue: &Issue,
+    reason: &str,
+    stamp: Stamp<'_>,
+) -> Result<(), LineError> {
+    ed.set("status", "tombstone")?;
+    ed.remove("closed_at")?;
+    ed.set("deleted_at", stamp.now.raw.as_str())?;
+    ed.set("deleted_by", stamp.actor)?;
+    ed.set_or_remove("delete_reason", reason)?;
+    ed.set("original_type", issue.issue_type())?;
+    touch(ed, stamp)
+}
+
 /// Sets a text field as bd writes it: removed when empty, except on lines that always
 /// carry the key (pre-v0.40 files write `"description":""`), where it stays, empty.
 pub fn set_text(ed: &mut LineEditor, key: &str, value: &str) -> Result<(), LineError> {
@@ -242,6 +261,38 @@ mod tests {
         f.edit("t-1", |ed| set_status(ed, &open, "done", stamp))
             .expect("status");
         assert!(f.get("t-1").expect("issue").closed_at.is_some());
+    }
+
+    #[test]
+    fn tombstone_keeps_the_line_and_records_the_deletion() {
+        let mut f = one(
+            r#"{"id":"t-1","title":"x","status":"closed","priority":2,"issue_type":"bug","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","closed_at":"2026-01-02T00:00:00Z"}"#,
+        );
+        let now = ts("2026-02-02T00:00:00Z");
+        let issue = f.get("t-1").expect("issue").clone();
+        f.edit("t-1", |ed| {
+            tombstone(
+                ed,
+                &issue,
+                "test pollution",
+                Stamp {
+                    now: &now,
+                    actor: "me",
+                },
+            )
+        })
+        .expect("edit");
+        let gone = f.get("t-1").expect("issue");
+        assert!(gone.is_tombstone());
+        assert!(gone.closed_at.is_none());
+        assert_eq!(gone.title, "x");
+        let v: serde_json::Value =
+            serde_json::from_str(text(&f).trim_end()).expect("one JSON line");
+        assert_eq!(v["deleted_at"], "2026-02-02T00:00:00Z");
+        assert_eq!(v["deleted_by"], "me");
+        assert_eq!(v["delete_reason"], "test pollution");
+        assert_eq!(v["original_type"], "bug");
+        assert_eq!(v["updated_at"], "2026-02-02T00:00:00Z");
     }
 
     #[test]

@@ -1,0 +1,122 @@
+//! `spool repair-deps`: dependencies whose target id is in no line of the backlog
+//! (orphans), and with `--fix` their removal from the issue lines that hold them.
+//!
+//! Answers in bd's shape (`orphans_found`, `orphans`, `fixed`). A target that is a
+//! tombstone is not an orphan (the id exists), and `external:` targets are references to
+//! other projects, never orphans, as in bd's own integrity checks.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+use spool_core::beads::graph::Graph;
+use spool_core::beads::ops::{self, Stamp};
+use spool_core::beads::BeadsFile;
+
+use super::common::{now_stamp, Snapshot};
+use super::output::{print_json, Style};
+use super::Ctx;
+use crate::backlog::modify;
+
+#[derive(Debug, Args, Default)]
+pub struct RepairDepsArgs {
+    /// Remove the orphaned dependencies from the backlog.
+    #[arg(long)]
+    pub fix: bool,
+}
+
+/// A dependency whose target does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    pub issue_id: String,
+    pub depends_on_id: String,
+    #[serde(rename = "type")]
+    pub dep_type: String,
+}
+
+/// Every orphaned dependency of the issues in effect, in file order.
+pub fn orphans(file: &BeadsFile) -> Vec<Orphan> {
+    Graph::new(file.issues())
+        .dangling()
+        .into_iter()
+        .filter(|d| !d.depends_on_id.starts_with("external:"))
+        .map(|d| Orphan {
+            issue_id: d.issue_id.to_string(),
+            depends_on_id: d.depends_on_id.to_string(),
+            dep_type: d.dep_type.to_string(),
+        })
+        .collect()
+}
+
+pub fn repair_deps_cmd(ctx: &Ctx, args: &RepairDepsArgs) -> Result<i32> {
+    let (found, fixed) = if args.fix {
+        let ws = ctx.workspace()?;
+        let actor = ctx.actor(Some(&ws));
+        let now = now_stamp(ctx);
+        let stamp = Stamp::new(&now, &actor);
+        modify(&ws, |tx| {
+            let found = orphans(&tx.file);
+            let mut by_issue: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for o in &found {
+                by_issue
+                    .entry(o.issue_id.as_str())
+                    .or_default()
+                    .push(o.depends_on_id.as_str());
+            }
+            let mut fixed = 0;
+            for (id, targets) in by_issue {
+                tx.edit(id, |ed| {
+                    let mut removed = 0;
+                    for target in targets {
+                        removed += ed.remove_dependency(target)?;
+                    }
+                    if removed > 0 {
+                        ops::touch(ed, stamp)?;
+                    }
+                    fixed += removed;
+                    Ok(())
+                })?;
+            }
+            Ok((found, Some(fixed)))
+        })?
+    } else {
+        let snap = Snapshot::load_lean(ctx)?;
+        (orphans(snap.file()), None)
+    };
+    if ctx.global.json {
+        let mut out = json!({"orphans_found": found.len(), "orphans": found});
+        if let Some(n) = fixed {
+            out["fixed"] = n.into();
+        }
+        print_json(&out)?;
+        return Ok(0);
+    }
+    let st = Style { color: ctx.color };
+    if found.is_empty() {
+        println!("{} No orphaned dependencies found", st.green("✓"));
+        return Ok(0);
+    }
+    println!(
+        "{} Found {} orphaned dependencies:\n",
+        st.yellow("⚠"),
+        found.len()
+    );
+    for (n, o) in found.iter().enumerate() {
+        println!(
+            "{}. {} → {} ({}) [{} does not exist]",
+            n + 1,
+            o.issue_id,
+            o.depends_on_id,
+            o.dep_type,
+            o.depends_on_id
+        );
+    }
+    println!();
+    match fixed {
+        Some(n) => println!("{} Fixed {n} orphaned dependencies", st.green("✓")),
+        None => println!("Run with --fix to remove the orphaned dependencies"),
+    }
+    Ok(0)
+}
