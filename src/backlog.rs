@@ -45,12 +45,7 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     match std::fs::read(path) {
         Ok(b) => Ok(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) if path.is_dir() => Err(e).with_context(|| {
-            format!(
-                "{}: is a directory, expected the backlog file",
-                path.display()
-            )
-        }),
+        Err(e) if path.is_dir() => Err(e).with_context(|| is_a_directory(path)),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
@@ -67,12 +62,16 @@ pub fn read_source(path: &Path) -> Result<Arc<dyn Source>> {
         .metadata()
         .with_context(|| format!("reading {}", path.display()))?;
     if meta.is_dir() {
-        bail!(
-            "{}: is a directory, expected the backlog file",
-            path.display()
-        );
+        bail!(is_a_directory(path));
     }
     crate::mapped::source_of(&file, path, meta.len())
+}
+
+fn is_a_directory(path: &Path) -> String {
+    format!(
+        "{}: is a directory, expected the backlog file",
+        path.display()
+    )
 }
 
 fn parse_threads() -> NonZeroUsize {
@@ -94,40 +93,27 @@ impl Backlog {
     /// warnings (duplicate ids) go to stderr.
     pub fn load(ws: &Workspace) -> Result<Backlog> {
         let path = ws.issues_path();
-        let bytes = read_bytes(&path)?;
-        Backlog::from_bytes(&path, bytes, false)
+        parse(&path, read_bytes(&path)?).checked()
     }
 
-    /// [`Backlog::load`] of bytes already read from `path`; `lean` parses with
-    /// [`BeadsFile::parse_lean`] (for queries that never read the free text).
-    pub fn from_bytes(path: &Path, bytes: Vec<u8>, lean: bool) -> Result<Backlog> {
-        let backlog = if lean {
-            let (file, diagnostics) = BeadsFile::parse_lean(bytes, parse_threads());
-            Backlog {
-                path: path.to_path_buf(),
-                file,
-                diagnostics,
-            }
-        } else {
-            parse(path, bytes)
-        };
-        backlog.check()?;
-        backlog.warn();
-        Ok(backlog)
-    }
-
-    /// [`Backlog::from_bytes`] of a [`Source`], parsed lean (see
-    /// [`BeadsFile::parse_lean_source`]).
+    /// [`Backlog::load`] of a [`Source`] read from `path`, parsed lean (for queries that
+    /// never read the free text; see [`BeadsFile::parse_lean_source`]).
     pub fn from_source_lean(path: &Path, source: Arc<dyn Source>) -> Result<Backlog> {
         let (file, diagnostics) = BeadsFile::parse_lean_source(source, parse_threads());
-        let backlog = Backlog {
+        Backlog {
             path: path.to_path_buf(),
             file,
             diagnostics,
-        };
-        backlog.check()?;
-        backlog.warn();
-        Ok(backlog)
+        }
+        .checked()
+    }
+
+    /// The backlog for a read command: refused if a line is unreadable, its warnings
+    /// printed.
+    fn checked(self) -> Result<Backlog> {
+        self.check()?;
+        self.warn();
+        Ok(self)
     }
 
     /// Fails when any line could not be read.

@@ -906,13 +906,11 @@ impl BeadsFile {
         let i = self.index_of(id)?;
         let line = &self.lines[i];
         let issue = line.issue()?;
-        let rendered = match self.lean {
-            // The typed view lacks the free text; the line has it.
-            true => match parse_bytes(line.bytes(), None) {
-                Parsed::Issue(full) => render_issue_with_line(&full, line.bytes()),
-                _ => render_issue_with_line(issue, line.bytes()),
-            },
-            false => render_issue_with_line(issue, line.bytes()),
+        // A lean view lacks the free text; the line has it.
+        let full = self.lean.then(|| parse_bytes(line.bytes(), None));
+        let rendered = match &full {
+            Some(Parsed::Issue(full)) => render_issue_with_line(full, line.bytes()),
+            _ => render_issue_with_line(issue, line.bytes()),
         };
         line.done_with();
         Some(rendered)
