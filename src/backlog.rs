@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
+use spool_core::beads::skim::Skim;
 use spool_core::beads::{
     BeadsFile, CommentId, Diagnostic, DiagnosticKind, Edited, LineEditor, LineError, NewIssue,
     Severity, Source,
@@ -118,8 +119,29 @@ impl Backlog {
 
     /// Fails when any line could not be read.
     pub fn check(&self) -> Result<()> {
-        let errors: Vec<&Diagnostic> = self
-            .diagnostics
+        check(&self.path, &self.diagnostics)
+    }
+
+    /// Prints warnings (duplicate ids) to stderr.
+    pub fn warn(&self) {
+        warn(&self.path, &self.diagnostics)
+    }
+}
+
+/// The backlog at `path` skimmed for a read command that needs only its graph (see
+/// [`Skim`]): refused like [`Backlog::load`] if a line is unreadable, its warnings
+/// printed.
+pub fn skim_checked(path: &Path, source: Arc<dyn Source>) -> Result<(Skim, Vec<Diagnostic>)> {
+    let (skim, diagnostics) = Skim::parse(source, parse_threads());
+    check(path, &diagnostics)?;
+    warn(path, &diagnostics);
+    Ok((skim, diagnostics))
+}
+
+/// Fails when any line of the file at `path` could not be read, naming each.
+fn check(path: &Path, diagnostics: &[Diagnostic]) -> Result<()> {
+    {
+        let errors: Vec<&Diagnostic> = diagnostics
             .iter()
             .filter(|d| d.severity == Severity::Error)
             .collect();
@@ -128,12 +150,7 @@ impl Backlog {
         }
         let mut msg = String::new();
         for d in errors.iter().take(MAX_LISTED) {
-            msg.push_str(&format!(
-                "{}:{}: {}\n",
-                self.path.display(),
-                d.line,
-                d.message
-            ));
+            msg.push_str(&format!("{}:{}: {}\n", path.display(), d.line, d.message));
         }
         if errors.len() > MAX_LISTED {
             msg.push_str(&format!(
@@ -157,16 +174,15 @@ impl Backlog {
             msg.trim_end()
         )
     }
+}
 
-    /// Prints warnings (duplicate ids) to stderr.
-    pub fn warn(&self) {
-        for d in self
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-        {
-            eprintln!("warning: {}:{}: {}", self.path.display(), d.line, d.message);
-        }
+/// Prints the warnings (duplicate ids) about the file at `path` to stderr.
+fn warn(path: &Path, diagnostics: &[Diagnostic]) {
+    for d in diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+    {
+        eprintln!("warning: {}:{}: {}", path.display(), d.line, d.message);
     }
 }
 
@@ -540,7 +556,7 @@ fn refresh_index(
         .map(|e| e.id.as_str())
         .collect();
     let duplicated = |id: &str| dups.contains(id);
-    let inside = || crate::write_index::entries_of(window, a, w.first_line, &duplicated);
+    let inside = || crate::write_index::entries_of(window.shapes(), a, w.first_line, &duplicated);
     let mut entries = Vec::with_capacity(old.entries.len() + 1);
     let mut placed = false;
     for e in &old.entries {

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use spool_core::beads::ready::ReadyTable;
-use spool_core::beads::{BeadsFile, Diagnostic, Severity, Source};
+use spool_core::beads::{Diagnostic, LineShape, Severity, Source};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::state_file;
@@ -146,14 +146,15 @@ pub struct ReadyCache {
 impl ReadyCache {
     /// Builds the cache content from a parsed file and its table. `None` when the file
     /// was not observed (changed while read, or caching is off).
+    /// `spans` are the lines of the issues the table's graph was built from (see
+    /// [`issue_spans`]).
     pub fn new(
         observed: Option<&Observed>,
-        file: &BeadsFile,
+        spans: &[Span],
         diagnostics: &[Diagnostic],
         table: ReadyTable,
     ) -> Option<ReadyCache> {
         let observed = observed?;
-        let spans = issue_spans(file);
         let spans = table
             .rows
             .iter()
@@ -187,12 +188,15 @@ impl ReadyCache {
     }
 }
 
-/// The byte span of each issue in effect, in the order of [`BeadsFile::issues`] (the
-/// graph's order).
-fn issue_spans(file: &BeadsFile) -> Vec<Span> {
-    // Earlier lines of a duplicated id are not in effect (1-based line numbers).
-    let superseded: std::collections::HashSet<usize> = file
-        .duplicates()
+/// The byte span of each issue in effect, in the order of
+/// [`BeadsFile::issues`](spool_core::beads::BeadsFile::issues) (the graph's order), from
+/// the file's line shapes and its duplicated ids (with 1-based line numbers).
+pub fn issue_spans<'a>(
+    shapes: impl Iterator<Item = LineShape<'a>>,
+    duplicates: impl Iterator<Item = (&'a str, Vec<usize>)>,
+) -> Vec<Span> {
+    // Earlier lines of a duplicated id are not in effect.
+    let superseded: std::collections::HashSet<usize> = duplicates
         .flat_map(|(_, mut lines)| {
             lines.sort_unstable();
             lines.pop();
@@ -201,15 +205,14 @@ fn issue_spans(file: &BeadsFile) -> Vec<Span> {
         .collect();
     let mut spans = Vec::new();
     let mut offset = 0u64;
-    for (i, line) in file.lines().iter().enumerate() {
-        let len = line.bytes().len();
-        if line.issue().is_some() && !superseded.contains(&(i + 1)) {
+    for (i, line) in shapes.enumerate() {
+        if line.id.is_some() && !superseded.contains(&(i + 1)) {
             spans.push(Span {
                 start: offset,
-                len: len as u64,
+                len: line.len as u64,
             });
         }
-        offset += (len + line.ending().as_bytes().len()) as u64;
+        offset += (line.len + line.ending.as_bytes().len()) as u64;
     }
     spans
 }

@@ -14,7 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
-use spool_core::beads::{duplicate_warnings, BeadsFile, Diagnostic, Severity};
+use spool_core::beads::skim::Skim;
+use spool_core::beads::{duplicate_warnings, BeadsFile, Diagnostic, LineShape, Severity};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use crate::cache::{enabled, FileKey};
@@ -70,29 +71,29 @@ pub fn file_hash(file: &BeadsFile) -> u64 {
     h.0.digest()
 }
 
-/// The issue lines of `file`, with offsets counted from `base` and line numbers from
-/// `first_line`; `duplicated` says which ids are on several lines of the whole file.
-pub fn entries_of(
-    file: &BeadsFile,
+/// The issue lines among `shapes`, with offsets counted from `base` and line numbers
+/// from `first_line`; `duplicated` says which ids are on several lines of the whole file.
+pub fn entries_of<'a>(
+    shapes: impl Iterator<Item = LineShape<'a>>,
     base: u64,
     first_line: usize,
     duplicated: &dyn Fn(&str) -> bool,
 ) -> Vec<Entry> {
     let mut entries = Vec::new();
     let mut offset = base;
-    for (n, line) in file.lines().iter().enumerate() {
-        let len = line.bytes().len() as u64;
-        if let Some(issue) = line.issue() {
+    for (n, line) in shapes.enumerate() {
+        let len = line.len as u64;
+        if let Some(id) = line.id {
             entries.push(Entry {
-                id: issue.id.clone(),
+                id: id.to_string(),
                 start: offset,
                 len,
                 line: first_line + n,
-                tombstone: issue.is_tombstone(),
-                duplicated: duplicated(&issue.id),
+                tombstone: line.tombstone,
+                duplicated: duplicated(id),
             });
         }
-        offset += len + line.ending().as_bytes().len() as u64;
+        offset += len + line.ending.as_bytes().len() as u64;
     }
     entries
 }
@@ -102,14 +103,41 @@ impl WriteIndex {
     /// unreadable: only a file every line of which is known to be readable may be
     /// rewritten without a whole-file parse.
     pub fn build(key: FileKey, file: &BeadsFile, diagnostics: &[Diagnostic]) -> Option<Self> {
+        WriteIndex::of_lines(
+            key,
+            diagnostics,
+            || file_hash(file),
+            file.shapes(),
+            file.duplicates().map(|(id, _)| id),
+        )
+    }
+
+    /// [`WriteIndex::build`] of a skimmed file.
+    pub fn build_skim(key: FileKey, skim: &Skim, diagnostics: &[Diagnostic]) -> Option<Self> {
+        WriteIndex::of_lines(
+            key,
+            diagnostics,
+            || crate::mapped::hash_released(&**skim.source()),
+            skim.shapes(),
+            skim.duplicates().map(|(id, _)| id),
+        )
+    }
+
+    fn of_lines<'a>(
+        key: FileKey,
+        diagnostics: &[Diagnostic],
+        hash: impl FnOnce() -> u64,
+        shapes: impl Iterator<Item = LineShape<'a>>,
+        duplicated: impl Iterator<Item = &'a str>,
+    ) -> Option<Self> {
         if diagnostics.iter().any(|d| d.severity != Severity::Warning) {
             return None;
         }
-        let dups: HashSet<&str> = file.duplicates().map(|(id, _)| id).collect();
+        let dups: HashSet<&str> = duplicated.collect();
         Some(WriteIndex {
             key,
-            hash: file_hash(file),
-            entries: entries_of(file, 0, 1, &|id| dups.contains(id)),
+            hash: hash(),
+            entries: entries_of(shapes, 0, 1, &|id| dups.contains(id)),
         })
     }
 

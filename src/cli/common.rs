@@ -9,8 +9,6 @@ use spool_core::beads::{BeadsFile, Issue, Timestamp};
 
 use super::Ctx;
 use crate::backlog::Backlog;
-use crate::cache::{read_observed, Observed};
-use crate::workspace::Workspace;
 
 /// A backlog loaded for reading.
 pub struct Snapshot {
@@ -33,16 +31,6 @@ impl Snapshot {
         let source = crate::backlog::read_source(&path)?;
         let backlog = Backlog::from_source_lean(&path, source)?;
         Ok(Snapshot { backlog })
-    }
-
-    /// [`Snapshot::load_lean`], also returning how to recognise the bytes read (for
-    /// caching what is derived from them) and the workspace.
-    pub fn load_observed(ctx: &Ctx) -> Result<(Snapshot, Option<Observed>, Workspace)> {
-        let ws = ctx.workspace()?;
-        let path = ws.issues_path();
-        let (source, observed) = read_observed(&path)?;
-        let backlog = Backlog::from_source_lean(&path, source)?;
-        Ok((Snapshot { backlog }, observed, ws))
     }
 
     pub fn file(&self) -> &BeadsFile {

@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 use spool_core::beads::graph::{Direction, EdgeView, Graph, IssueCounts};
+use spool_core::beads::ids::resolve_id;
+use spool_core::beads::node::Skimmed;
 use spool_core::beads::ready::{self, ReadyQuery, ReadyTable, SortPolicy};
 use spool_core::beads::stats::stats;
 use spool_core::beads::{BeadsFile, Issue, StatusKind};
 
 use super::args::{BlockedArgs, ListArgs, ReadyArgs};
-use super::common::{id_width, issue_json, issue_line, priority_arg, resolve, Snapshot};
+use super::common::{id_error, id_width, issue_json, issue_line, priority_arg, resolve, Snapshot};
 use super::output::{print_json, Style};
 use super::Ctx;
 use crate::backlog::drop_later;
@@ -37,105 +39,150 @@ fn ready_query(args: &ReadyArgs) -> Result<ReadyQuery> {
 }
 
 pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
-    let mut query = ready_query(args)?;
-    // The cache answers what needs no graph: every query but `--parent` and `--explain`.
-    if !args.explain && query.parent.is_none() {
-        let ws = ctx.workspace()?;
+    let query = ready_query(args)?;
+    if args.explain {
+        return ready_explain(ctx, query);
+    }
+    let ws = ctx.workspace()?;
+    // The cache answers what needs no graph: every query but `--parent`.
+    if query.parent.is_none() {
         if let Some(code) =
             cache::load(&ws).and_then(|(c, file)| ready_from_cache(ctx, &ws, &c, &file, &query))
         {
             return code;
         }
     }
-    let (snap, observed, ws) = Snapshot::load_observed(ctx)?;
+    ready_from_file(ctx, &ws, query)
+}
+
+/// `ready --explain`: every issue with why it is or is not ready.
+fn ready_explain(ctx: &Ctx, mut query: ReadyQuery) -> Result<i32> {
+    let snap = Snapshot::load_lean(ctx)?;
     let issues = snap.issues();
     if let Some(p) = &query.parent {
         query.parent = Some(resolve(&issues, p)?.to_string());
     }
     let graph = Graph::new(issues);
-    if args.explain {
-        let ex = ready::explain(&graph, &query, ctx.now);
-        if ctx.global.json {
-            return print_json(&ex).map(|_| 0);
+    let ex = ready::explain(&graph, &query, ctx.now);
+    if ctx.global.json {
+        return print_json(&ex).map(|_| 0);
+    }
+    let st = Style { color: ctx.color };
+    println!("{}", st.bold(&format!("Ready ({}):", ex.summary.ready)));
+    for e in &ex.ready {
+        println!(
+            "  {}  P{}  {}",
+            st.green(e.issue.id),
+            e.issue.priority,
+            e.issue.title
+        );
+        for b in &e.resolved_blockers {
+            println!("      {} {} ({})", st.dim("resolved:"), b.id, b.status);
         }
-        let st = Style { color: ctx.color };
-        println!("{}", st.bold(&format!("Ready ({}):", ex.summary.ready)));
-        for e in &ex.ready {
-            println!(
-                "  {}  P{}  {}",
-                st.green(e.issue.id),
-                e.issue.priority,
-                e.issue.title
-            );
-            for b in &e.resolved_blockers {
-                println!("      {} {} ({})", st.dim("resolved:"), b.id, b.status);
-            }
+    }
+    println!(
+        "{}",
+        st.bold(&format!("Not ready ({}):", ex.summary.not_ready))
+    );
+    for e in &ex.not_ready {
+        println!(
+            "  {}  P{}  {}",
+            st.yellow(e.issue.id),
+            e.issue.priority,
+            e.issue.title
+        );
+        for r in &e.reasons {
+            println!("      {}", describe_reason(r));
         }
+    }
+    if !ex.cycles.is_empty() {
         println!(
             "{}",
-            st.bold(&format!("Not ready ({}):", ex.summary.not_ready))
+            st.red(&format!("Blocking cycles ({}):", ex.cycles.len()))
         );
-        for e in &ex.not_ready {
-            println!(
-                "  {}  P{}  {}",
-                st.yellow(e.issue.id),
-                e.issue.priority,
-                e.issue.title
-            );
-            for r in &e.reasons {
-                println!("      {}", describe_reason(r));
-            }
+        for c in &ex.cycles {
+            println!("  {}", c.join(" → "));
         }
-        if !ex.cycles.is_empty() {
-            println!(
-                "{}",
-                st.red(&format!("Blocking cycles ({}):", ex.cycles.len()))
-            );
-            for c in &ex.cycles {
-                println!("  {}", c.join(" → "));
-            }
-        }
-        return Ok(0);
     }
+    Ok(0)
+}
+
+/// `ready` from the backlog file: skimmed for the graph (see [`Skim`](spool_core::beads::skim::Skim)), only the lines
+/// printed parsed in full. Leaves a cache and a write index for the next commands.
+fn ready_from_file(ctx: &Ctx, ws: &Workspace, mut query: ReadyQuery) -> Result<i32> {
+    let path = ws.issues_path();
+    let (source, observed) = cache::read_observed(&path)?;
+    let (skim, diagnostics) = crate::backlog::skim_checked(&path, source)?;
+    let issues: Vec<&Skimmed> = skim.issues().collect();
+    if let Some(p) = &query.parent {
+        query.parent = Some(
+            resolve_id(issues.iter().copied(), p, false)
+                .map_err(id_error)?
+                .to_string(),
+        );
+    }
+    let graph = Graph::new(issues);
     let table = ReadyTable::new(&graph);
     let list = ready::ready_rows(&table, &query, ready::parent_scope(&graph, &query), ctx.now);
-    let shown: Vec<Shown<'_>> = list
+    // Freed before the lines are parsed and the cache and the write index are built, so
+    // that they reuse the graph's memory instead of raising the command's peak.
+    drop(graph);
+    let files: Vec<BeadsFile> = list
         .issues
         .iter()
-        .map(|&k| {
-            let row = &table.rows[k];
-            Shown {
-                file: snap.file(),
-                issue: graph.issue(row.ix as usize),
-                counts: row.counts.as_counts(),
-            }
-        })
-        .collect();
+        .map(|&k| skim.full_line(skim.issue_line(table.rows[k].ix as usize)?))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            anyhow!(
+                "{} changed while it was read; run the command again",
+                path.display()
+            )
+        })?;
+    let shown = shown_rows(&table, &list.issues, &files).ok_or_else(|| {
+        anyhow!(
+            "{} changed while it was read; run the command again",
+            path.display()
+        )
+    })?;
     let code = print_ready(ctx, &shown, list.total)?;
     drop(shown);
-    // Freed before the cache and the write index are built, so that they reuse the
-    // graph's memory instead of raising the command's peak.
-    drop(graph);
-    if let Some(c) = ReadyCache::new(
-        observed.as_ref(),
-        snap.file(),
-        &snap.backlog.diagnostics,
-        table,
-    ) {
-        cache::save(&ws, &c);
+    let spans = cache::issue_spans(skim.shapes(), skim.duplicates());
+    if let Some(c) = ReadyCache::new(observed.as_ref(), &spans, &diagnostics, table) {
+        cache::save(ws, &c);
     }
-    if let Some(index) = observed.as_ref().and_then(|o| {
-        crate::write_index::WriteIndex::build(o.key, snap.file(), &snap.backlog.diagnostics)
-    }) {
-        crate::write_index::save(&ws, &index);
+    if let Some(index) = observed
+        .as_ref()
+        .and_then(|o| crate::write_index::WriteIndex::build_skim(o.key, &skim, &diagnostics))
+    {
+        crate::write_index::save(ws, &index);
     }
-    drop_later(snap);
+    drop_later(skim);
     Ok(code)
+}
+
+/// The rows `ks` of `table` with their issues, parsed from `files` (one file per row
+/// holding its line). `None` when a file lacks its row's issue.
+fn shown_rows<'f>(
+    table: &'f ReadyTable,
+    ks: &[usize],
+    files: &'f [BeadsFile],
+) -> Option<Vec<Shown<'f>>> {
+    ks.iter()
+        .zip(files)
+        .map(|(&k, file)| {
+            let row = &table.rows[k];
+            Some(Shown {
+                file,
+                issue: file.get(&row.id)?,
+                counts: row.counts.as_counts(),
+            })
+        })
+        .collect()
 }
 
 /// One issue of the ready list and what renders it.
 struct Shown<'a> {
-    /// A file holding the issue's line (the whole backlog, or only that line).
+    /// A file holding the issue's line (only that line).
     file: &'a BeadsFile,
     issue: &'a Issue,
     counts: IssueCounts<'a>,
@@ -165,15 +212,7 @@ fn ready_from_cache(
             (file.lines().len() == 1 && diagnostics.is_empty()).then_some(file)
         })
         .collect::<Option<_>>()?;
-    let mut shown = Vec::with_capacity(files.len());
-    for (&k, file) in list.issues.iter().zip(&files) {
-        let row = &cache.table.rows[k];
-        shown.push(Shown {
-            file,
-            issue: file.get(&row.id)?,
-            counts: row.counts.as_counts(),
-        });
-    }
+    let shown = shown_rows(&cache.table, &list.issues, &files)?;
     for w in &cache.warnings {
         eprintln!("warning: {}:{}: {}", path.display(), w.line, w.message);
     }

@@ -6,8 +6,12 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use spool_core::beads::graph::Graph;
-use spool_core::beads::ready::{blocked, ready, ReadyQuery, SortPolicy};
-use spool_core::beads::{Issue, NON_WORK_TYPES};
+use spool_core::beads::node::Skimmed;
+use spool_core::beads::ready::{
+    blocked, parent_scope, ready, ready_rows, ReadyQuery, ReadyTable, SortPolicy,
+};
+use spool_core::beads::skim::Skim;
+use spool_core::beads::{BeadsFile, Issue, NON_WORK_TYPES};
 
 const STATUSES: &[&str] = &[
     "open",
@@ -102,6 +106,14 @@ fn backlog() -> impl Strategy<Value = Vec<Issue>> {
 
 /// Ids `i0..i{n-1}`; targets `n` and `n+1` are ids that do not exist.
 fn build(specs: &[IssueSpec]) -> Vec<Issue> {
+    records(specs)
+        .into_iter()
+        .map(|v| serde_json::from_value(v).expect("generated issue is valid"))
+        .collect()
+}
+
+/// The JSON records of [`build`].
+fn records(specs: &[IssueSpec]) -> Vec<serde_json::Value> {
     specs
         .iter()
         .enumerate()
@@ -139,7 +151,7 @@ fn build(specs: &[IssueSpec]) -> Vec<Issue> {
                 }
                 .into();
             }
-            serde_json::from_value(v).expect("generated issue is valid")
+            v
         })
         .collect()
 }
@@ -381,6 +393,57 @@ proptest! {
             let cut = ready(&g, &ReadyQuery { limit, sort, ..ReadyQuery::default() }, now());
             prop_assert_eq!(cut.total, all.total);
             prop_assert_eq!(&cut.issues[..], &all.issues[..limit.min(all.issues.len())]);
+        }
+    }
+
+    #[test]
+    fn a_skim_answers_like_the_typed_issues(
+        specs in (1usize..24).prop_flat_map(|n| proptest::collection::vec(issue_spec(n), n)),
+        repeat in proptest::option::of(any::<prop::sample::Index>()),
+        bad in proptest::option::of(any::<prop::sample::Index>()),
+        parent in any::<prop::sample::Index>(),
+    ) {
+        // The records as lines, one repeated later (a duplicate id) and one unreadable.
+        let mut lines: Vec<String> = records(&specs).iter().map(|v| v.to_string()).collect();
+        if let Some(r) = repeat {
+            let again = lines[r.index(lines.len())].clone();
+            lines.push(again);
+        }
+        if let Some(b) = bad {
+            let k = b.index(lines.len());
+            let half = lines[k].len() / 2;
+            lines[k].truncate(half);
+        }
+        let text = lines.join("\n") + "\n";
+        let (file, diags) = BeadsFile::parse(text.as_bytes());
+        let (skim, skim_diags) = Skim::parse(
+            std::sync::Arc::new(text.into_bytes()),
+            std::num::NonZeroUsize::MIN,
+        );
+        prop_assert_eq!(&skim_diags, &diags);
+        let full: Vec<&Issue> = file.issues().collect();
+        let skimmed: Vec<&Skimmed> = skim.issues().collect();
+        let (g, sg) = (Graph::new(full), Graph::new(skimmed));
+        prop_assert_eq!(g.issues().len(), sg.issues().len());
+        for i in 0..g.issues().len() {
+            prop_assert_eq!(g.is_blocked(i), sg.is_blocked(i));
+            prop_assert_eq!(g.is_workable(i), sg.is_workable(i));
+            prop_assert_eq!(g.counts_of(i), sg.counts_of(i));
+            prop_assert_eq!(g.direct_blocker_ixs(i), sg.direct_blocker_ixs(i));
+        }
+        let (table, skim_table) = (ReadyTable::new(&g), ReadyTable::new(&sg));
+        prop_assert_eq!(&table, &skim_table);
+        let parent_id = format!("i{}", parent.index(specs.len()));
+        for q in [
+            ReadyQuery { limit: 0, ..ReadyQuery::default() },
+            ReadyQuery { sort: SortPolicy::Hybrid, limit: 3, ..ReadyQuery::default() },
+            ReadyQuery { issue_type: Some("gate".into()), ..ReadyQuery::default() },
+            ReadyQuery { parent: Some(parent_id), limit: 0, ..ReadyQuery::default() },
+        ] {
+            prop_assert_eq!(
+                ready_rows(&table, &q, parent_scope(&g, &q), now()),
+                ready_rows(&skim_table, &q, parent_scope(&sg, &q), now())
+            );
         }
     }
 }

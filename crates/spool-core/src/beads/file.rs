@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::edit::LineEditor;
 use super::id_index::IdIndex;
-use super::issue::Issue;
+use super::issue::{with_detail, Detail, Issue};
 use super::json::Evidence;
 use super::line::{self, LineError, LineStyle};
 use super::write::{render_issue_with_line, NewIssue};
@@ -148,6 +148,47 @@ impl Line {
             _ => None,
         }
     }
+}
+
+/// What a parse makes of each line: a [`Line`], or a lighter record (see
+/// [`super::skim`]).
+pub(super) trait ParsedLine: Sized + Send {
+    fn new(
+        buf: &Arc<dyn Source>,
+        span: std::ops::Range<usize>,
+        ending: LineEnding,
+        kind: LineKind,
+    ) -> Self;
+}
+
+impl ParsedLine for Line {
+    fn new(
+        buf: &Arc<dyn Source>,
+        span: std::ops::Range<usize>,
+        ending: LineEnding,
+        kind: LineKind,
+    ) -> Line {
+        Line {
+            bytes: Bytes::Shared {
+                buf: Arc::clone(buf),
+                start: span.start,
+                end: span.end,
+            },
+            ending,
+            kind,
+        }
+    }
+}
+
+/// A line as an index of the file records it (see [`BeadsFile::shapes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineShape<'a> {
+    /// Length without the terminator.
+    pub len: usize,
+    pub ending: LineEnding,
+    /// The id, when it is an issue line.
+    pub id: Option<&'a str>,
+    pub tombstone: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -517,22 +558,18 @@ fn chunk_bounds(buf: &[u8], n: usize) -> Vec<std::ops::Range<usize>> {
 
 /// Parses the lines of `buf[range]` (which starts at a line start). Diagnostic line
 /// numbers are relative to the chunk.
-fn parse_chunk(
+fn parse_chunk<T: ParsedLine>(
     buf: &Arc<dyn Source>,
     range: std::ops::Range<usize>,
-    lean: bool,
-) -> (Vec<Line>, Vec<Diagnostic>) {
-    if lean {
-        super::issue::with_lean(|| parse_chunk_text(buf, range))
-    } else {
-        parse_chunk_text(buf, range)
-    }
+    detail: Detail,
+) -> (Vec<T>, Vec<Diagnostic>) {
+    with_detail(detail, || parse_chunk_text(buf, range))
 }
 
-fn parse_chunk_text(
+fn parse_chunk_text<T: ParsedLine>(
     buf: &Arc<dyn Source>,
     range: std::ops::Range<usize>,
-) -> (Vec<Line>, Vec<Diagnostic>) {
+) -> (Vec<T>, Vec<Diagnostic>) {
     let bytes = buf.bytes();
     let mut lines = Vec::with_capacity((range.end - range.start) / 256 + 1);
     let mut diagnostics = Vec::new();
@@ -567,10 +604,10 @@ const PARSE_BLOCK: usize = 4 << 20;
 
 /// Parses the lines of `buf[range]` (whole lines) onto `lines`; diagnostics are numbered
 /// by their place in `lines`.
-fn parse_block(
+fn parse_block<T: ParsedLine>(
     buf: &Arc<dyn Source>,
     range: std::ops::Range<usize>,
-    lines: &mut Vec<Line>,
+    lines: &mut Vec<T>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     let bytes = buf.bytes();
@@ -602,15 +639,7 @@ fn parse_block(
                 LineKind::Invalid(k)
             }
         };
-        lines.push(Line {
-            bytes: Bytes::Shared {
-                buf: Arc::clone(buf),
-                start,
-                end,
-            },
-            ending,
-            kind,
-        });
+        lines.push(T::new(buf, start..end, ending, kind));
         start = next;
     }
 }
@@ -681,6 +710,83 @@ pub fn style_among<'b>(
     Ok((style, reach))
 }
 
+/// Parses the lines of `buf`, split over `threads` threads, keeping `detail` of each
+/// issue. Diagnostics are numbered by line and sorted; duplicate ids are not checked.
+pub(super) fn parse_lines<T: ParsedLine>(
+    buf: &Arc<dyn Source>,
+    threads: NonZeroUsize,
+    detail: Detail,
+) -> (Vec<T>, Vec<Diagnostic>) {
+    let len = buf.bytes().len();
+    let chunks = chunk_bounds(buf.bytes(), threads.get());
+    let parts: Vec<(Vec<T>, Vec<Diagnostic>)> = if chunks.len() == 1 {
+        vec![parse_chunk(buf, 0..len, detail)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|r| {
+                    let r = r.clone();
+                    scope.spawn(move || parse_chunk(buf, r, detail))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h.join() {
+                    Ok(part) => part,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        })
+    };
+    let mut lines = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+    let mut diagnostics = Vec::new();
+    for (part_lines, part_diags) in parts {
+        let offset = lines.len();
+        diagnostics.extend(part_diags.into_iter().map(|mut d| {
+            d.line += offset;
+            d
+        }));
+        lines.extend(part_lines);
+    }
+    (lines, diagnostics)
+}
+
+/// The id index of `n` lines (`issue_id(j)`: line `j`'s id when it is an issue line;
+/// `id_of(j)`: the same for lines already indexed) and the ids on several lines, each
+/// with every line index in file order.
+pub(super) fn index_ids<'l>(
+    n: usize,
+    id_of: impl Fn(usize) -> &'l str + Copy,
+    issue_id: impl Fn(usize) -> Option<&'l str>,
+) -> (IdIndex, HashMap<String, Vec<usize>>) {
+    let mut index = IdIndex::with_capacity(n);
+    let mut duplicates: HashMap<String, Vec<usize>> = HashMap::new();
+    for i in 0..n {
+        if let Some(id) = issue_id(i) {
+            if let Some(prev) = index.insert(id, i, id_of) {
+                duplicates
+                    .entry(id.to_string())
+                    .or_insert_with(|| vec![prev])
+                    .push(i);
+            }
+        }
+    }
+    (index, duplicates)
+}
+
+/// Adds the warnings for `duplicates` (see [`index_ids`]) and sorts by line.
+pub(super) fn add_duplicate_warnings(
+    diagnostics: &mut Vec<Diagnostic>,
+    duplicates: &HashMap<String, Vec<usize>>,
+) {
+    for (id, idxs) in duplicates {
+        let lines: Vec<usize> = idxs.iter().map(|i| i + 1).collect();
+        diagnostics.extend(duplicate_warnings(id, &lines));
+    }
+    diagnostics.sort_by_key(|d| d.line);
+}
+
 impl BeadsFile {
     /// Parses a whole file on one thread. Never fails: bad lines are kept verbatim and
     /// reported.
@@ -692,7 +798,7 @@ impl BeadsFile {
     /// `threads` threads (the caller knows the machine; this crate does not ask it). The
     /// result does not depend on `threads`.
     pub fn parse_owned(bytes: Vec<u8>, threads: NonZeroUsize) -> (BeadsFile, Vec<Diagnostic>) {
-        BeadsFile::parse_with(Arc::new(bytes), threads, false)
+        BeadsFile::parse_with(Arc::new(bytes), threads, Detail::Full)
     }
 
     /// [`BeadsFile::parse_owned`] for queries that never read the long free text: the
@@ -700,7 +806,7 @@ impl BeadsFile {
     /// comment texts (still type-checked, so the diagnostics are the same), which saves
     /// most of the allocation. [`BeadsFile::render`] and edits still see whole lines.
     pub fn parse_lean(bytes: Vec<u8>, threads: NonZeroUsize) -> (BeadsFile, Vec<Diagnostic>) {
-        BeadsFile::parse_with(Arc::new(bytes), threads, true)
+        BeadsFile::parse_with(Arc::new(bytes), threads, Detail::Lean)
     }
 
     /// Whether the typed issues lack their free text (see [`BeadsFile::parse_lean`]).
@@ -714,59 +820,24 @@ impl BeadsFile {
         source: Arc<dyn Source>,
         threads: NonZeroUsize,
     ) -> (BeadsFile, Vec<Diagnostic>) {
-        BeadsFile::parse_with(source, threads, true)
+        BeadsFile::parse_with(source, threads, Detail::Lean)
     }
 
     fn parse_with(
         buf: Arc<dyn Source>,
         threads: NonZeroUsize,
-        lean: bool,
+        detail: Detail,
     ) -> (BeadsFile, Vec<Diagnostic>) {
-        let len = buf.bytes().len();
-        let chunks = chunk_bounds(buf.bytes(), threads.get());
-        let parts: Vec<(Vec<Line>, Vec<Diagnostic>)> = if chunks.len() == 1 {
-            vec![parse_chunk(&buf, 0..len, lean)]
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = chunks
-                    .iter()
-                    .map(|r| {
-                        let (buf, r) = (&buf, r.clone());
-                        scope.spawn(move || parse_chunk(buf, r, lean))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| match h.join() {
-                        Ok(part) => part,
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    })
-                    .collect()
-            })
-        };
-        let mut lines = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
-        let mut diagnostics = Vec::new();
-        for (part_lines, part_diags) in parts {
-            let offset = lines.len();
-            diagnostics.extend(part_diags.into_iter().map(|mut d| {
-                d.line += offset;
-                d
-            }));
-            lines.extend(part_lines);
-        }
+        let (lines, mut diagnostics) = parse_lines(&buf, threads, detail);
         let mut file = BeadsFile {
             lines,
             index: IdIndex::default(),
             duplicates: HashMap::new(),
-            lean,
+            lean: detail != Detail::Full,
             edits_used_escaping: false,
         };
         file.rebuild_index();
-        for (id, idxs) in &file.duplicates {
-            let lines: Vec<usize> = idxs.iter().map(|i| i + 1).collect();
-            diagnostics.extend(duplicate_warnings(id, &lines));
-        }
-        diagnostics.sort_by_key(|d| d.line);
+        add_duplicate_warnings(&mut diagnostics, &file.duplicates);
         (file, diagnostics)
     }
 
@@ -777,20 +848,11 @@ impl BeadsFile {
 
     fn rebuild_index(&mut self) {
         let lines = &self.lines;
-        let mut index = IdIndex::with_capacity(lines.len());
-        let mut duplicates: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, l) in lines.iter().enumerate() {
-            if let LineKind::Issue(issue) = &l.kind {
-                if let Some(prev) = index.insert(&issue.id, i, |j| id_at(lines, j)) {
-                    duplicates
-                        .entry(issue.id.clone())
-                        .or_insert_with(|| vec![prev])
-                        .push(i);
-                }
-            }
-        }
-        self.index = index;
-        self.duplicates = duplicates;
+        (self.index, self.duplicates) = index_ids(
+            lines.len(),
+            |j| id_at(lines, j),
+            |j| lines[j].issue().map(|i| i.id.as_str()),
+        );
     }
 
     /// The file's bytes: every line and terminator as read or edited.
@@ -899,6 +961,16 @@ impl BeadsFile {
         self.duplicates
             .iter()
             .map(|(id, idxs)| (id.as_str(), idxs.iter().map(|i| i + 1).collect()))
+    }
+
+    /// Every line's shape, in file order.
+    pub fn shapes(&self) -> impl Iterator<Item = LineShape<'_>> + '_ {
+        self.lines.iter().map(|l| LineShape {
+            len: l.bytes().len(),
+            ending: l.ending,
+            id: l.issue().map(|i| i.id.as_str()),
+            tombstone: l.issue().is_some_and(Issue::is_tombstone),
+        })
     }
 
     /// The issue as bd-shaped JSON for tools, with its line's unknown keys.

@@ -26,6 +26,7 @@ use serde::Serialize;
 use chrono::{DateTime, FixedOffset};
 
 use super::issue::{canonical_dep_type, DepKind, Dependency, Issue, StatusKind, NON_WORK_TYPES};
+use super::node::Node;
 
 /// Index of an issue in the slice the graph was built from.
 pub type Ix = usize;
@@ -202,10 +203,11 @@ fn is_active(kind: StatusKind) -> bool {
     )
 }
 
-/// The dependency graph over one backlog snapshot.
+/// The dependency graph over one backlog snapshot: over typed [`Issue`]s, or over any
+/// other [`Node`]s (see [`super::node`]).
 #[derive(Debug)]
-pub struct Graph<'a> {
-    issues: Vec<&'a Issue>,
+pub struct Graph<'a, N = Issue> {
+    issues: Vec<&'a N>,
     /// Status categories, classified once (string matching is the hot spot otherwise).
     kinds: Vec<StatusKind>,
     index: HashMap<&'a str, u32>,
@@ -241,19 +243,19 @@ pub fn instant_nanos(at: &DateTime<FixedOffset>) -> i64 {
     })
 }
 
-impl<'a> Graph<'a> {
+impl<'a, N: Node> Graph<'a, N> {
     /// Builds all indexes and the blocked state in O(issues + edges).
-    pub fn new(issues: impl IntoIterator<Item = &'a Issue>) -> Graph<'a> {
-        let issues: Vec<&'a Issue> = issues.into_iter().collect();
+    pub fn new(issues: impl IntoIterator<Item = &'a N>) -> Graph<'a, N> {
+        let issues: Vec<&'a N> = issues.into_iter().collect();
         let n = issues.len();
         assert!(n < u32::MAX as usize, "backlog larger than u32 indexes");
         let kinds: Vec<StatusKind> = issues.iter().map(|i| i.status_kind()).collect();
         let mut index: HashMap<&'a str, u32> = HashMap::with_capacity(n);
         let mut live: Vec<bool> = kinds.iter().map(|&k| k != StatusKind::Tombstone).collect();
         for (i, issue) in issues.iter().enumerate() {
-            if issue.id.is_empty() {
+            if issue.id().is_empty() {
                 live[i] = false;
-            } else if let Some(earlier) = index.insert(issue.id.as_str(), i as u32) {
+            } else if let Some(earlier) = index.insert(issue.id(), i as u32) {
                 // A later line of the same id replaces the earlier one.
                 live[earlier as usize] = false;
             }
@@ -267,19 +269,15 @@ impl<'a> Graph<'a> {
             if !live[i] {
                 continue;
             }
-            for (d, dep) in issue.dependencies.iter().enumerate() {
-                let to = index
-                    .get(dep.depends_on_id.as_str())
-                    .copied()
-                    .filter(|&t| live[t as usize]);
-                let kind = dep.kind();
-                let any_children = kind == DepKind::WaitsFor && dep.waits_for_any();
+            for d in 0..issue.dep_count() {
+                let dep = issue.dep(d);
+                let to = index.get(dep.target).copied().filter(|&t| live[t as usize]);
                 edges.push(Edge {
                     from: i as u32,
                     dep: d as u32,
                     to,
-                    kind,
-                    any_children,
+                    kind: dep.kind,
+                    any_children: dep.any_children,
                 });
             }
         }
@@ -330,14 +328,8 @@ impl<'a> Graph<'a> {
             .iter()
             .map(|i| NON_WORK_TYPES.contains(&i.issue_type()))
             .collect();
-        let created = issues
-            .iter()
-            .map(|i| i.created_at.as_ref().map(|t| instant_nanos(&t.at)))
-            .collect();
-        let defer_until = issues
-            .iter()
-            .map(|i| i.defer_until.as_ref().map(|t| instant_nanos(&t.at)))
-            .collect();
+        let created = issues.iter().map(|i| i.created_nanos()).collect();
+        let defer_until = issues.iter().map(|i| i.defer_until_nanos()).collect();
         let mut g = Graph {
             issues,
             kinds,
@@ -362,8 +354,8 @@ impl<'a> Graph<'a> {
                 g.live[i]
                     && g.kinds[i] == StatusKind::Open
                     && !g.blocked[i]
-                    && !g.issues[i].pinned
-                    && !g.issues[i].ephemeral
+                    && !g.issues[i].pinned()
+                    && !g.issues[i].ephemeral()
             })
             .collect();
         g
@@ -375,7 +367,7 @@ impl<'a> Graph<'a> {
         for i in 0..n {
             if self.live[i]
                 && is_active(self.kinds[i])
-                && self.direct_blockers_iter(i).next().is_some()
+                && self.direct_blocking_edges(i).next().is_some()
             {
                 self.direct_blocked[i] = true;
                 self.blocked[i] = true;
@@ -405,39 +397,41 @@ impl<'a> Graph<'a> {
         self.children_pending[t] > 0 && !(e.any_children && self.children_closed[t] > 0)
     }
 
-    fn direct_blockers_iter(&self, i: Ix) -> impl Iterator<Item = Blocker<'a>> + '_ {
-        let issue = self.issues[i];
+    /// The edges by which issue `i` is directly blocked: (edge, blocker, why).
+    fn direct_blocking_edges(&self, i: Ix) -> impl Iterator<Item = (Edge, Ix, DirectBlock)> + '_ {
         self.out.of(i).iter().filter_map(move |&k| {
             let e = self.edges[k as usize];
-            let dep = &issue.dependencies[e.dep as usize];
             match e.kind {
                 DepKind::Blocks | DepKind::ConditionalBlocks => {
                     let t = e.to? as usize;
-                    is_active(self.kinds[t]).then_some(Blocker {
-                        blocker: t,
-                        dep,
-                        why: DirectBlock::Blocks,
-                    })
+                    is_active(self.kinds[t]).then_some((e, t, DirectBlock::Blocks))
                 }
                 DepKind::WaitsFor => {
                     let t = e.to? as usize;
-                    self.waits_for_pending(&e).then_some(Blocker {
-                        blocker: t,
-                        dep,
-                        why: DirectBlock::WaitsFor,
-                    })
+                    self.waits_for_pending(&e)
+                        .then_some((e, t, DirectBlock::WaitsFor))
                 }
                 DepKind::ParentChild | DepKind::Soft => None,
             }
         })
     }
 
+    /// The direct blockers of an issue and why, in the order of its dependencies.
+    pub fn direct_blocker_ixs(&self, i: Ix) -> Vec<(Ix, DirectBlock)> {
+        if !self.live[i] {
+            return Vec::new();
+        }
+        self.direct_blocking_edges(i)
+            .map(|(_, t, why)| (t, why))
+            .collect()
+    }
+
     /// The slice the graph was built from.
-    pub fn issues(&self) -> &[&'a Issue] {
+    pub fn issues(&self) -> &[&'a N] {
         &self.issues
     }
 
-    pub fn issue(&self, i: Ix) -> &'a Issue {
+    pub fn issue(&self, i: Ix) -> &'a N {
         self.issues[i]
     }
 
@@ -449,7 +443,7 @@ impl<'a> Graph<'a> {
             .filter(|&i| self.live[i])
     }
 
-    pub fn get(&self, id: &str) -> Option<&'a Issue> {
+    pub fn get(&self, id: &str) -> Option<&'a N> {
         self.lookup(id).map(|i| self.issues[i])
     }
 
@@ -504,14 +498,6 @@ impl<'a> Graph<'a> {
     /// Blocked by its own edges.
     pub fn is_directly_blocked(&self, i: Ix) -> bool {
         self.direct_blocked[i]
-    }
-
-    /// The direct blockers of an issue, in the order of its dependencies.
-    pub fn direct_blockers(&self, i: Ix) -> Vec<Blocker<'a>> {
-        if !self.live[i] {
-            return Vec::new();
-        }
-        self.direct_blockers_iter(i).collect()
     }
 
     /// The live parents of an issue (targets of its `parent-child` edges).
@@ -601,69 +587,6 @@ impl<'a> Graph<'a> {
             .collect()
     }
 
-    /// What an issue depends on (`dep list`, down): all its edges, any type.
-    pub fn dependencies(&self, i: Ix) -> Vec<EdgeView<'a>> {
-        self.out
-            .of(i)
-            .iter()
-            .map(|&k| {
-                let e = self.edges[k as usize];
-                let dep = &self.issues[i].dependencies[e.dep as usize];
-                EdgeView {
-                    other: e.to.map(|t| t as usize),
-                    other_id: dep.depends_on_id.as_str(),
-                    dep,
-                }
-            })
-            .collect()
-    }
-
-    /// What depends on an issue (`dep list --direction up`): incoming edges from live
-    /// issues, with their type, in file order.
-    pub fn dependents(&self, i: Ix) -> Vec<EdgeView<'a>> {
-        self.inc
-            .of(i)
-            .iter()
-            .map(|&k| {
-                let e = self.edges[k as usize];
-                let from = self.issues[e.from as usize];
-                EdgeView {
-                    other: Some(e.from as usize),
-                    other_id: from.id.as_str(),
-                    dep: &from.dependencies[e.dep as usize],
-                }
-            })
-            .collect()
-    }
-
-    /// The edge from `from` to `to` of any type, if there is one. bd keeps one edge per
-    /// ordered pair, so `dep add` must check this first.
-    pub fn edge_between(&self, from: &str, to: &str) -> Option<&'a Dependency> {
-        let i = self.lookup(from)?;
-        self.issues[i]
-            .dependencies
-            .iter()
-            .find(|d| d.depends_on_id == to)
-    }
-
-    /// Dependencies whose target id is not in the backlog at all (tombstoned targets
-    /// are not dangling: the id exists). For `doctor`.
-    pub fn dangling(&self) -> Vec<DanglingDep<'a>> {
-        self.edges
-            .iter()
-            .filter(|e| e.to.is_none())
-            .filter_map(|e| {
-                let issue = self.issues[e.from as usize];
-                let dep = &issue.dependencies[e.dep as usize];
-                (!self.index.contains_key(dep.depends_on_id.as_str())).then_some(DanglingDep {
-                    issue_id: issue.id.as_str(),
-                    depends_on_id: dep.depends_on_id.as_str(),
-                    dep_type: dep.dep_type.as_str(),
-                })
-            })
-            .collect()
-    }
-
     /// Counts for every issue at once (indexed like the input slice; zeros for issues
     /// that are not live). O(issues + edges).
     pub fn counts(&self) -> Vec<IssueCounts<'a>> {
@@ -685,7 +608,7 @@ impl<'a> Graph<'a> {
         IssueCounts {
             dependency_count: self.out.of(i).iter().filter(blocks).count(),
             dependent_count: self.inc.of(i).iter().filter(blocks).count(),
-            comment_count: issue.comments.len(),
+            comment_count: issue.comment_count(),
             parent: issue.parent_id(),
         }
     }
@@ -728,16 +651,12 @@ impl<'a> Graph<'a> {
             }
             let start = *members
                 .iter()
-                .min_by_key(|&&m| self.issues[m].id.as_str())
+                .min_by_key(|&&m| self.issues[m].id())
                 .expect("components are non-empty");
             let path = self
                 .shortest_blocks_path(start, start, |v| comp_of[v] == c as u32)
                 .expect("a cyclic component has a cycle through each member");
-            out.push(
-                path.into_iter()
-                    .map(|i| self.issues[i].id.as_str())
-                    .collect(),
-            );
+            out.push(path.into_iter().map(|i| self.issues[i].id()).collect());
         }
         out.sort();
         out
@@ -752,7 +671,7 @@ impl<'a> Graph<'a> {
             .into_iter()
             .filter(|c| c.len() > 1 || self.blocks_successors(c[0]).any(|s| s == c[0]))
             .map(|c| {
-                let mut ids: Vec<&'a str> = c.iter().map(|&i| self.issues[i].id.as_str()).collect();
+                let mut ids: Vec<&'a str> = c.iter().map(|&i| self.issues[i].id()).collect();
                 ids.sort_unstable();
                 ids
             })
@@ -899,12 +818,94 @@ impl<'a> Graph<'a> {
                 cycle.extend(
                     path[..path.len() - 1]
                         .iter()
-                        .map(|&i| self.issues[i].id.clone()),
+                        .map(|&i| self.issues[i].id().to_string()),
                 );
                 Err(EdgeRefusal::Cycle(cycle))
             }
             None => Ok(()),
         }
+    }
+}
+
+/// What only typed issues can answer: the [`Dependency`] records behind the edges, and
+/// titles for trees.
+impl<'a> Graph<'a, Issue> {
+    /// The direct blockers of an issue, in the order of its dependencies.
+    pub fn direct_blockers(&self, i: Ix) -> Vec<Blocker<'a>> {
+        if !self.live[i] {
+            return Vec::new();
+        }
+        let issue = self.issues[i];
+        self.direct_blocking_edges(i)
+            .map(|(e, blocker, why)| Blocker {
+                blocker,
+                dep: &issue.dependencies[e.dep as usize],
+                why,
+            })
+            .collect()
+    }
+
+    /// What an issue depends on (`dep list`, down): all its edges, any type.
+    pub fn dependencies(&self, i: Ix) -> Vec<EdgeView<'a>> {
+        self.out
+            .of(i)
+            .iter()
+            .map(|&k| {
+                let e = self.edges[k as usize];
+                let dep = &self.issues[i].dependencies[e.dep as usize];
+                EdgeView {
+                    other: e.to.map(|t| t as usize),
+                    other_id: dep.depends_on_id.as_str(),
+                    dep,
+                }
+            })
+            .collect()
+    }
+
+    /// What depends on an issue (`dep list --direction up`): incoming edges from live
+    /// issues, with their type, in file order.
+    pub fn dependents(&self, i: Ix) -> Vec<EdgeView<'a>> {
+        self.inc
+            .of(i)
+            .iter()
+            .map(|&k| {
+                let e = self.edges[k as usize];
+                let from = self.issues[e.from as usize];
+                EdgeView {
+                    other: Some(e.from as usize),
+                    other_id: from.id.as_str(),
+                    dep: &from.dependencies[e.dep as usize],
+                }
+            })
+            .collect()
+    }
+
+    /// The edge from `from` to `to` of any type, if there is one. bd keeps one edge per
+    /// ordered pair, so `dep add` must check this first.
+    pub fn edge_between(&self, from: &str, to: &str) -> Option<&'a Dependency> {
+        let i = self.lookup(from)?;
+        self.issues[i]
+            .dependencies
+            .iter()
+            .find(|d| d.depends_on_id == to)
+    }
+
+    /// Dependencies whose target id is not in the backlog at all (tombstoned targets
+    /// are not dangling: the id exists). For `doctor`.
+    pub fn dangling(&self) -> Vec<DanglingDep<'a>> {
+        self.edges
+            .iter()
+            .filter(|e| e.to.is_none())
+            .filter_map(|e| {
+                let issue = self.issues[e.from as usize];
+                let dep = &issue.dependencies[e.dep as usize];
+                (!self.index.contains_key(dep.depends_on_id.as_str())).then_some(DanglingDep {
+                    issue_id: issue.id.as_str(),
+                    depends_on_id: dep.depends_on_id.as_str(),
+                    dep_type: dep.dep_type.as_str(),
+                })
+            })
+            .collect()
     }
 
     /// `dep tree`: a pre-order walk from `root` following outgoing edges (down), incoming

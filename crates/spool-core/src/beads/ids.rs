@@ -9,7 +9,8 @@ use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
-use super::issue::Issue;
+use super::issue::StatusKind;
+use super::node::Node;
 
 /// Shortest hash length bd uses (`min_hash_length`).
 pub const MIN_HASH_LENGTH: usize = 3;
@@ -280,8 +281,8 @@ pub fn choose_prefix<'a>(
 /// part ends with it; else the unique id containing it. The first stage with any match
 /// decides: one match resolves, several are an error listing them. Tombstones take part
 /// only when `include_tombstones`.
-pub fn resolve_id<'a>(
-    issues: impl IntoIterator<Item = &'a Issue>,
+pub fn resolve_id<'a, N: Node + 'a>(
+    issues: impl IntoIterator<Item = &'a N>,
     query: &str,
     include_tombstones: bool,
 ) -> Result<&'a str, IdError> {
@@ -295,8 +296,8 @@ pub fn resolve_id<'a>(
     let mut seen = HashSet::new();
     let ids: Vec<&'a str> = issues
         .into_iter()
-        .filter(|i| include_tombstones || !i.is_tombstone())
-        .map(|i| i.id.as_str())
+        .filter(|i| include_tombstones || i.status_kind() != StatusKind::Tombstone)
+        .map(|i| i.id())
         .filter(|id| !id.is_empty() && seen.insert(*id))
         .collect();
     if let Some(id) = ids.iter().find(|id| **id == query) {
@@ -328,6 +329,7 @@ pub fn resolve_id<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::beads::Issue;
 
     #[test]
     fn adaptive_length_thresholds_are_bds() {

@@ -10,9 +10,32 @@ use std::cell::Cell;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// How much of each record a parse keeps (see [`with_lean`] and [`with_skim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Detail {
+    Full,
+    Lean,
+    Skim,
+}
+
 thread_local! {
-    /// Set while a lean parse runs on this thread (see [`with_lean`]).
-    static LEAN: Cell<bool> = const { Cell::new(false) };
+    /// The detail of the parse running on this thread.
+    static DETAIL: Cell<Detail> = const { Cell::new(Detail::Full) };
+}
+
+fn detail() -> Detail {
+    DETAIL.with(Cell::get)
+}
+
+pub(super) fn with_detail<R>(d: Detail, f: impl FnOnce() -> R) -> R {
+    struct Restore(Detail);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DETAIL.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(DETAIL.with(|l| l.replace(d)));
+    f()
 }
 
 /// Runs `f` with the long free-text fields ([`LEAN_TEXT_FIELDS`] and comment texts)
@@ -20,15 +43,31 @@ thread_local! {
 /// them then allocates a fraction of the memory; a value of the wrong type is still the
 /// same error.
 pub fn with_lean<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            LEAN.with(|l| l.set(self.0));
-        }
-    }
-    let _restore = Restore(LEAN.with(|l| l.replace(true)));
-    f()
+    with_detail(Detail::Lean, f)
 }
+
+/// [`with_lean`], and also every field the dependency graph and the ready filters do not
+/// read ([`SKIM_FIELDS`]) is checked but not kept: for a parse whose issues only become
+/// [`Skimmed`](super::node::Skimmed) nodes.
+pub fn with_skim<R>(f: impl FnOnce() -> R) -> R {
+    with_detail(Detail::Skim, f)
+}
+
+/// The fields a skim (see [`with_skim`]) leaves empty besides [`LEAN_TEXT_FIELDS`].
+pub const SKIM_FIELDS: &[&str] = &[
+    "title",
+    "owner",
+    "created_by",
+    "updated_at",
+    "started_at",
+    "closed_at",
+    "close_reason",
+    "due_at",
+    "external_ref",
+    "metadata",
+    "await_type",
+    "await_id",
+];
 
 /// The fields a lean parse leaves empty, besides each comment's `text`.
 pub const LEAN_TEXT_FIELDS: &[&str] = &["description", "design", "acceptance_criteria", "notes"];
@@ -75,7 +114,7 @@ impl<'de> Deserialize<'de> for CheckTime {
 
 /// An optional string, checked but not kept during a lean parse.
 fn de_lean_opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    if LEAN.with(Cell::get) {
+    if detail() >= Detail::Lean {
         Option::<CheckStr>::deserialize(d).map(|_| None)
     } else {
         Option::<String>::deserialize(d)
@@ -84,7 +123,7 @@ fn de_lean_opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
 
 /// An optional timestamp, checked but not kept during a lean parse.
 fn de_lean_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<Timestamp>>, D::Error> {
-    if LEAN.with(Cell::get) {
+    if detail() >= Detail::Lean {
         Option::<CheckTime>::deserialize(d).map(|_| None)
     } else {
         Option::<Timestamp>::deserialize(d).map(|t| t.map(Box::new))
@@ -93,11 +132,41 @@ fn de_lean_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<Timestamp>
 
 /// A free-text string, skipped (but type-checked) during a lean parse.
 fn de_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    if LEAN.with(Cell::get) {
+    if detail() >= Detail::Lean {
         CheckStr::deserialize(d)?;
         Ok(String::new())
     } else {
         String::deserialize(d)
+    }
+}
+
+/// A short string, skipped (but type-checked) during a skim.
+fn de_skim_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    if detail() == Detail::Skim {
+        CheckStr::deserialize(d)?;
+        Ok(String::new())
+    } else {
+        String::deserialize(d)
+    }
+}
+
+/// An optional timestamp, checked but not kept during a skim.
+fn de_skim_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    if detail() == Detail::Skim {
+        Option::<CheckTime>::deserialize(d).map(|_| None)
+    } else {
+        Option::<Timestamp>::deserialize(d)
+    }
+}
+
+/// Arbitrary JSON, skipped during a skim.
+fn de_skim_value<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Box<serde_json::Value>>, D::Error> {
+    if detail() == Detail::Skim {
+        serde::de::IgnoredAny::deserialize(d).map(|_| None)
+    } else {
+        Option::<Box<serde_json::Value>>::deserialize(d)
     }
 }
 
@@ -369,6 +438,7 @@ pub const NON_WORK_TYPES: &[&str] = &[
 #[serde(default)]
 pub struct Issue {
     pub id: String,
+    #[serde(deserialize_with = "de_skim_text")]
     pub title: String,
     #[serde(deserialize_with = "de_text")]
     pub description: String,
@@ -387,17 +457,24 @@ pub struct Issue {
     #[serde(rename = "issue_type")]
     pub issue_type_raw: String,
     pub assignee: String,
+    #[serde(deserialize_with = "de_skim_text")]
     pub owner: String,
     #[serde(alias = "created")]
     pub created_at: Option<Timestamp>,
+    #[serde(deserialize_with = "de_skim_text")]
     pub created_by: String,
-    #[serde(alias = "updated")]
+    #[serde(alias = "updated", deserialize_with = "de_skim_time")]
     pub updated_at: Option<Timestamp>,
+    #[serde(deserialize_with = "de_skim_time")]
     pub started_at: Option<Timestamp>,
+    #[serde(deserialize_with = "de_skim_time")]
     pub closed_at: Option<Timestamp>,
+    #[serde(deserialize_with = "de_skim_text")]
     pub close_reason: String,
+    #[serde(deserialize_with = "de_skim_time")]
     pub due_at: Option<Timestamp>,
     pub defer_until: Option<Timestamp>,
+    #[serde(deserialize_with = "de_skim_text")]
     pub external_ref: String,
     pub estimated_minutes: Option<i64>,
     pub labels: Vec<String>,
@@ -409,10 +486,13 @@ pub struct Issue {
     pub is_template: bool,
     /// Arbitrary JSON, kept verbatim. Boxed: a `Value` is 72 bytes inline, and a large
     /// backlog holds one `Issue` per line, most without metadata.
+    #[serde(deserialize_with = "de_skim_value")]
     pub metadata: Option<Box<serde_json::Value>>,
     /// Gate timeout: a Go duration, integer nanoseconds.
     pub timeout: Option<i64>,
+    #[serde(deserialize_with = "de_skim_text")]
     pub await_type: String,
+    #[serde(deserialize_with = "de_skim_text")]
     pub await_id: String,
     /// `_type` of bd v1 exports (`issue`); other record kinds never become an `Issue`.
     #[serde(rename = "_type")]

@@ -9,8 +9,10 @@
 //! - [`json`]: JSON text in the escaping/separator dialects of real files.
 //! - [`merge`]: three-way merge of backlog files (git's merge driver), conflict-marker resolution.
 //! - [`ops`]: bd's edit semantics (claim, close, reopen, …) on one line.
+//! - [`node`]: what the graph reads of an issue; the compact `Skimmed` record.
 //! - [`graph`]: the dependency graph: blocked state, cycles, trees, counts.
 //! - [`ready`]: the ready query (filters, sorts, limit) and its explanation.
+//! - [`skim`]: a backlog read for its graph only (compact records, lines parsed on demand).
 //! - [`ids`]: hash ids, child ids, prefixes, partial-id resolution.
 //! - [`stats`]: backlog statistics (`stats`/`status`).
 pub mod edit;
@@ -23,15 +25,17 @@ pub mod json;
 pub mod lease;
 pub mod line;
 pub mod merge;
+pub mod node;
 pub mod ops;
 pub mod ready;
+pub mod skim;
 pub mod stats;
 pub mod write;
 
 pub use edit::LineEditor;
 pub use file::{
     duplicate_warnings, BeadsFile, Diagnostic, DiagnosticKind, EditError, Edited, Line, LineEnding,
-    LineKind, RecordKind, Severity, Source,
+    LineKind, LineShape, RecordKind, Severity, Source,
 };
 pub use issue::{
     canonical_dep_type, Comment, CommentId, DepKind, Dependency, Issue, StatusKind, Timestamp,

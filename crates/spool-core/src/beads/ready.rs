@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::graph::{instant_nanos, DirectBlock, Graph, IssueCounts, Ix};
 use super::issue::{canonical_dep_type, DepKind, Issue, StatusKind, NON_WORK_TYPES};
+use super::node::Node;
 
 /// bd's default `ready --limit` (v1.0.4+).
 pub const DEFAULT_LIMIT: usize = 100;
@@ -108,7 +109,7 @@ struct Filter<'q> {
 }
 
 impl<'q> Filter<'q> {
-    fn new(graph: &Graph<'_>, query: &'q ReadyQuery) -> Filter<'q> {
+    fn new<N: Node>(graph: &Graph<'_, N>, query: &'q ReadyQuery) -> Filter<'q> {
         let in_scope = query.parent.as_deref().map(|parent| {
             let mut scope = vec![false; graph.issues().len()];
             if let Some(p) = graph.lookup(parent) {
@@ -120,12 +121,7 @@ impl<'q> Filter<'q> {
             // somewhere else.
             let dotted = format!("{parent}.");
             for (i, issue) in graph.issues().iter().enumerate() {
-                if issue.id.starts_with(&dotted)
-                    && !issue
-                        .dependencies
-                        .iter()
-                        .any(|d| d.kind() == DepKind::ParentChild)
-                {
+                if issue.id().starts_with(&dotted) && issue.parent_id().is_none() {
                     scope[i] = true;
                 }
             }
@@ -206,7 +202,7 @@ fn is_ready(graph: &Graph<'_>, i: Ix, now_nanos: i64, explicit_type: bool) -> bo
 
 /// The latest `defer_until` among the direct parents: a parent deferred past now holds
 /// its children back, and the latest one decides.
-fn latest_parent_defer(graph: &Graph<'_>, i: Ix) -> Option<i64> {
+fn latest_parent_defer<N: Node>(graph: &Graph<'_, N>, i: Ix) -> Option<i64> {
     graph
         .parents(i)
         .filter_map(|p| graph.defer_until_nanos(p))
@@ -342,7 +338,7 @@ pub struct ReadyTable {
 }
 
 impl ReadyTable {
-    pub fn new(graph: &Graph<'_>) -> ReadyTable {
+    pub fn new<N: Node>(graph: &Graph<'_, N>) -> ReadyTable {
         let rows = graph
             .workable_indexes()
             .map(|i| {
@@ -350,15 +346,15 @@ impl ReadyTable {
                 let c = graph.counts_of(i);
                 ReadyRow {
                     ix: i as u32,
-                    id: issue.id.clone(),
-                    priority: issue.priority,
+                    id: issue.id().to_string(),
+                    priority: issue.priority(),
                     created: graph.created_nanos(i),
                     defer_until: graph.defer_until_nanos(i),
                     parent_defer_until: latest_parent_defer(graph, i),
                     infra_type: graph.is_infra_type(i),
                     issue_type: issue.issue_type().to_string(),
-                    assignee: issue.assignee.clone(),
-                    labels: issue.labels.clone(),
+                    assignee: issue.assignee().to_string(),
+                    labels: issue.labels().to_vec(),
                     counts: OwnedCounts {
                         dependency_count: c.dependency_count,
                         dependent_count: c.dependent_count,
@@ -375,7 +371,7 @@ impl ReadyTable {
 /// Which graph indexes a `parent` query admits (`None` without `parent`): the parent's
 /// transitive descendants by `parent-child` edges, and ids starting with `<parent>.`
 /// that have no `parent-child` edge at all.
-pub fn parent_scope(graph: &Graph<'_>, query: &ReadyQuery) -> Option<Vec<bool>> {
+pub fn parent_scope<N: Node>(graph: &Graph<'_, N>, query: &ReadyQuery) -> Option<Vec<bool>> {
     Filter::new(graph, query).in_scope
 }
 

@@ -1,0 +1,300 @@
+//! What the dependency graph and the ready filters read of an issue, as a trait, and the
+//! compact record that holds only that.
+//!
+//! [`Graph`](super::graph::Graph) is built over any [`Node`]: over typed [`Issue`]s when
+//! a command shows or edits them, over [`Skimmed`] records when a command over a large
+//! backlog needs the whole graph but prints only a few issues (those it then parses in
+//! full from their lines). A `Skimmed` is about a sixth of an `Issue` with its strings.
+
+use super::graph::instant_nanos;
+use super::issue::{DepKind, Issue, StatusKind};
+
+/// One outgoing edge as the graph reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeDep<'a> {
+    pub target: &'a str,
+    pub kind: DepKind,
+    /// For `waits-for`: the `any-children` gate (else `all-children`).
+    pub any_children: bool,
+}
+
+/// The per-issue facts the graph, `ready`, `blocked` and the list filters read.
+pub trait Node {
+    fn id(&self) -> &str;
+    fn status_kind(&self) -> StatusKind;
+    /// The status with bd's default (`open`) applied.
+    fn status(&self) -> &str;
+    /// The type with bd's default (`task`) applied.
+    fn issue_type(&self) -> &str;
+    fn priority(&self) -> i64;
+    fn assignee(&self) -> &str;
+    fn labels(&self) -> &[String];
+    fn pinned(&self) -> bool;
+    fn ephemeral(&self) -> bool;
+    /// `created_at` in unix nanoseconds.
+    fn created_nanos(&self) -> Option<i64>;
+    /// `defer_until` in unix nanoseconds.
+    fn defer_until_nanos(&self) -> Option<i64>;
+    fn comment_count(&self) -> usize;
+    fn dep_count(&self) -> usize;
+    /// Dependency `d` (`d < dep_count()`), in file order.
+    fn dep(&self, d: usize) -> NodeDep<'_>;
+
+    /// The parent id from the first `parent-child` edge, if any.
+    fn parent_id(&self) -> Option<&str> {
+        (0..self.dep_count())
+            .map(|d| self.dep(d))
+            .find(|d| d.kind == DepKind::ParentChild)
+            .map(|d| d.target)
+    }
+}
+
+impl Node for Issue {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn status_kind(&self) -> StatusKind {
+        Issue::status_kind(self)
+    }
+    fn status(&self) -> &str {
+        Issue::status(self)
+    }
+    fn issue_type(&self) -> &str {
+        Issue::issue_type(self)
+    }
+    fn priority(&self) -> i64 {
+        self.priority
+    }
+    fn assignee(&self) -> &str {
+        &self.assignee
+    }
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+    fn pinned(&self) -> bool {
+        self.pinned
+    }
+    fn ephemeral(&self) -> bool {
+        self.ephemeral
+    }
+    fn created_nanos(&self) -> Option<i64> {
+        self.created_at.as_ref().map(|t| instant_nanos(&t.at))
+    }
+    fn defer_until_nanos(&self) -> Option<i64> {
+        self.defer_until.as_ref().map(|t| instant_nanos(&t.at))
+    }
+    fn comment_count(&self) -> usize {
+        self.comments.len()
+    }
+    fn dep_count(&self) -> usize {
+        self.dependencies.len()
+    }
+    fn dep(&self, d: usize) -> NodeDep<'_> {
+        let dep = &self.dependencies[d];
+        let kind = dep.kind();
+        NodeDep {
+            target: &dep.depends_on_id,
+            kind,
+            any_children: kind == DepKind::WaitsFor && dep.waits_for_any(),
+        }
+    }
+    fn parent_id(&self) -> Option<&str> {
+        Issue::parent_id(self)
+    }
+}
+
+/// One edge of a [`Skimmed`] issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SkimDep {
+    target: Box<str>,
+    kind: DepKind,
+    any_children: bool,
+}
+
+/// The [`Node`] facts of one issue and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skimmed {
+    id: Box<str>,
+    /// Only when it is not the plain spelling of its kind (custom statuses, `done`, …).
+    status_raw: Option<Box<str>>,
+    issue_type: Box<str>,
+    assignee: Box<str>,
+    labels: Vec<String>,
+    deps: Box<[SkimDep]>,
+    priority: i64,
+    created: Option<i64>,
+    defer_until: Option<i64>,
+    comment_count: u32,
+    status: StatusKind,
+    pinned: bool,
+    ephemeral: bool,
+}
+
+/// How bd spells a status of each kind that has one spelling.
+fn plain_status(kind: StatusKind) -> Option<&'static str> {
+    Some(match kind {
+        StatusKind::Open => "open",
+        StatusKind::InProgress => "in_progress",
+        StatusKind::Blocked => "blocked",
+        StatusKind::Deferred => "deferred",
+        StatusKind::Closed => "closed",
+        StatusKind::Pinned => "pinned",
+        StatusKind::Hooked => "hooked",
+        StatusKind::Tombstone => "tombstone",
+        StatusKind::Custom => return None,
+    })
+}
+
+impl From<Issue> for Skimmed {
+    /// Moves the strings it keeps: no copies.
+    fn from(issue: Issue) -> Skimmed {
+        let status = issue.status_kind();
+        let created = Node::created_nanos(&issue);
+        let defer_until = Node::defer_until_nanos(&issue);
+        let status_raw =
+            (plain_status(status) != Some(issue.status())).then(|| issue.status.into_boxed_str());
+        Skimmed {
+            id: issue.id.into_boxed_str(),
+            status_raw,
+            issue_type: issue.issue_type_raw.into_boxed_str(),
+            assignee: issue.assignee.into_boxed_str(),
+            labels: issue.labels,
+            deps: issue
+                .dependencies
+                .into_iter()
+                .map(|dep| {
+                    let kind = dep.kind();
+                    SkimDep {
+                        any_children: kind == DepKind::WaitsFor && dep.waits_for_any(),
+                        target: dep.depends_on_id.into_boxed_str(),
+                        kind,
+                    }
+                })
+                .collect(),
+            priority: issue.priority,
+            created,
+            defer_until,
+            comment_count: u32::try_from(issue.comments.len()).unwrap_or(u32::MAX),
+            status,
+            pinned: issue.pinned,
+            ephemeral: issue.ephemeral,
+        }
+    }
+}
+
+impl Node for Skimmed {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn status_kind(&self) -> StatusKind {
+        self.status
+    }
+    fn status(&self) -> &str {
+        match &self.status_raw {
+            Some(raw) => raw,
+            None => plain_status(self.status).unwrap_or("open"),
+        }
+    }
+    fn issue_type(&self) -> &str {
+        if self.issue_type.is_empty() {
+            "task"
+        } else {
+            &self.issue_type
+        }
+    }
+    fn priority(&self) -> i64 {
+        self.priority
+    }
+    fn assignee(&self) -> &str {
+        &self.assignee
+    }
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+    fn pinned(&self) -> bool {
+        self.pinned
+    }
+    fn ephemeral(&self) -> bool {
+        self.ephemeral
+    }
+    fn created_nanos(&self) -> Option<i64> {
+        self.created
+    }
+    fn defer_until_nanos(&self) -> Option<i64> {
+        self.defer_until
+    }
+    fn comment_count(&self) -> usize {
+        self.comment_count as usize
+    }
+    fn dep_count(&self) -> usize {
+        self.deps.len()
+    }
+    fn dep(&self, d: usize) -> NodeDep<'_> {
+        let dep = &self.deps[d];
+        NodeDep {
+            target: &dep.target,
+            kind: dep.kind,
+            any_children: dep.any_children,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issue(v: serde_json::Value) -> Issue {
+        serde_json::from_value(v).expect("valid issue")
+    }
+
+    /// Every fact a `Skimmed` answers equals the `Issue`'s answer.
+    fn assert_same(i: &Issue) {
+        let s = Skimmed::from(i.clone());
+        assert_eq!(Node::id(&s), Node::id(i));
+        assert_eq!(Node::status_kind(&s), Node::status_kind(i));
+        assert_eq!(Node::status(&s), Node::status(i));
+        assert_eq!(Node::issue_type(&s), Node::issue_type(i));
+        assert_eq!(Node::priority(&s), Node::priority(i));
+        assert_eq!(Node::assignee(&s), Node::assignee(i));
+        assert_eq!(Node::labels(&s), Node::labels(i));
+        assert_eq!(Node::pinned(&s), Node::pinned(i));
+        assert_eq!(Node::ephemeral(&s), Node::ephemeral(i));
+        assert_eq!(Node::created_nanos(&s), Node::created_nanos(i));
+        assert_eq!(Node::defer_until_nanos(&s), Node::defer_until_nanos(i));
+        assert_eq!(Node::comment_count(&s), Node::comment_count(i));
+        assert_eq!(Node::parent_id(&s), Node::parent_id(i));
+        assert_eq!(s.dep_count(), i.dep_count());
+        for d in 0..i.dep_count() {
+            assert_eq!(s.dep(d), i.dep(d));
+        }
+    }
+
+    #[test]
+    fn skimmed_answers_like_the_issue() {
+        assert_same(&issue(serde_json::json!({"id": "a-1"})));
+        assert_same(&issue(serde_json::json!({
+            "id": "a-2", "status": "done", "issue_type": "epic", "priority": 0,
+            "assignee": "ann", "labels": ["x", "needs:gpu"], "pinned": true, "wisp": true,
+            "created_at": "2025-01-02T03:04:05.5+02:00", "defer_until": "2030-01-01T00:00:00Z",
+            "comments": [{"id": 1, "text": "c"}, {"id": "u", "text": "d"}],
+            "dependencies": [
+                {"depends_on_id": "a-1", "type": "parent_child"},
+                {"depends_on_id": "a-3", "type": "waits-for", "metadata": "{\"gate\":\"any-children\"}"},
+                {"depends_on_id": "a-4", "type": "waits-for"},
+                {"depends_on_id": "a-5", "type": "related"},
+                {"depends_on_id": "a-6"}
+            ]
+        })));
+        for status in [
+            "",
+            "open",
+            "in_progress",
+            "closed",
+            "review",
+            "tombstone",
+            "completed",
+        ] {
+            assert_same(&issue(serde_json::json!({"id": "a-3", "status": status})));
+        }
+    }
+}
