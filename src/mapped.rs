@@ -35,6 +35,8 @@ const HASH_STEP: usize = 8 << 20;
 /// A read-only map of a whole file.
 pub struct Mapped {
     map: Mmap,
+    /// The mapped file, for reads that should not map pages back in.
+    file: File,
 }
 
 impl Mapped {
@@ -73,6 +75,18 @@ impl Source for Mapped {
     fn done_with(&self, range: std::ops::Range<usize>) {
         self.release(range);
     }
+
+    /// Read with `pread`: the page cache serves it without mapping the pages into this
+    /// process (so they do not count against its memory, and nothing must be released).
+    fn copy_range(&self, range: std::ops::Range<usize>) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        if range.end > self.map.len() || range.start > range.end {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut buf = vec![0; range.len()];
+        self.file.read_exact_at(&mut buf, range.start as u64)?;
+        Ok(buf)
+    }
 }
 
 /// The contents of the open `file` of `size` bytes (its size when opened): mapped when
@@ -89,7 +103,10 @@ pub fn source_of(mut file: &File, path: &Path, size: u64) -> Result<Arc<dyn Sour
             // whole: printing 100 lines spread over the file then made 100+ MB resident
             // again. Small pages keep a fault to the lines read.
             let _ = map.advise(Advice::NoHugePage);
-            return Ok(Arc::new(Mapped { map }));
+            let file = file
+                .try_clone()
+                .with_context(|| format!("reading {}", path.display()))?;
+            return Ok(Arc::new(Mapped { map, file }));
         }
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
@@ -137,6 +154,12 @@ mod tests {
         );
         // Released pages read back the file's bytes.
         assert!(source.bytes() == content.as_slice());
+        let at = content.len() - line.len() - 3;
+        assert_eq!(
+            source.copy_range(at..at + line.len()).expect("reads"),
+            content[at..at + line.len()]
+        );
+        assert!(source.copy_range(at..content.len() + 1).is_err());
     }
 
     #[test]

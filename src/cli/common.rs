@@ -1,14 +1,20 @@
 //! Pieces every backlog command shares: loading a snapshot, resolving ids, rendering
 //! issues as bd-shaped JSON.
 
+use std::path::PathBuf;
+
 use anyhow::{anyhow, Result};
 use serde_json::{Map, Value};
-use spool_core::beads::graph::IssueCounts;
+use spool_core::beads::graph::{IssueCounts, Ix};
 use spool_core::beads::ids::{resolve_id, IdError};
-use spool_core::beads::{BeadsFile, Issue, Timestamp};
+use spool_core::beads::node::{Node, Skimmed};
+use spool_core::beads::skim::Skim;
+use spool_core::beads::{BeadsFile, Diagnostic, Issue, Timestamp};
 
 use super::Ctx;
 use crate::backlog::Backlog;
+use crate::cache::Observed;
+use crate::workspace::Workspace;
 
 /// A backlog loaded for reading.
 pub struct Snapshot {
@@ -41,6 +47,83 @@ impl Snapshot {
     pub fn issues(&self) -> Vec<&Issue> {
         self.backlog.file.issues().collect()
     }
+}
+
+/// A backlog skimmed for a read command that needs the whole graph but prints few
+/// issues (see [`Skim`]): the graph reads compact records, and only the issues printed
+/// are parsed in full.
+pub struct SkimSnapshot {
+    pub skim: Skim,
+    pub diagnostics: Vec<Diagnostic>,
+    path: PathBuf,
+}
+
+impl SkimSnapshot {
+    pub fn load(ctx: &Ctx) -> Result<SkimSnapshot> {
+        let ws = ctx.workspace()?;
+        let path = ws.issues_path();
+        let source = crate::backlog::read_source(&path)?;
+        let (skim, diagnostics) = crate::backlog::skim_checked(&path, source)?;
+        Ok(SkimSnapshot {
+            skim,
+            diagnostics,
+            path,
+        })
+    }
+
+    /// [`SkimSnapshot::load`], also returning how to recognise the bytes read (for
+    /// caching what is derived from them).
+    pub fn load_observed(ws: &Workspace) -> Result<(SkimSnapshot, Option<Observed>)> {
+        let path = ws.issues_path();
+        let (source, observed) = crate::cache::read_observed(&path)?;
+        let (skim, diagnostics) = crate::backlog::skim_checked(&path, source)?;
+        let snap = SkimSnapshot {
+            skim,
+            diagnostics,
+            path,
+        };
+        Ok((snap, observed))
+    }
+
+    /// The issues in effect (last occurrence of duplicated ids), tombstones included:
+    /// what a graph over this snapshot is built from.
+    pub fn issues(&self) -> Vec<&Skimmed> {
+        self.skim.issues().collect()
+    }
+
+    /// Issue `k` of [`SkimSnapshot::issues`] parsed in full: a file of its one line.
+    pub fn full(&self, k: Ix) -> Result<BeadsFile> {
+        self.line(k, Skim::full_line)
+    }
+
+    /// Issue `k` without its free text, for a line of human output.
+    pub fn lean(&self, k: Ix) -> Result<Box<Issue>> {
+        self.line(k, Skim::lean_issue)
+    }
+
+    fn line<T>(&self, k: Ix, parse: impl Fn(&Skim, usize) -> Option<T>) -> Result<T> {
+        self.skim
+            .issue_line(k)
+            .and_then(|j| parse(&self.skim, j))
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} changed while it was read; run the command again",
+                    self.path.display()
+                )
+            })
+    }
+}
+
+/// The issue of a one-line file from [`SkimSnapshot::full`].
+pub fn only_issue(file: &BeadsFile) -> Result<&Issue> {
+    file.issues()
+        .next()
+        .ok_or_else(|| anyhow!("expected an issue line"))
+}
+
+/// [`resolve`] over any issue records.
+pub fn resolve_in<'a, N: Node + 'a>(issues: &[&'a N], query: &str) -> Result<&'a str> {
+    resolve_id(issues.iter().copied(), query, false).map_err(id_error)
 }
 
 /// Resolves a full id, a unique hash suffix or a unique substring to an issue id.
@@ -106,11 +189,10 @@ pub fn time_arg(ctx: &Ctx, flag: &str, s: &str) -> Result<Timestamp> {
         .map_err(|e| anyhow!("--{flag}: {e}"))
 }
 
-/// Width of the id column for a listing of these issues.
-pub fn id_width<'a>(issues: impl IntoIterator<Item = &'a Issue>) -> usize {
-    issues
-        .into_iter()
-        .map(|i| i.id.chars().count())
+/// Width of the id column for a listing of these ids.
+pub fn id_width<'a>(ids: impl IntoIterator<Item = &'a str>) -> usize {
+    ids.into_iter()
+        .map(|id| id.chars().count())
         .max()
         .unwrap_or(0)
 }

@@ -14,6 +14,49 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     Ok(())
 }
 
+/// A JSON array written element by element, byte for byte as [`print_json`] writes the
+/// whole array, so a long listing never holds all its elements at once.
+pub struct JsonArray<W: Write> {
+    out: W,
+    empty: bool,
+}
+
+impl JsonArray<std::io::StdoutLock<'static>> {
+    pub fn stdout() -> Self {
+        JsonArray::new(std::io::stdout().lock())
+    }
+}
+
+impl<W: Write> JsonArray<W> {
+    pub fn new(out: W) -> Self {
+        JsonArray { out, empty: true }
+    }
+
+    pub fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        let text = serde_json::to_vec_pretty(value)?;
+        self.out
+            .write_all(if self.empty { b"[\n  " } else { b",\n  " })?;
+        self.empty = false;
+        // One level deeper: JSON text has newlines only between tokens (strings escape
+        // theirs), so indenting after each newline is what the pretty printer does.
+        for (k, part) in text.split(|&b| b == b'\n').enumerate() {
+            if k > 0 {
+                self.out.write_all(b"\n  ")?;
+            }
+            self.out.write_all(part)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the array and flushes.
+    pub fn finish(mut self) -> Result<()> {
+        self.out
+            .write_all(if self.empty { b"[]\n" } else { b"\n]\n" })?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
 /// ANSI styling that is a no-op when color is off.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -64,6 +107,34 @@ impl Style {
             "blocked" => self.red(status),
             "closed" | "done" | "completed" => self.dim(status),
             _ => self.yellow(status),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streamed_array_is_the_pretty_printed_array() {
+        let values = [
+            serde_json::json!({"id": "a-1", "labels": ["x", "y"], "deps": [], "m": {}}),
+            serde_json::json!({"id": "a-2", "text": "two\nlines", "n": {"k": [1, {"z": null}]}}),
+            serde_json::json!("plain"),
+        ];
+        for n in 0..=values.len() {
+            let mut streamed = Vec::new();
+            let mut arr = JsonArray::new(&mut streamed);
+            for v in &values[..n] {
+                arr.push(v).expect("writes");
+            }
+            arr.finish().expect("writes");
+            let mut whole = serde_json::to_vec_pretty(&values[..n]).expect("serializes");
+            whole.push(b'\n');
+            assert_eq!(
+                String::from_utf8_lossy(&streamed),
+                String::from_utf8_lossy(&whole)
+            );
         }
     }
 }

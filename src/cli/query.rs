@@ -1,20 +1,24 @@
 //! Read-only commands: ready, blocked, list, show, stats, and the list forms of dep,
 //! label and comments.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, FixedOffset};
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 use spool_core::beads::graph::{Direction, EdgeView, Graph, IssueCounts};
-use spool_core::beads::ids::resolve_id;
-use spool_core::beads::node::Skimmed;
+use spool_core::beads::node::{Node, Skimmed};
 use spool_core::beads::ready::{self, ReadyQuery, ReadyTable, SortPolicy};
 use spool_core::beads::stats::stats;
 use spool_core::beads::{BeadsFile, Issue, StatusKind};
 
 use super::args::{BlockedArgs, ListArgs, ReadyArgs};
-use super::common::{id_error, id_width, issue_json, issue_line, priority_arg, resolve, Snapshot};
-use super::output::{print_json, Style};
+use super::common::{
+    id_width, issue_json, issue_line, only_issue, priority_arg, resolve, resolve_in, SkimSnapshot,
+    Snapshot,
+};
+use super::output::{print_json, JsonArray, Style};
 use super::Ctx;
 use crate::backlog::drop_later;
 use crate::cache::{self, ReadyCache};
@@ -107,19 +111,14 @@ fn ready_explain(ctx: &Ctx, mut query: ReadyQuery) -> Result<i32> {
     Ok(0)
 }
 
-/// `ready` from the backlog file: skimmed for the graph (see [`Skim`](spool_core::beads::skim::Skim)), only the lines
-/// printed parsed in full. Leaves a cache and a write index for the next commands.
+/// `ready` from the backlog file: skimmed for the graph (see [`SkimSnapshot`]), only
+/// the lines printed parsed in full. Leaves a cache and a write index for the next
+/// commands.
 fn ready_from_file(ctx: &Ctx, ws: &Workspace, mut query: ReadyQuery) -> Result<i32> {
-    let path = ws.issues_path();
-    let (source, observed) = cache::read_observed(&path)?;
-    let (skim, diagnostics) = crate::backlog::skim_checked(&path, source)?;
-    let issues: Vec<&Skimmed> = skim.issues().collect();
+    let (snap, observed) = SkimSnapshot::load_observed(ws)?;
+    let issues = snap.issues();
     if let Some(p) = &query.parent {
-        query.parent = Some(
-            resolve_id(issues.iter().copied(), p, false)
-                .map_err(id_error)?
-                .to_string(),
-        );
+        query.parent = Some(resolve_in(&issues, p)?.to_string());
     }
     let graph = Graph::new(issues);
     let table = ReadyTable::new(&graph);
@@ -130,33 +129,24 @@ fn ready_from_file(ctx: &Ctx, ws: &Workspace, mut query: ReadyQuery) -> Result<i
     let files: Vec<BeadsFile> = list
         .issues
         .iter()
-        .map(|&k| skim.full_line(skim.issue_line(table.rows[k].ix as usize)?))
-        .collect::<Option<_>>()
-        .ok_or_else(|| {
-            anyhow!(
-                "{} changed while it was read; run the command again",
-                path.display()
-            )
-        })?;
-    let shown = shown_rows(&table, &list.issues, &files).ok_or_else(|| {
-        anyhow!(
-            "{} changed while it was read; run the command again",
-            path.display()
-        )
-    })?;
+        .map(|&k| snap.full(table.rows[k].ix as usize))
+        .collect::<Result<_>>()?;
+    let shown = shown_rows(&table, &list.issues, &files)
+        .ok_or_else(|| anyhow!("the backlog changed while it was read; run the command again"))?;
     let code = print_ready(ctx, &shown, list.total)?;
     drop(shown);
+    let skim = &snap.skim;
     let spans = cache::issue_spans(skim.shapes(), skim.duplicates());
-    if let Some(c) = ReadyCache::new(observed.as_ref(), &spans, &diagnostics, table) {
+    if let Some(c) = ReadyCache::new(observed.as_ref(), &spans, &snap.diagnostics, table) {
         cache::save(ws, &c);
     }
     if let Some(index) = observed
         .as_ref()
-        .and_then(|o| crate::write_index::WriteIndex::build_skim(o.key, &skim, &diagnostics))
+        .and_then(|o| crate::write_index::WriteIndex::build_skim(o.key, skim, &snap.diagnostics))
     {
         crate::write_index::save(ws, &index);
     }
-    drop_later(skim);
+    drop_later(snap);
     Ok(code)
 }
 
@@ -253,7 +243,7 @@ fn print_ready(ctx: &Ctx, shown: &[Shown<'_>], total: usize) -> Result<i32> {
         "{}",
         st.bold(&format!("Ready work ({total} with no blockers):"))
     );
-    let w = id_width(shown.iter().map(|s| s.issue));
+    let w = id_width(shown.iter().map(|s| s.issue.id.as_str()));
     for s in shown {
         println!("  {}", issue_line(ctx, s.issue, w));
     }
@@ -302,29 +292,28 @@ fn describe_reason(r: &ready::Reason<'_>) -> String {
 }
 
 pub fn blocked_cmd(ctx: &Ctx, args: &BlockedArgs) -> Result<i32> {
-    let snap = Snapshot::load_lean(ctx)?;
+    let snap = SkimSnapshot::load(ctx)?;
     let issues = snap.issues();
     let parent = args
         .parent
         .as_deref()
-        .map(|p| resolve(&issues, p))
+        .map(|p| resolve_in(&issues, p))
         .transpose()?;
     let graph = Graph::new(issues);
     let entries = ready::blocked(&graph, parent);
     if ctx.global.json {
-        let counts = graph.counts();
-        let out: Vec<Value> = entries
-            .iter()
-            .map(|e| {
-                let mut v = issue_json(snap.file(), graph.issue(e.issue), Some(&counts[e.issue]));
-                if let Value::Object(m) = &mut v {
-                    m.insert("blocked_by_count".into(), e.blocked_by.len().into());
-                    m.insert("blocked_by".into(), json!(e.blocked_by));
-                }
-                v
-            })
-            .collect();
-        return print_json(&out).map(|_| 0);
+        let mut out = JsonArray::stdout();
+        for e in &entries {
+            let file = snap.full(e.issue)?;
+            let mut v = issue_json(&file, only_issue(&file)?, Some(&graph.counts_of(e.issue)));
+            if let Value::Object(m) = &mut v {
+                m.insert("blocked_by_count".into(), e.blocked_by.len().into());
+                m.insert("blocked_by".into(), json!(e.blocked_by));
+            }
+            out.push(&v)?;
+        }
+        out.finish()?;
+        return Ok(0);
     }
     let st = Style { color: ctx.color };
     if entries.is_empty() {
@@ -332,37 +321,45 @@ pub fn blocked_cmd(ctx: &Ctx, args: &BlockedArgs) -> Result<i32> {
         return Ok(0);
     }
     println!("{}", st.bold(&format!("Blocked ({}):", entries.len())));
-    let w = id_width(entries.iter().map(|e| graph.issue(e.issue)));
+    let w = id_width(entries.iter().map(|e| graph.issue(e.issue).id()));
     for e in &entries {
-        println!("  {}", issue_line(ctx, graph.issue(e.issue), w));
+        println!("  {}", issue_line(ctx, &*snap.lean(e.issue)?, w));
         println!("      {} {}", st.red("blocked by"), e.blocked_by.join(", "));
     }
     Ok(0)
 }
 
 /// Statuses `list` hides unless `--all` or `--status` asks for them.
-fn hidden_by_default(issue: &Issue) -> bool {
+fn hidden_by_default<N: Node>(issue: &N) -> bool {
     matches!(
         issue.status_kind(),
         StatusKind::Closed | StatusKind::Pinned | StatusKind::Tombstone
-    ) || issue.is_template
+    ) || issue.is_template()
+}
+
+/// What `list` may filter or sort by that a skim does not keep, read from the lines of
+/// the candidates when asked for.
+struct LineKeys {
+    title: String,
+    updated: Option<DateTime<FixedOffset>>,
+    closed: Option<DateTime<FixedOffset>>,
 }
 
 pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
-    let snap = Snapshot::load_lean(ctx)?;
+    let snap = SkimSnapshot::load(ctx)?;
     let issues = snap.issues();
     let priority = args.priority.as_deref().map(priority_arg).transpose()?;
     let parent = args
         .parent
         .as_deref()
-        .map(|p| resolve(&issues, p))
+        .map(|p| resolve_in(&issues, p))
         .transpose()?;
     let graph = Graph::new(issues);
-    let scope: Option<std::collections::HashSet<usize>> = parent.map(|p| {
+    let scope: Option<HashSet<usize>> = parent.map(|p| {
         let ix = graph.lookup(p).expect("resolved ids are in the graph");
         graph.descendants(ix).into_iter().collect()
     });
-    let title = args.title.as_ref().map(|t| t.to_lowercase());
+    let has_label = |issue: &Skimmed, l: &String| issue.labels().contains(l);
     let mut picked: Vec<usize> = graph
         .live_indexes()
         .filter(|&i| {
@@ -375,18 +372,32 @@ pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
                 return false;
             }
             (args.issue_type.is_empty() || args.issue_type.iter().any(|t| t == issue.issue_type()))
-                && args.label.iter().all(|l| issue.has_label(l))
-                && (args.label_any.is_empty() || args.label_any.iter().any(|l| issue.has_label(l)))
-                && args.assignee.as_ref().is_none_or(|a| &issue.assignee == a)
-                && (!args.no_assignee || issue.assignee.is_empty())
-                && priority.is_none_or(|p| issue.priority == p)
-                && title
-                    .as_ref()
-                    .is_none_or(|t| issue.title.to_lowercase().contains(t))
+                && args.label.iter().all(|l| has_label(issue, l))
+                && (args.label_any.is_empty() || args.label_any.iter().any(|l| has_label(issue, l)))
+                && args.assignee.as_ref().is_none_or(|a| issue.assignee() == a)
+                && (!args.no_assignee || issue.assignee().is_empty())
+                && priority.is_none_or(|p| issue.priority() == p)
                 && scope.as_ref().is_none_or(|s| s.contains(&i))
         })
         .collect();
-    sort_list(&graph, &mut picked, &args.sort)?;
+    let title = args.title.as_ref().map(|t| t.to_lowercase());
+    let mut keys: HashMap<usize, LineKeys> = HashMap::new();
+    if title.is_some() || matches!(args.sort.as_str(), "title" | "updated" | "closed") {
+        for &i in &picked {
+            let issue = snap.lean(i)?;
+            let at = |t: &Option<spool_core::beads::Timestamp>| t.as_ref().map(|t| t.at);
+            let k = LineKeys {
+                title: issue.title.clone(),
+                updated: at(&issue.updated_at),
+                closed: at(&issue.closed_at),
+            };
+            keys.insert(i, k);
+        }
+        if let Some(t) = &title {
+            picked.retain(|i| keys[i].title.to_lowercase().contains(t));
+        }
+    }
+    sort_list(&graph, &keys, &mut picked, &args.sort)?;
     if args.reverse {
         picked.reverse();
     }
@@ -395,16 +406,20 @@ pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
         picked.truncate(args.limit);
     }
     if ctx.global.json {
-        let counts = graph.counts();
-        let out: Vec<Value> = picked
-            .iter()
-            .map(|&i| issue_json(snap.file(), graph.issue(i), Some(&counts[i])))
-            .collect();
-        print_json(&out)?;
-    } else {
-        let w = id_width(picked.iter().map(|&i| graph.issue(i)));
+        let mut out = JsonArray::stdout();
         for &i in &picked {
-            println!("{}", issue_line(ctx, graph.issue(i), w));
+            let file = snap.full(i)?;
+            out.push(&issue_json(
+                &file,
+                only_issue(&file)?,
+                Some(&graph.counts_of(i)),
+            ))?;
+        }
+        out.finish()?;
+    } else {
+        let w = id_width(picked.iter().map(|&i| graph.issue(i).id()));
+        for &i in &picked {
+            println!("{}", issue_line(ctx, &*snap.lean(i)?, w));
         }
         if picked.is_empty() {
             println!("No issues match.");
@@ -420,24 +435,33 @@ pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn sort_list(graph: &Graph<'_>, ix: &mut [usize], sort: &str) -> Result<()> {
-    let key_time = |t: &Option<spool_core::beads::Timestamp>| t.as_ref().map(|t| t.at);
+/// Sorts `list` output; `keys` holds the [`LineKeys`] of every index when sorting by
+/// title, update or close time.
+fn sort_list(
+    graph: &Graph<'_, Skimmed>,
+    keys: &HashMap<usize, LineKeys>,
+    ix: &mut [usize],
+    sort: &str,
+) -> Result<()> {
+    let issue = |i: usize| graph.issue(i);
+    let id = |i: usize| graph.issue(i).id();
+    let created = |i: usize| graph.created_nanos(i);
     match sort {
         "priority" => ix.sort_by(|&a, &b| {
-            let (x, y) = (graph.issue(a), graph.issue(b));
-            x.priority
-                .cmp(&y.priority)
-                .then_with(|| key_time(&y.created_at).cmp(&key_time(&x.created_at)))
-                .then_with(|| x.id.cmp(&y.id))
+            issue(a)
+                .priority()
+                .cmp(&issue(b).priority())
+                .then_with(|| created(b).cmp(&created(a)))
+                .then_with(|| id(a).cmp(id(b)))
         }),
-        "created" => ix.sort_by_key(|&i| (key_time(&graph.issue(i).created_at), graph.issue(i).id.clone())),
-        "updated" => ix.sort_by_key(|&i| (key_time(&graph.issue(i).updated_at), graph.issue(i).id.clone())),
-        "closed" => ix.sort_by_key(|&i| (key_time(&graph.issue(i).closed_at), graph.issue(i).id.clone())),
-        "status" => ix.sort_by(|&a, &b| graph.issue(a).status().cmp(graph.issue(b).status()).then_with(|| graph.issue(a).id.cmp(&graph.issue(b).id))),
-        "id" => ix.sort_by(|&a, &b| graph.issue(a).id.cmp(&graph.issue(b).id)),
-        "title" => ix.sort_by(|&a, &b| graph.issue(a).title.cmp(&graph.issue(b).title)),
-        "type" => ix.sort_by(|&a, &b| graph.issue(a).issue_type().cmp(graph.issue(b).issue_type()).then_with(|| graph.issue(a).id.cmp(&graph.issue(b).id))),
-        "assignee" => ix.sort_by(|&a, &b| graph.issue(a).assignee.cmp(&graph.issue(b).assignee).then_with(|| graph.issue(a).id.cmp(&graph.issue(b).id))),
+        "created" => ix.sort_by(|&a, &b| (created(a), id(a)).cmp(&(created(b), id(b)))),
+        "updated" => ix.sort_by(|&a, &b| (keys[&a].updated, id(a)).cmp(&(keys[&b].updated, id(b)))),
+        "closed" => ix.sort_by(|&a, &b| (keys[&a].closed, id(a)).cmp(&(keys[&b].closed, id(b)))),
+        "status" => ix.sort_by(|&a, &b| (issue(a).status(), id(a)).cmp(&(issue(b).status(), id(b)))),
+        "id" => ix.sort_by(|&a, &b| id(a).cmp(id(b))),
+        "title" => ix.sort_by(|&a, &b| keys[&a].title.cmp(&keys[&b].title)),
+        "type" => ix.sort_by(|&a, &b| (issue(a).issue_type(), id(a)).cmp(&(issue(b).issue_type(), id(b)))),
+        "assignee" => ix.sort_by(|&a, &b| (issue(a).assignee(), id(a)).cmp(&(issue(b).assignee(), id(b)))),
         other => bail!("unknown sort {other:?} (priority, created, updated, closed, status, id, title, type, assignee)"),
     }
     Ok(())
@@ -685,10 +709,14 @@ pub fn comments_list(ctx: &Ctx, query: &str) -> Result<i32> {
 }
 
 pub fn stats_cmd(ctx: &Ctx) -> Result<i32> {
-    let snap = Snapshot::load_lean(ctx)?;
+    let snap = SkimSnapshot::load(ctx)?;
     let graph = Graph::new(snap.issues());
     let s = stats(&graph, ctx.now);
-    let tombstones = graph.issues().iter().filter(|i| i.is_tombstone()).count();
+    let tombstones = graph
+        .issues()
+        .iter()
+        .filter(|i| i.status_kind() == StatusKind::Tombstone)
+        .count();
     if ctx.global.json {
         // bd's shape has the counts under `summary`; older consumers read them flat.
         let summary = serde_json::to_value(&s)?;

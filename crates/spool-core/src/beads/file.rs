@@ -72,6 +72,15 @@ pub trait Source: Send + Sync {
     /// bytes again on demand (a memory map) may give their memory back while the rest is
     /// read. Lines still point into the range.
     fn done_with(&self, _range: std::ops::Range<usize>) {}
+
+    /// A copy of `range`, for a one-off read after a pass released the range: a source
+    /// that can read the bytes without mapping them back in (a file) should.
+    fn copy_range(&self, range: std::ops::Range<usize>) -> std::io::Result<Vec<u8>> {
+        self.bytes()
+            .get(range)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into())
+    }
 }
 
 impl Source for Vec<u8> {
@@ -708,6 +717,15 @@ pub fn style_among<'b>(
         evidence
     });
     Ok((style, reach))
+}
+
+/// The issue on one line (terminator excluded), keeping `detail` of it; `None` when the
+/// line holds no readable issue.
+pub(super) fn parse_issue_line(bytes: &[u8], detail: Detail) -> Option<Box<Issue>> {
+    match with_detail(detail, || parse_bytes(bytes, None)) {
+        Parsed::Issue(issue) => Some(issue),
+        _ => None,
+    }
 }
 
 /// Parses the lines of `buf`, split over `threads` threads, keeping `detail` of each

@@ -60,7 +60,6 @@ pub const SKIM_FIELDS: &[&str] = &[
     "created_by",
     "updated_at",
     "started_at",
-    "closed_at",
     "close_reason",
     "due_at",
     "external_ref",
@@ -467,7 +466,6 @@ pub struct Issue {
     pub updated_at: Option<Timestamp>,
     #[serde(deserialize_with = "de_skim_time")]
     pub started_at: Option<Timestamp>,
-    #[serde(deserialize_with = "de_skim_time")]
     pub closed_at: Option<Timestamp>,
     #[serde(deserialize_with = "de_skim_text")]
     pub close_reason: String,

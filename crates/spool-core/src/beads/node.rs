@@ -31,10 +31,13 @@ pub trait Node {
     fn labels(&self) -> &[String];
     fn pinned(&self) -> bool;
     fn ephemeral(&self) -> bool;
+    fn is_template(&self) -> bool;
     /// `created_at` in unix nanoseconds.
     fn created_nanos(&self) -> Option<i64>;
     /// `defer_until` in unix nanoseconds.
     fn defer_until_nanos(&self) -> Option<i64>;
+    /// From `created_at` to `closed_at` in milliseconds, when both are set.
+    fn lead_time_ms(&self) -> Option<i64>;
     fn comment_count(&self) -> usize;
     fn dep_count(&self) -> usize;
     /// Dependency `d` (`d < dep_count()`), in file order.
@@ -77,8 +80,17 @@ impl Node for Issue {
     fn ephemeral(&self) -> bool {
         self.ephemeral
     }
+    fn is_template(&self) -> bool {
+        self.is_template
+    }
     fn created_nanos(&self) -> Option<i64> {
         self.created_at.as_ref().map(|t| instant_nanos(&t.at))
+    }
+    fn lead_time_ms(&self) -> Option<i64> {
+        match (&self.created_at, &self.closed_at) {
+            (Some(c), Some(d)) => Some((d.at - c.at).num_milliseconds()),
+            _ => None,
+        }
     }
     fn defer_until_nanos(&self) -> Option<i64> {
         self.defer_until.as_ref().map(|t| instant_nanos(&t.at))
@@ -124,10 +136,12 @@ pub struct Skimmed {
     priority: i64,
     created: Option<i64>,
     defer_until: Option<i64>,
+    lead_time_ms: Option<i64>,
     comment_count: u32,
     status: StatusKind,
     pinned: bool,
     ephemeral: bool,
+    is_template: bool,
 }
 
 /// How bd spells a status of each kind that has one spelling.
@@ -151,6 +165,7 @@ impl From<Issue> for Skimmed {
         let status = issue.status_kind();
         let created = Node::created_nanos(&issue);
         let defer_until = Node::defer_until_nanos(&issue);
+        let lead_time_ms = issue.lead_time_ms();
         let status_raw =
             (plain_status(status) != Some(issue.status())).then(|| issue.status.into_boxed_str());
         Skimmed {
@@ -174,10 +189,12 @@ impl From<Issue> for Skimmed {
             priority: issue.priority,
             created,
             defer_until,
+            lead_time_ms,
             comment_count: u32::try_from(issue.comments.len()).unwrap_or(u32::MAX),
             status,
             pinned: issue.pinned,
             ephemeral: issue.ephemeral,
+            is_template: issue.is_template,
         }
     }
 }
@@ -217,8 +234,14 @@ impl Node for Skimmed {
     fn ephemeral(&self) -> bool {
         self.ephemeral
     }
+    fn is_template(&self) -> bool {
+        self.is_template
+    }
     fn created_nanos(&self) -> Option<i64> {
         self.created
+    }
+    fn lead_time_ms(&self) -> Option<i64> {
+        self.lead_time_ms
     }
     fn defer_until_nanos(&self) -> Option<i64> {
         self.defer_until
@@ -259,6 +282,8 @@ mod tests {
         assert_eq!(Node::labels(&s), Node::labels(i));
         assert_eq!(Node::pinned(&s), Node::pinned(i));
         assert_eq!(Node::ephemeral(&s), Node::ephemeral(i));
+        assert_eq!(Node::is_template(&s), Node::is_template(i));
+        assert_eq!(Node::lead_time_ms(&s), Node::lead_time_ms(i));
         assert_eq!(Node::created_nanos(&s), Node::created_nanos(i));
         assert_eq!(Node::defer_until_nanos(&s), Node::defer_until_nanos(i));
         assert_eq!(Node::comment_count(&s), Node::comment_count(i));
@@ -275,6 +300,7 @@ mod tests {
         assert_same(&issue(serde_json::json!({
             "id": "a-2", "status": "done", "issue_type": "epic", "priority": 0,
             "assignee": "ann", "labels": ["x", "needs:gpu"], "pinned": true, "wisp": true,
+            "is_template": true, "closed_at": "2025-01-03T00:00:00Z",
             "created_at": "2025-01-02T03:04:05.5+02:00", "defer_until": "2030-01-01T00:00:00Z",
             "comments": [{"id": 1, "text": "c"}, {"id": "u", "text": "d"}],
             "dependencies": [

@@ -130,13 +130,13 @@ impl<'q> Filter<'q> {
         Filter { query, in_scope }
     }
 
-    fn admits(&self, i: Ix, issue: &Issue) -> bool {
+    fn admits<N: Node>(&self, i: Ix, issue: &N) -> bool {
         self.admits_fields(
             i,
-            &issue.assignee,
-            &issue.labels,
+            issue.assignee(),
+            issue.labels(),
             issue.issue_type(),
-            issue.priority,
+            issue.priority(),
         )
     }
 
@@ -273,17 +273,17 @@ fn sort_by_policy<'k, T: Copy>(
 }
 
 /// [`sort_by_policy`] over graph indexes.
-fn sort_issues(
-    graph: &Graph<'_>,
+fn sort_issues<N: Node>(
+    graph: &Graph<'_, N>,
     ix: &mut Vec<Ix>,
     policy: SortPolicy,
     now: DateTime<Utc>,
     limit: usize,
 ) {
     let key = |i: Ix| SortKey {
-        priority: graph.issue(i).priority,
+        priority: graph.issue(i).priority(),
         created: graph.created_nanos(i),
-        id: graph.issue(i).id.as_str(),
+        id: graph.issue(i).id(),
     };
     sort_by_policy(ix, key, policy, now, limit);
 }
@@ -433,7 +433,7 @@ pub fn ready_rows(
 
 /// `bd ready`: the ready issues that pass the query's filters, sorted and limited, with
 /// the total before the limit. `now` decides deferrals and the hybrid sort's window.
-pub fn ready(graph: &Graph<'_>, query: &ReadyQuery, now: DateTime<Utc>) -> ReadyList {
+pub fn ready<N: Node>(graph: &Graph<'_, N>, query: &ReadyQuery, now: DateTime<Utc>) -> ReadyList {
     let table = ReadyTable::new(graph);
     let list = ready_rows(&table, query, parent_scope(graph, query), now);
     ReadyList {
@@ -731,7 +731,7 @@ pub struct BlockedEntry<'a> {
 /// `bd blocked`: every blocked issue (only issues that are neither closed nor `pinned`
 /// can be blocked), optionally only under `parent` (same scope rule as the ready filter).
 /// Priority order, then newest first, then id — bd's order.
-pub fn blocked<'a>(graph: &Graph<'a>, parent: Option<&str>) -> Vec<BlockedEntry<'a>> {
+pub fn blocked<'a, N: Node>(graph: &Graph<'a, N>, parent: Option<&str>) -> Vec<BlockedEntry<'a>> {
     let query = ReadyQuery {
         parent: parent.map(str::to_string),
         ..ReadyQuery::default()
@@ -752,8 +752,8 @@ pub fn blocked<'a>(graph: &Graph<'a>, parent: Option<&str>) -> Vec<BlockedEntry<
     ix.into_iter()
         .map(|i| {
             let mut blocked_by: Vec<&'a str> = Vec::new();
-            for b in graph.direct_blockers(i) {
-                let id = graph.issue(b.blocker).id.as_str();
+            for (b, _) in graph.direct_blocker_ixs(i) {
+                let id = graph.issue(b).id();
                 if !blocked_by.contains(&id) {
                     blocked_by.push(id);
                 }
@@ -763,15 +763,13 @@ pub fn blocked<'a>(graph: &Graph<'a>, parent: Option<&str>) -> Vec<BlockedEntry<
                     graph
                         .parents(i)
                         .find(|&p| graph.is_blocked(p))
-                        .map(|p| graph.issue(p).id.as_str()),
+                        .map(|p| graph.issue(p).id()),
                 );
             }
             BlockedEntry {
                 issue: i,
                 blocked_by,
-                blocked_ancestor: graph
-                    .blocked_ancestor(i)
-                    .map(|a| graph.issue(a).id.as_str()),
+                blocked_ancestor: graph.blocked_ancestor(i).map(|a| graph.issue(a).id()),
             }
         })
         .collect()

@@ -12,10 +12,10 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use super::file::{
-    add_duplicate_warnings, index_ids, parse_lines, BeadsFile, Diagnostic, LineEnding, LineKind,
-    LineShape, ParsedLine, Source,
+    add_duplicate_warnings, index_ids, parse_issue_line, parse_lines, BeadsFile, Diagnostic,
+    LineEnding, LineKind, LineShape, ParsedLine, Source,
 };
-use super::issue::{Detail, StatusKind};
+use super::issue::{Detail, Issue, StatusKind};
 use super::node::{Node, Skimmed};
 
 /// What one line holds, reduced to what a skim keeps.
@@ -153,11 +153,22 @@ impl Skim {
     /// issue line the skim saw (it always is, unless the source changed underneath).
     pub fn full_line(&self, j: usize) -> Option<BeadsFile> {
         let id = self.lines.get(j)?.issue()?.id();
-        let (file, diagnostics) = BeadsFile::parse(self.line_bytes(j));
-        let l = &self.lines[j];
-        self.source.done_with(l.start..l.end);
+        let (file, diagnostics) = BeadsFile::parse_owned(self.line_copy(j)?, NonZeroUsize::MIN);
         (file.lines().len() == 1 && diagnostics.is_empty() && file.get(id).is_some())
             .then_some(file)
+    }
+
+    /// The issue of line `j` without its free text (see [`BeadsFile::parse_lean`]), for
+    /// output that shows none; `None` as for [`Skim::full_line`].
+    pub fn lean_issue(&self, j: usize) -> Option<Box<Issue>> {
+        let id = self.lines.get(j)?.issue()?.id();
+        parse_issue_line(&self.line_copy(j)?, Detail::Lean).filter(|i| i.id == id)
+    }
+
+    /// Line `j`'s bytes read again (see [`Source::copy_range`]): the skim released them.
+    fn line_copy(&self, j: usize) -> Option<Vec<u8>> {
+        let l = &self.lines[j];
+        self.source.copy_range(l.start..l.end).ok()
     }
 
     /// Every line's shape, in file order (as [`BeadsFile::shapes`]).
@@ -222,6 +233,8 @@ mod tests {
         let issue = full.get("a-2").expect("parsed");
         assert_eq!(issue.title, "two");
         assert_eq!(issue.notes, "n");
+        let issue = s.lean_issue(1).expect("issue line");
+        assert_eq!((issue.title.as_str(), issue.notes.as_str()), ("two", ""));
         assert_eq!(s.line_bytes(0), text.lines().next().unwrap().as_bytes());
         assert!(s.full_line(5).is_none());
     }

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::graph::Graph;
 use super::issue::StatusKind;
+use super::node::Node;
 use super::ready::{ready, ReadyQuery};
 
 /// bd's `stats --json` fields.
@@ -30,7 +31,7 @@ pub struct Stats {
     pub average_lead_time_hours: f64,
 }
 
-pub fn stats(graph: &Graph<'_>, now: DateTime<Utc>) -> Stats {
+pub fn stats<N: Node>(graph: &Graph<'_, N>, now: DateTime<Utc>) -> Stats {
     let mut s = Stats {
         total_issues: 0,
         open_issues: 0,
@@ -63,7 +64,7 @@ pub fn stats(graph: &Graph<'_>, now: DateTime<Utc>) -> Stats {
             StatusKind::Deferred => s.deferred_issues += 1,
             _ => {}
         }
-        let pinned = issue.pinned || kind == StatusKind::Pinned;
+        let pinned = issue.pinned() || kind == StatusKind::Pinned;
         if pinned {
             s.pinned_issues += 1;
         }
@@ -72,8 +73,8 @@ pub fn stats(graph: &Graph<'_>, now: DateTime<Utc>) -> Stats {
             s.blocked_issues += 1;
         }
         if kind == StatusKind::Closed {
-            if let (Some(c), Some(d)) = (&issue.created_at, &issue.closed_at) {
-                lead_secs += (d.at - c.at).num_milliseconds() as f64 / 1000.0;
+            if let Some(ms) = issue.lead_time_ms() {
+                lead_secs += ms as f64 / 1000.0;
                 lead_n += 1;
             }
         }
