@@ -105,12 +105,25 @@ impl SkimSnapshot {
         self.skim
             .issue_line(k)
             .and_then(|j| parse(&self.skim, j))
-            .ok_or_else(|| {
-                anyhow!(
-                    "{} changed while it was read; run the command again",
-                    self.path.display()
-                )
-            })
+            .ok_or_else(|| self.changed())
+    }
+
+    /// The issues `ks` (indexes into [`SkimSnapshot::issues`]) parsed in full, as one
+    /// file of their lines in file order.
+    pub fn subset(&self, ks: &[Ix]) -> Result<BeadsFile> {
+        let js: Vec<usize> = ks
+            .iter()
+            .map(|&k| self.skim.issue_line(k))
+            .collect::<Option<_>>()
+            .ok_or_else(|| self.changed())?;
+        self.skim.lines_file(&js).ok_or_else(|| self.changed())
+    }
+
+    fn changed(&self) -> anyhow::Error {
+        anyhow!(
+            "{} changed while it was read; run the command again",
+            self.path.display()
+        )
     }
 }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, FixedOffset};
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
-use spool_core::beads::graph::{Direction, EdgeView, Graph, IssueCounts};
+use spool_core::beads::graph::{Direction, EdgeView, Graph, IssueCounts, Ix};
 use spool_core::beads::node::{Node, Skimmed};
 use spool_core::beads::ready::{self, ReadyQuery, ReadyTable, SortPolicy};
 use spool_core::beads::stats::stats;
@@ -549,20 +549,93 @@ pub fn detail_json(
     v
 }
 
+/// The issues `query` names with every issue an edge joins them to, parsed in full from
+/// a skim of the backlog. Commands that show a few issues with their edges read this
+/// instead of the whole file: a typed graph over it answers everything about the named
+/// issues' own edges; counts and blocked state must come from `big`, the whole graph.
+struct Neighbourhood<'s> {
+    big: Graph<'s, Skimmed>,
+    file: BeadsFile,
+}
+
+impl<'s> Neighbourhood<'s> {
+    /// `roots` (ids as resolved) and, per root, the issues up to `hops` edges away from
+    /// it in `dir` (1: the issues adjacent to it).
+    fn of(snap: &'s SkimSnapshot, roots: &[&str], dir: Direction, hops: usize) -> Result<Self> {
+        let big = Graph::new(snap.issues());
+        let n = big.issues().len();
+        let mut included = vec![false; n];
+        let mut ks = Vec::new();
+        for id in roots {
+            let r = big.lookup(id).ok_or_else(|| anyhow!("no issue {id}"))?;
+            for walk in [Direction::Down, Direction::Up] {
+                if dir != Direction::Both && dir != walk {
+                    continue;
+                }
+                let mut visited = vec![false; n];
+                visited[r] = true;
+                let mut frontier = vec![r];
+                for hop in 0..=hops {
+                    let mut next = Vec::new();
+                    for v in frontier {
+                        if !std::mem::replace(&mut included[v], true) {
+                            ks.push(v);
+                        }
+                        if hop == hops {
+                            continue;
+                        }
+                        let step: Vec<Ix> = match walk {
+                            Direction::Up => big.predecessors(v).collect(),
+                            _ => big.successors(v).collect(),
+                        };
+                        for w in step {
+                            if !std::mem::replace(&mut visited[w], true) {
+                                next.push(w);
+                            }
+                        }
+                    }
+                    if next.is_empty() {
+                        break;
+                    }
+                    frontier = next;
+                }
+            }
+        }
+        let file = snap.subset(&ks)?;
+        Ok(Neighbourhood { big, file })
+    }
+
+    /// The whole graph's counts for each issue of a graph over [`Neighbourhood::file`].
+    fn counts(&self, small: &Graph<'_>) -> Vec<IssueCounts<'s>> {
+        small
+            .issues()
+            .iter()
+            .map(|i| {
+                let b = self
+                    .big
+                    .lookup(&i.id)
+                    .expect("the neighbourhood is from the graph");
+                self.big.counts_of(b)
+            })
+            .collect()
+    }
+}
+
 pub fn show_cmd(ctx: &Ctx, ids: &[String]) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
+    let snap = SkimSnapshot::load(ctx)?;
     let issues = snap.issues();
     let resolved: Vec<&str> = ids
         .iter()
-        .map(|q| resolve(&issues, q))
+        .map(|q| resolve_in(&issues, q))
         .collect::<Result<_>>()?;
-    let graph = Graph::new(issues);
-    let counts = graph.counts();
+    let near = Neighbourhood::of(&snap, &resolved, Direction::Both, 1)?;
+    let graph = Graph::new(near.file.issues());
+    let counts = near.counts(&graph);
     let mut out = Vec::new();
     for id in resolved {
         let i = graph.lookup(id).expect("resolved ids are in the graph");
         if ctx.global.json {
-            out.push(detail_json(snap.file(), &graph, &counts, i));
+            out.push(detail_json(&near.file, &graph, &counts, i));
         } else {
             print_issue_detail(ctx, &graph, i);
         }
@@ -686,10 +759,15 @@ pub fn comments_json(issue: &Issue) -> Value {
 }
 
 pub fn comments_list(ctx: &Ctx, query: &str) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
+    let snap = SkimSnapshot::load(ctx)?;
     let issues = snap.issues();
-    let id = resolve(&issues, query)?;
-    let issue = snap.file().get(id).expect("resolved ids exist");
+    let id = resolve_in(&issues, query)?;
+    let k = issues
+        .iter()
+        .position(|i| i.id() == id)
+        .expect("resolved ids exist");
+    let file = snap.full(k)?;
+    let issue = only_issue(&file)?;
     if ctx.global.json {
         return print_json(&comments_json(issue)).map(|_| 0);
     }
@@ -744,11 +822,11 @@ pub fn stats_cmd(ctx: &Ctx) -> Result<i32> {
 }
 
 pub fn dep_list(ctx: &Ctx, query: &str, direction: &str) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
-    let issues = snap.issues();
-    let id = resolve(&issues, query)?;
+    let snap = SkimSnapshot::load(ctx)?;
+    let id = resolve_in(&snap.issues(), query)?;
     let dir: Direction = direction.parse().map_err(|e: String| anyhow!(e))?;
-    let graph = Graph::new(issues);
+    let near = Neighbourhood::of(&snap, &[id], dir, 1)?;
+    let graph = Graph::new(near.file.issues());
     let i = graph.lookup(id).expect("resolved ids are in the graph");
     let mut edges = Vec::new();
     if matches!(dir, Direction::Down | Direction::Both) {
@@ -762,7 +840,7 @@ pub fn dep_list(ctx: &Ctx, query: &str, direction: &str) -> Result<i32> {
             .iter()
             .map(|(d, e)| {
                 linked(
-                    snap.file(),
+                    &near.file,
                     &graph,
                     e.other,
                     e.other_id,
@@ -804,13 +882,24 @@ pub fn dep_list(ctx: &Ctx, query: &str, direction: &str) -> Result<i32> {
 }
 
 pub fn dep_tree(ctx: &Ctx, query: &str, direction: &str, max_depth: usize) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
-    let issues = snap.issues();
-    let id = resolve(&issues, query)?;
+    let snap = SkimSnapshot::load(ctx)?;
+    let id = resolve_in(&snap.issues(), query)?;
     let dir: Direction = direction.parse().map_err(|e: String| anyhow!(e))?;
-    let graph = Graph::new(issues);
+    // One level past the walk's depth, so that whether a node has further edges is
+    // known for every node the walk shows.
+    let near = Neighbourhood::of(&snap, &[id], dir, max_depth.saturating_add(1))?;
+    let graph = Graph::new(near.file.issues());
     let i = graph.lookup(id).expect("resolved ids are in the graph");
-    let nodes = graph.tree(i, dir, max_depth);
+    let mut nodes = graph.tree(i, dir, max_depth);
+    // Blockers of the nodes may lie outside the neighbourhood: the whole graph knows.
+    for n in &mut nodes {
+        if n.title.is_some() {
+            n.blocked = near
+                .big
+                .lookup(n.id)
+                .is_some_and(|b| near.big.is_blocked(b));
+        }
+    }
     if ctx.global.json {
         return print_json(&nodes).map(|_| 0);
     }
@@ -843,7 +932,7 @@ pub fn dep_tree(ctx: &Ctx, query: &str, direction: &str, max_depth: usize) -> Re
 }
 
 pub fn dep_cycles(ctx: &Ctx) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
+    let snap = SkimSnapshot::load(ctx)?;
     let graph = Graph::new(snap.issues());
     let cycles = graph.cycles();
     if ctx.global.json {
@@ -864,24 +953,31 @@ pub fn dep_cycles(ctx: &Ctx) -> Result<i32> {
 }
 
 pub fn label_list(ctx: &Ctx, query: &str) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
+    let snap = SkimSnapshot::load(ctx)?;
     let issues = snap.issues();
-    let id = resolve(&issues, query)?;
-    let issue = snap.file().get(id).expect("resolved ids exist");
+    let id = resolve_in(&issues, query)?;
+    let issue = issues
+        .iter()
+        .find(|i| i.id() == id)
+        .expect("resolved ids exist");
     if ctx.global.json {
-        return print_json(&issue.labels).map(|_| 0);
+        return print_json(issue.labels()).map(|_| 0);
     }
-    for l in &issue.labels {
+    for l in issue.labels() {
         println!("{l}");
     }
     Ok(0)
 }
 
 pub fn label_list_all(ctx: &Ctx) -> Result<i32> {
-    let snap = Snapshot::load(ctx)?;
+    let snap = SkimSnapshot::load(ctx)?;
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for issue in snap.file().issues().filter(|i| !i.is_tombstone()) {
-        for l in &issue.labels {
+    for issue in snap
+        .skim
+        .issues()
+        .filter(|i| i.status_kind() != StatusKind::Tombstone)
+    {
+        for l in issue.labels() {
             *counts.entry(l.as_str()).or_default() += 1;
         }
     }

@@ -511,6 +511,22 @@ impl<'a, N: Node> Graph<'a, N> {
         })
     }
 
+    /// The live issues an issue depends on, by any edge type, in edge order.
+    pub fn successors(&self, i: Ix) -> impl Iterator<Item = Ix> + '_ {
+        self.out
+            .of(i)
+            .iter()
+            .filter_map(move |&k| self.edges[k as usize].to.map(|t| t as usize))
+    }
+
+    /// The live issues that depend on an issue, by any edge type, in file order.
+    pub fn predecessors(&self, i: Ix) -> impl Iterator<Item = Ix> + '_ {
+        self.inc
+            .of(i)
+            .iter()
+            .map(move |&k| self.edges[k as usize].from as usize)
+    }
+
     /// The live children of an issue (sources of `parent-child` edges to it), file order.
     pub fn children(&self, i: Ix) -> impl Iterator<Item = Ix> + '_ {
         self.inc.of(i).iter().filter_map(move |&k| {

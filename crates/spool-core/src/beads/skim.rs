@@ -165,6 +165,26 @@ impl Skim {
         parse_issue_line(&self.line_copy(j)?, Detail::Lean).filter(|i| i.id == id)
     }
 
+    /// The issue lines `js` parsed in full, as one file of those lines in file order:
+    /// for a command that shows a few issues with their edges over a small typed graph.
+    /// `None` as for [`Skim::full_line`].
+    pub fn lines_file(&self, js: &[usize]) -> Option<BeadsFile> {
+        let mut js = js.to_vec();
+        js.sort_unstable();
+        js.dedup();
+        let mut bytes = Vec::new();
+        for &j in &js {
+            bytes.extend_from_slice(&self.line_copy(j)?);
+            bytes.push(b'\n');
+        }
+        let (file, diagnostics) = BeadsFile::parse_owned(bytes, NonZeroUsize::MIN);
+        let same = file.lines().len() == js.len()
+            && js.iter().zip(file.lines()).all(|(&j, l)| {
+                l.issue().map(|i| i.id.as_str()) == self.lines[j].issue().map(|s| s.id())
+            });
+        (same && diagnostics.is_empty()).then_some(file)
+    }
+
     /// Line `j`'s bytes read again (see [`Source::copy_range`]): the skim released them.
     fn line_copy(&self, j: usize) -> Option<Vec<u8>> {
         let l = &self.lines[j];
@@ -233,6 +253,10 @@ mod tests {
         let issue = full.get("a-2").expect("parsed");
         assert_eq!(issue.title, "two");
         assert_eq!(issue.notes, "n");
+        let both = s.lines_file(&[1, 0, 1]).expect("issue lines");
+        let ids: Vec<&str> = both.issues().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["a-1", "a-2"]);
+        assert_eq!(both.get("a-1").expect("parsed").description, "long");
         let issue = s.lean_issue(1).expect("issue line");
         assert_eq!((issue.title.as_str(), issue.notes.as_str()), ("two", ""));
         assert_eq!(s.line_bytes(0), text.lines().next().unwrap().as_bytes());
