@@ -563,44 +563,11 @@ impl<'s> Neighbourhood<'s> {
     /// it in `dir` (1: the issues adjacent to it).
     fn of(snap: &'s SkimSnapshot, roots: &[&str], dir: Direction, hops: usize) -> Result<Self> {
         let big = Graph::new(snap.issues());
-        let n = big.issues().len();
-        let mut included = vec![false; n];
-        let mut ks = Vec::new();
-        for id in roots {
-            let r = big.lookup(id).ok_or_else(|| anyhow!("no issue {id}"))?;
-            for walk in [Direction::Down, Direction::Up] {
-                if dir != Direction::Both && dir != walk {
-                    continue;
-                }
-                let mut visited = vec![false; n];
-                visited[r] = true;
-                let mut frontier = vec![r];
-                for hop in 0..=hops {
-                    let mut next = Vec::new();
-                    for v in frontier {
-                        if !std::mem::replace(&mut included[v], true) {
-                            ks.push(v);
-                        }
-                        if hop == hops {
-                            continue;
-                        }
-                        let step: Vec<Ix> = match walk {
-                            Direction::Up => big.predecessors(v).collect(),
-                            _ => big.successors(v).collect(),
-                        };
-                        for w in step {
-                            if !std::mem::replace(&mut visited[w], true) {
-                                next.push(w);
-                            }
-                        }
-                    }
-                    if next.is_empty() {
-                        break;
-                    }
-                    frontier = next;
-                }
-            }
-        }
+        let roots: Vec<Ix> = roots
+            .iter()
+            .map(|id| big.lookup(id).ok_or_else(|| anyhow!("no issue {id}")))
+            .collect::<Result<_>>()?;
+        let ks = big.within(&roots, dir, hops);
         let file = snap.subset(&ks)?;
         Ok(Neighbourhood { big, file })
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
-use spool_core::beads::graph::Graph;
+use spool_core::beads::graph::{Direction, EdgeView, Graph};
 use spool_core::beads::node::Skimmed;
 use spool_core::beads::ready::{
     blocked, parent_scope, ready, ready_rows, ReadyQuery, ReadyTable, SortPolicy,
@@ -444,6 +444,56 @@ proptest! {
                 ready_rows(&table, &q, parent_scope(&g, &q), now()),
                 ready_rows(&skim_table, &q, parent_scope(&sg, &q), now())
             );
+        }
+    }
+
+    #[test]
+    fn a_neighbourhood_answers_like_the_whole_graph(
+        specs in (1usize..24).prop_flat_map(|n| proptest::collection::vec(issue_spec(n), n)),
+        root in any::<prop::sample::Index>(),
+        depth in 0usize..4,
+    ) {
+        let text: String = records(&specs).iter().map(|v| v.to_string() + "\n").collect();
+        let (file, _) = BeadsFile::parse(text.as_bytes());
+        let (skim, _) = Skim::parse(
+            std::sync::Arc::new(text.into_bytes()),
+            std::num::NonZeroUsize::MIN,
+        );
+        let g = Graph::new(file.issues());
+        let sg = Graph::new(skim.issues());
+        let live: Vec<usize> = g.live_indexes().collect();
+        prop_assume!(!live.is_empty());
+        let r = live[root.index(live.len())];
+        let id = g.issue(r).id.as_str();
+        let view = |graph: &Graph<'_>, edges: Vec<EdgeView<'_>>| -> Vec<(Option<String>, String, String)> {
+            edges
+                .iter()
+                .map(|e| {
+                    let other = e.other.map(|o| graph.issue(o).id.clone());
+                    (other, e.other_id.to_string(), e.dep.dep_type.clone())
+                })
+                .collect()
+        };
+        for dir in [Direction::Down, Direction::Up, Direction::Both] {
+            let ks = sg.within(&[r], dir, depth + 1);
+            let js: Vec<usize> = ks.iter().map(|&k| skim.issue_line(k).expect("in effect")).collect();
+            let small_file = skim.lines_file(&js).expect("lines parse");
+            let small = Graph::new(small_file.issues());
+            let sr = small.lookup(id).expect("the root is in its neighbourhood");
+            let mut tree = small.tree(sr, dir, depth);
+            for n in &mut tree {
+                if n.title.is_some() {
+                    n.blocked = g.lookup(n.id).is_some_and(|b| g.is_blocked(b));
+                }
+            }
+            prop_assert_eq!(&tree, &g.tree(r, dir, depth));
+            if dir != Direction::Up {
+                prop_assert_eq!(view(&small, small.dependencies(sr)), view(&g, g.dependencies(r)));
+            }
+            if dir != Direction::Down {
+                prop_assert_eq!(view(&small, small.dependents(sr)), view(&g, g.dependents(r)));
+                prop_assert_eq!(small.progress(sr), g.progress(r));
+            }
         }
     }
 }

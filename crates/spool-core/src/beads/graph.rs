@@ -527,6 +527,52 @@ impl<'a, N: Node> Graph<'a, N> {
             .map(move |&k| self.edges[k as usize].from as usize)
     }
 
+    /// `roots` and every live issue up to `hops` edges away from one of them in `dir`
+    /// (following [`Graph::successors`] down, [`Graph::predecessors`] up), each once,
+    /// roots first, then by distance.
+    pub fn within(&self, roots: &[Ix], dir: Direction, hops: usize) -> Vec<Ix> {
+        let n = self.issues.len();
+        let mut included = vec![false; n];
+        let mut out = Vec::new();
+        for &r in roots {
+            if !std::mem::replace(&mut included[r], true) {
+                out.push(r);
+            }
+        }
+        for walk in [Direction::Down, Direction::Up] {
+            if dir != Direction::Both && dir != walk {
+                continue;
+            }
+            let mut visited = vec![false; n];
+            let mut frontier: Vec<Ix> = roots.to_vec();
+            for &r in roots {
+                visited[r] = true;
+            }
+            for _ in 0..hops {
+                let mut next = Vec::new();
+                for v in frontier {
+                    let step: Vec<Ix> = match walk {
+                        Direction::Up => self.predecessors(v).collect(),
+                        _ => self.successors(v).collect(),
+                    };
+                    for w in step {
+                        if !std::mem::replace(&mut visited[w], true) {
+                            next.push(w);
+                            if !std::mem::replace(&mut included[w], true) {
+                                out.push(w);
+                            }
+                        }
+                    }
+                }
+                if next.is_empty() {
+                    break;
+                }
+                frontier = next;
+            }
+        }
+        out
+    }
+
     /// The live children of an issue (sources of `parent-child` edges to it), file order.
     pub fn children(&self, i: Ix) -> impl Iterator<Item = Ix> + '_ {
         self.inc.of(i).iter().filter_map(move |&k| {
