@@ -7,6 +7,7 @@
 //! a file with unreadable lines is never rewritten, so nothing a person could still repair
 //! is dropped.
 
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -332,6 +333,81 @@ pub struct Plan {
     pub to_end: bool,
 }
 
+/// What a windowed write's `change` may read besides its window: the write index, and
+/// lines anywhere in the file (which the lock keeps as indexed until the write).
+pub struct Peek<'a> {
+    pub index: &'a WriteIndex,
+    file: &'a File,
+    size: usize,
+}
+
+impl Peek<'_> {
+    /// The lines of the issues `ids` (those that exist and are not tombstones) and of
+    /// every issue whose line mentions one of `mentioned` (as a JSON string: its edges to
+    /// them), parsed in full into one file in file order. `None` when that set cannot be
+    /// trusted to be exact: an id spelled with characters a writer might escape, or a
+    /// duplicated id among the lines.
+    pub fn lines(&self, ids: &[&str], mentioned: &[&str]) -> Option<BeadsFile> {
+        let entries = &self.index.entries;
+        let wanted: HashSet<&str> = ids.iter().copied().collect();
+        let mut picked: Vec<usize> = (0..entries.len())
+            .filter(|&k| !entries[k].tombstone && wanted.contains(entries[k].id.as_str()))
+            .collect();
+        if mentioned.iter().any(|m| !plain_id(m)) {
+            return None;
+        }
+        let patterns: Vec<Vec<u8>> = mentioned
+            .iter()
+            .map(|m| format!("\"{m}\"").into_bytes())
+            .collect();
+        let finders: Vec<memchr::memmem::Finder<'_>> = patterns
+            .iter()
+            .map(memchr::memmem::Finder::new)
+            .collect();
+        let overlap = patterns.iter().map(Vec::len).max().unwrap_or(0);
+        let mut buf = vec![0u8; COPY_CHUNK + overlap];
+        let mut at = 0;
+        while at < self.size {
+            let n = (self.size - at).min(COPY_CHUNK + overlap);
+            self.file.read_exact_at(&mut buf[..n], at as u64).ok()?;
+            for f in &finders {
+                for off in f.find_iter(&buf[..n]) {
+                    let pos = (at + off) as u64;
+                    let k = entries.partition_point(|e| e.start <= pos).checked_sub(1)?;
+                    if pos < entries[k].start + entries[k].len {
+                        picked.push(k);
+                    }
+                }
+            }
+            at += COPY_CHUNK;
+        }
+        picked.sort_unstable();
+        picked.dedup();
+        let mut bytes = Vec::new();
+        for &k in &picked {
+            let e = &entries[k];
+            if e.duplicated {
+                return None;
+            }
+            let mut line = vec![0u8; usize::try_from(e.len).ok()?];
+            self.file.read_exact_at(&mut line, e.start).ok()?;
+            bytes.extend_from_slice(&line);
+            bytes.push(b'\n');
+        }
+        let (file, diagnostics) = BeadsFile::parse_owned(bytes, NonZeroUsize::MIN);
+        (diagnostics.is_empty() && file.lines().len() == picked.len()).then_some(file)
+    }
+}
+
+/// Whether every writer spells `id` the same inside a JSON string (no character that
+/// some encoder escapes).
+fn plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b':'))
+}
+
 /// Issue lines on each side of the anchor a window holds, tried in turn.
 const WINDOW_RADII: [usize; 2] = [64, 4096];
 
@@ -345,7 +421,7 @@ const WINDOW_RADII: [usize; 2] = [64, 4096];
 pub fn modify_windowed<R>(
     ws: &Workspace,
     plan: impl FnOnce(&WriteIndex) -> Option<Plan>,
-    change: impl Fn(&mut Tx, &WriteIndex) -> Result<R>,
+    change: impl Fn(&mut Tx, &Peek) -> Result<R>,
 ) -> Result<Option<R>> {
     let Some(index) = crate::write_index::load(ws) else {
         return Ok(None);
@@ -400,7 +476,12 @@ pub fn modify_windowed<R>(
             file: window,
             changed: false,
         };
-        let Ok(result) = change(&mut tx, &index) else {
+        let peek = Peek {
+            index: &index,
+            file: &file,
+            size,
+        };
+        let Ok(result) = change(&mut tx, &peek) else {
             return Ok(None);
         };
         if !holds_reach && tx.file.edits_used_escaping() {

@@ -84,6 +84,7 @@ fn compare(text: &str, what: &str) -> (usize, usize) {
                 "--append-notes",
                 "more\nlines\ttabbed",
             ],
+            &["close", id.as_str()],
             &["close", id.as_str(), "--force", "--reason", "done"],
             &["close", id.as_str(), "--force"],
         ] {
@@ -156,6 +157,104 @@ fn a_synthetic_backlog_is_written_through_the_index() {
 }
 
 #[test]
+fn close_guards_through_the_index_answer_as_the_whole_file_does() {
+    let line = |id: &str, status: &str, extra: &str| {
+        format!(
+            "{{\"id\":\"{id}\",\"title\":\"{id}\",\"status\":\"{status}\",\"priority\":2,\"issue_type\":\"task\",\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\"{extra}}}\n"
+        )
+    };
+    let dep = |on: &str, ty: &str, meta: &str| {
+        format!(",\"dependencies\":[{{\"depends_on_id\":\"{on}\",\"type\":\"{ty}\"{meta}}}]")
+    };
+    let epic = |id: &str| {
+        format!("{{\"id\":\"{id}\",\"title\":\"{id}\",\"status\":\"open\",\"priority\":2,\"issue_type\":\"epic\"}}\n")
+    };
+    let any = ",\"metadata\":\"{\\\"gate\\\":\\\"any-children\\\"}\"";
+    let mut text = String::new();
+    text += &line("g-blocker", "open", "");
+    text += &line("g-blocked", "open", &dep("g-blocker", "blocks", ""));
+    text += &line("g-freed", "open", &dep("g-done", "blocks", ""));
+    text += &line("g-done", "closed", "");
+    text += &line("g-dangling", "open", &dep("g-nowhere", "blocks", ""));
+    text += &line(
+        "g-on-tomb",
+        "open",
+        &dep("g-tomb", "conditional-blocks", ""),
+    );
+    text += &line("g-tomb", "tombstone", "");
+    text += &line("g-pinned", "pinned", "");
+    text += &epic("g-epic");
+    text += &line("g-child", "open", &dep("g-epic", "parent-child", ""));
+    text += &epic("g-epic2");
+    text += &line("g-child2", "closed", &dep("g-epic2", "parent-child", ""));
+    text += &epic("g-spawner");
+    text += &line("g-kid1", "closed", &dep("g-spawner", "parent-child", ""));
+    text += &line("g-kid2", "open", &dep("g-spawner", "parent-child", ""));
+    text += &line("g-waits-all", "open", &dep("g-spawner", "waits-for", ""));
+    text += &line("g-waits-any", "open", &dep("g-spawner", "waits-for", any));
+    text += &line("g-dup", "open", "");
+    text += &line("g-on-dup", "open", &dep("g-dup", "blocks", ""));
+    text += &line("g-dup", "closed", "");
+    let ids = [
+        "g-blocked",
+        "g-freed",
+        "g-dangling",
+        "g-on-tomb",
+        "g-pinned",
+        "g-epic",
+        "g-epic2",
+        "g-waits-all",
+        "g-waits-any",
+        "g-on-dup",
+        "g-blocker",
+    ];
+    let (mut refused, mut closed) = (0, 0);
+    for id in ids {
+        let cached = TestEnv::with_backlog(&text);
+        let plain = TestEnv::with_backlog(&text);
+        let _ = run(&cached, &["ready"], true);
+        assert!(index_file(&cached).exists());
+        let a = run(&cached, &["close", id], true);
+        let b = run(&plain, &["close", id], false);
+        assert_eq!(a.status.code(), b.status.code(), "close {id}: exit status");
+        assert_eq!(a.stdout, b.stdout, "close {id}: stdout");
+        let root = |env: &TestEnv| env.root().display().to_string();
+        assert_eq!(
+            String::from_utf8_lossy(&a.stderr).replace(&root(&cached), "<root>"),
+            String::from_utf8_lossy(&b.stderr).replace(&root(&plain), "<root>"),
+            "close {id}: stderr"
+        );
+        assert!(
+            cached.backlog() == plain.backlog(),
+            "close {id}: the files differ"
+        );
+        if a.status.success() {
+            closed += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    // Blocked, pinned, an epic with an open child, an all-children gate: refused.
+    assert_eq!(refused, 4, "refusals");
+    assert_eq!(closed, ids.len() - 4);
+    // The closes that succeed take the window, except next to a duplicated id (whose
+    // lines only the whole file can judge); refusals are left to the whole-file path.
+    let now = spool_core::beads::Timestamp::parse("2026-02-01T00:00:00Z").expect("time");
+    let stamp = spool_core::beads::ops::Stamp::new(&now, "tester");
+    for id in ids {
+        let env = TestEnv::with_backlog(&text);
+        let _ = run(&env, &["ready"], true);
+        let ws = spool::workspace::Workspace::discover(env.root(), None).expect("workspace");
+        let got = spool::cli::edit::close_windowed(&ws, id, false, None, stamp).expect("no error");
+        let windowed = !matches!(
+            id,
+            "g-blocked" | "g-pinned" | "g-epic" | "g-waits-all" | "g-on-dup"
+        );
+        assert_eq!(got.is_some(), windowed, "close {id} through the window");
+    }
+}
+
+#[test]
 fn a_file_with_an_unreadable_line_gets_no_index_and_is_not_written() {
     let text = "{\"id\":\"x-1\",\"title\":\"t\",\"status\":\"open\",\"priority\":2,\"issue_type\":\"task\",\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\"}\n{not json\n";
     let env = TestEnv::with_backlog(text);
@@ -191,9 +290,8 @@ fn a_write_to_an_indexed_file_goes_through_the_window() {
             to_end: false,
         })
     };
-    let edit = |tx: &mut spool::backlog::Tx, _: &spool::write_index::WriteIndex| {
-        tx.edit(&id, |ed| ed.set("priority", 0)).map(|_| ())
-    };
+    let set = |tx: &mut spool::backlog::Tx| tx.edit(&id, |ed| ed.set("priority", 0)).map(|_| ());
+    let edit = |tx: &mut spool::backlog::Tx, _: &spool::backlog::Peek| set(tx);
     // No index yet: the caller must take the whole-file path.
     assert!(spool::backlog::modify_windowed(&ws, plan, edit)
         .expect("no error")
@@ -212,10 +310,7 @@ fn a_write_to_an_indexed_file_goes_through_the_window() {
     // The same edit through the whole file gives the same bytes.
     let plain = TestEnv::with_backlog(&before);
     let pws = spool::workspace::Workspace::discover(plain.root(), None).expect("workspace");
-    spool::backlog::modify(&pws, |tx| {
-        edit(tx, &spool::write_index::load(&ws).expect("index"))
-    })
-    .expect("whole-file write");
+    spool::backlog::modify(&pws, set).expect("whole-file write");
     assert_eq!(plain.backlog(), after);
     // The refreshed index describes the new file: the next write is windowed again.
     assert!(spool::backlog::modify_windowed(&ws, plan, |tx, _| {

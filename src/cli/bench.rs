@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::Value;
+use spool_core::beads::graph::Graph;
 use spool_core::beads::json::{write_value, Format};
+use spool_core::beads::ready::{ready, ReadyQuery};
+use spool_core::beads::BeadsFile;
 
 use super::Ctx;
 use crate::atomic::write_atomic;
@@ -256,14 +259,31 @@ fn backlog(a: &BacklogArgs) -> Result<i32> {
             what: "`list --json`, warm".into(),
             times: time_runs(a.runs, |_| time_command(&list, &dir, env))?,
         });
+        for (what, args) in [
+            ("`show --json` of one issue", vec!["show", "--json"]),
+            ("`blocked --json`", vec!["blocked", "--json"]),
+            ("`stats --json`", vec!["stats", "--json"]),
+        ] {
+            let mut args = args;
+            let shown = open_ids(&bytes, 1);
+            if what.starts_with("`show") {
+                args.insert(1, shown.first().map_or("", String::as_str));
+            }
+            let cmd = spool(&dir, &args);
+            samples.push(Sample {
+                what: what.into(),
+                times: time_runs(a.runs, |_| time_command(&cmd, &dir, env))?,
+            });
+        }
         samples.push(Sample {
             what: "`create` (`q`)".into(),
             times: time_runs(a.runs, |i| {
                 time_command(&spool(&dir, &["q", &format!("Bench issue {i}")]), &dir, env)
             })?,
         });
-        let open_ids = open_ids(&bytes, a.runs * 2);
-        if open_ids.len() < a.runs * 2 {
+        let open_ids = open_ids(&bytes, a.runs);
+        let ready_ids = ready_ids(&bytes, a.runs);
+        if open_ids.len() < a.runs || ready_ids.len() < a.runs {
             bail!("the synthetic backlog has too few open issues");
         }
         samples.push(Sample {
@@ -280,13 +300,9 @@ fn backlog(a: &BacklogArgs) -> Result<i32> {
             })?,
         });
         samples.push(Sample {
-            what: "`close --force`".into(),
+            what: "`close` (guards checked) of a ready issue".into(),
             times: time_runs(a.runs, |i| {
-                time_command(
-                    &spool(&dir, &["close", &open_ids[a.runs + i], "--force"]),
-                    &dir,
-                    env,
-                )
+                time_command(&spool(&dir, &["close", &ready_ids[i]]), &dir, env)
             })?,
         });
         let rss = max_recorded_rss(&rss_file);
@@ -298,6 +314,22 @@ fn backlog(a: &BacklogArgs) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// Ready tasks (which `close` accepts without `--force`), in ready order.
+fn ready_ids(bytes: &[u8], want: usize) -> Vec<String> {
+    let (file, _) = BeadsFile::parse(bytes);
+    let graph = Graph::new(file.issues());
+    let query = ReadyQuery {
+        limit: want,
+        issue_type: Some("task".into()),
+        ..ReadyQuery::default()
+    };
+    ready(&graph, &query, chrono::Utc::now())
+        .issues
+        .iter()
+        .map(|&i| graph.issue(i).id.clone())
+        .collect()
 }
 
 fn open_ids(bytes: &[u8], want: usize) -> Vec<String> {

@@ -277,8 +277,8 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
             let done = modify_windowed(
                 &ws,
                 |index| single_plan(index, query),
-                |tx, index| {
-                    let id = exact_id(index, query)?;
+                |tx, peek| {
+                    let id = exact_id(peek.index, query)?;
                     update_one(tx, &id, args, stamp, priority, defer.as_ref(), due.as_ref())?;
                     Ok(vec![id])
                 },
@@ -466,29 +466,98 @@ fn report(ctx: &Ctx, file: BeadsFile, ids: &[String], verb: &str) -> Result<i32>
     Ok(0)
 }
 
+/// bd's guards on `close` without `--force`: a pinned issue, an issue with live
+/// blockers, an epic with open children are refused (issues closed together do not hold
+/// each other back). `graph` must hold `ids`, their dependency targets and every issue
+/// with an edge to them or to a `waits-for` target of theirs.
+fn close_guards(graph: &Graph<'_>, ids: &[String]) -> Result<()> {
+    for id in ids {
+        let i = graph.lookup(id).ok_or_else(|| anyhow!("no issue {id}"))?;
+        let issue = graph.issue(i);
+        if issue.status_kind() == StatusKind::Pinned || issue.pinned {
+            bail!("{id} is pinned; use --force to close it");
+        }
+        let blockers: Vec<&str> = graph
+            .direct_blockers(i)
+            .iter()
+            .map(|b| graph.issue(b.blocker).id.as_str())
+            .filter(|b| !ids.iter().any(|x| x == b))
+            .collect();
+        if !blockers.is_empty() {
+            bail!(
+                "{id} still has open blockers: {}; close them first or use --force",
+                blockers.join(", ")
+            );
+        }
+        if issue.issue_type() == "epic" {
+            let open: Vec<&str> = graph
+                .children(i)
+                .filter(|&c| !graph.issue(c).is_closed() && graph.is_live(c))
+                .map(|c| graph.issue(c).id.as_str())
+                .filter(|c| !ids.iter().any(|x| x == c))
+                .collect();
+            if !open.is_empty() {
+                bail!(
+                    "epic {id} has open children: {}; close them first or use --force",
+                    open.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `close` of the one issue `query` names by its full id through a window of the file
+/// (see [`modify_windowed`]), the guards checked on the lines of its targets and of the
+/// issues with edges to it or to its gates. `Ok(None)`: the whole-file path must answer
+/// (no index, a partial id, a guard refused — that path reports it — or lines it cannot
+/// trust to be exact).
+pub fn close_windowed(
+    ws: &Workspace,
+    query: &str,
+    force: bool,
+    reason: Option<&str>,
+    stamp: Stamp<'_>,
+) -> Result<Option<Vec<String>>> {
+    modify_windowed(
+        ws,
+        |index| single_plan(index, query),
+        |tx, peek| {
+            let id = exact_id(peek.index, query)?;
+            let issue = tx
+                .file
+                .get_full(&id)
+                .ok_or_else(|| anyhow!("no issue {id}"))?;
+            if !force {
+                let mut ids = vec![id.as_str()];
+                ids.extend(issue.dependencies.iter().map(|d| d.depends_on_id.as_str()));
+                let mut mentioned = vec![id.as_str()];
+                mentioned.extend(
+                    issue
+                        .dependencies
+                        .iter()
+                        .filter(|d| d.kind() == DepKind::WaitsFor)
+                        .map(|d| d.depends_on_id.as_str()),
+                );
+                let near = peek
+                    .lines(&ids, &mentioned)
+                    .ok_or_else(|| anyhow!("the neighbourhood needs the whole file"))?;
+                close_guards(&Graph::new(near.issues()), std::slice::from_ref(&id))?;
+            }
+            tx.edit(&id, |ed| ops::close(ed, &issue, reason, stamp))?;
+            Ok(vec![id])
+        },
+    )
+}
+
 pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
-    // `--force` skips the checks that need the graph: one issue named by its full id
-    // then needs only a window of the file.
     if let [query] = args.ids.as_slice() {
-        if args.force && !ctx.global.json {
-            let done = modify_windowed(
-                &ws,
-                |index| single_plan(index, query),
-                |tx, index| {
-                    let id = exact_id(index, query)?;
-                    let issue = tx
-                        .file
-                        .get_full(&id)
-                        .ok_or_else(|| anyhow!("no issue {id}"))?;
-                    tx.edit(&id, |ed| {
-                        ops::close(ed, &issue, args.reason.as_deref(), stamp)
-                    })?;
-                    Ok(vec![id])
-                },
-            )?;
-            if let Some(ids) = done {
+        if !ctx.global.json {
+            if let Some(ids) =
+                close_windowed(&ws, query, args.force, args.reason.as_deref(), stamp)?
+            {
                 return report_plain(ctx, &ids, "Closed");
             }
         }
@@ -496,41 +565,7 @@ pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
     let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         if !args.force {
-            let issues: Vec<&Issue> = tx.file.issues().collect();
-            let graph = Graph::new(issues);
-            for id in &ids {
-                let i = graph.lookup(id).expect("resolved ids exist");
-                let issue = graph.issue(i);
-                if issue.status_kind() == StatusKind::Pinned || issue.pinned {
-                    bail!("{id} is pinned; use --force to close it");
-                }
-                let blockers: Vec<&str> = graph
-                    .direct_blockers(i)
-                    .iter()
-                    .map(|b| graph.issue(b.blocker).id.as_str())
-                    .filter(|b| !ids.iter().any(|x| x == b))
-                    .collect();
-                if !blockers.is_empty() {
-                    bail!(
-                        "{id} still has open blockers: {}; close them first or use --force",
-                        blockers.join(", ")
-                    );
-                }
-                if issue.issue_type() == "epic" {
-                    let open: Vec<&str> = graph
-                        .children(i)
-                        .filter(|&c| !graph.issue(c).is_closed() && graph.is_live(c))
-                        .map(|c| graph.issue(c).id.as_str())
-                        .filter(|c| !ids.iter().any(|x| x == c))
-                        .collect();
-                    if !open.is_empty() {
-                        bail!(
-                            "epic {id} has open children: {}; close them first or use --force",
-                            open.join(", ")
-                        );
-                    }
-                }
-            }
+            close_guards(&Graph::new(tx.file.issues()), &ids)?;
         }
         for id in &ids {
             let issue = tx.file.get_full(id).expect("resolved ids exist");

@@ -9,7 +9,7 @@ mod common;
 pub mod daemon;
 mod demo;
 mod doctor;
-mod edit;
+pub mod edit;
 mod hooks;
 mod info;
 mod init;
