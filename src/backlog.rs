@@ -348,6 +348,17 @@ impl Peek<'_> {
     /// trusted to be exact: an id spelled with characters a writer might escape, or a
     /// duplicated id among the lines.
     pub fn lines(&self, ids: &[&str], mentioned: &[&str]) -> Option<BeadsFile> {
+        self.lines_with(ids, mentioned, None)
+    }
+
+    /// [`Peek::lines`] with the line of the issue `replaced.0` (when among them) taken
+    /// as `replaced.1` instead of the file's: a window's edited line.
+    pub fn lines_with(
+        &self,
+        ids: &[&str],
+        mentioned: &[&str],
+        replaced: Option<(&str, &[u8])>,
+    ) -> Option<BeadsFile> {
         let entries = &self.index.entries;
         let wanted: HashSet<&str> = ids.iter().copied().collect();
         let mut picked: Vec<usize> = (0..entries.len())
@@ -360,10 +371,8 @@ impl Peek<'_> {
             .iter()
             .map(|m| format!("\"{m}\"").into_bytes())
             .collect();
-        let finders: Vec<memchr::memmem::Finder<'_>> = patterns
-            .iter()
-            .map(memchr::memmem::Finder::new)
-            .collect();
+        let finders: Vec<memchr::memmem::Finder<'_>> =
+            patterns.iter().map(memchr::memmem::Finder::new).collect();
         let overlap = patterns.iter().map(Vec::len).max().unwrap_or(0);
         let mut buf = vec![0u8; COPY_CHUNK + overlap];
         let mut at = 0;
@@ -389,9 +398,14 @@ impl Peek<'_> {
             if e.duplicated {
                 return None;
             }
-            let mut line = vec![0u8; usize::try_from(e.len).ok()?];
-            self.file.read_exact_at(&mut line, e.start).ok()?;
-            bytes.extend_from_slice(&line);
+            match replaced {
+                Some((id, new)) if id == e.id => bytes.extend_from_slice(new),
+                _ => {
+                    let mut line = vec![0u8; usize::try_from(e.len).ok()?];
+                    self.file.read_exact_at(&mut line, e.start).ok()?;
+                    bytes.extend_from_slice(&line);
+                }
+            }
             bytes.push(b'\n');
         }
         let (file, diagnostics) = BeadsFile::parse_owned(bytes, NonZeroUsize::MIN);

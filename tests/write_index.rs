@@ -1,5 +1,5 @@
 //! Windowed writes (the write index, `src/write_index.rs`) end to end: on every fixture
-//! and on a synthetic backlog, `update` / `close --force` through the index leave the
+//! and on a synthetic backlog, `update` / `close` through the index leave the
 //! file byte for byte as the whole-file path (`SPOOL_NO_CACHE=1`) does, print the same,
 //! and keep the index current for the next write.
 
@@ -84,7 +84,9 @@ fn compare(text: &str, what: &str) -> (usize, usize) {
                 "--append-notes",
                 "more\nlines\ttabbed",
             ],
+            &["update", id.as_str(), "--priority", "0", "--json"],
             &["close", id.as_str()],
+            &["close", id.as_str(), "--json", "--reason", "json"],
             &["close", id.as_str(), "--force", "--reason", "done"],
             &["close", id.as_str(), "--force"],
         ] {
@@ -245,7 +247,8 @@ fn close_guards_through_the_index_answer_as_the_whole_file_does() {
         let env = TestEnv::with_backlog(&text);
         let _ = run(&env, &["ready"], true);
         let ws = spool::workspace::Workspace::discover(env.root(), None).expect("workspace");
-        let got = spool::cli::edit::close_windowed(&ws, id, false, None, stamp).expect("no error");
+        let got =
+            spool::cli::edit::close_windowed(&ws, id, false, None, stamp, false).expect("no error");
         let windowed = !matches!(
             id,
             "g-blocked" | "g-pinned" | "g-epic" | "g-waits-all" | "g-on-dup"

@@ -21,7 +21,9 @@ use super::common::{id_error, now_stamp, priority_arg, resolve, time_arg};
 use super::output::print_json;
 use super::query::detail_json;
 use super::Ctx;
-use crate::backlog::{drop_later, modify, modify_file, modify_windowed, CommentIds, Plan, Tx};
+use crate::backlog::{
+    drop_later, modify, modify_file, modify_windowed, CommentIds, Peek, Plan, Tx,
+};
 use crate::workspace::{BeadsConfig, Workspace};
 use crate::write_index::WriteIndex;
 
@@ -270,21 +272,26 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
     if let Some(t) = &args.title {
         check_title(t)?;
     }
-    // One issue named by its full id, no re-parenting (that needs the graph), no JSON
-    // (that renders counts from the graph): a window of the file is enough.
+    // One issue named by its full id, no re-parenting (that needs the graph): a window
+    // of the file is enough, and for JSON the lines its edges join it to.
     if let [query] = args.ids.as_slice() {
-        if args.parent.is_none() && !ctx.global.json {
+        if args.parent.is_none() {
             let done = modify_windowed(
                 &ws,
                 |index| single_plan(index, query),
                 |tx, peek| {
                     let id = exact_id(peek.index, query)?;
                     update_one(tx, &id, args, stamp, priority, defer.as_ref(), due.as_ref())?;
-                    Ok(vec![id])
+                    let json = ctx
+                        .global
+                        .json
+                        .then(|| render_windowed(tx, peek, &id))
+                        .transpose()?;
+                    Ok((vec![id], json))
                 },
             )?;
-            if let Some(ids) = done {
-                return report_plain(ctx, &ids, "Updated");
+            if let Some((ids, json)) = done {
+                return report_windowed(ctx, &ids, json, "Updated");
             }
         }
     }
@@ -440,6 +447,55 @@ fn update_one(
     Ok(())
 }
 
+/// `show --json` of the issue `id` as a windowed write leaves it: its edited line with
+/// the lines of its targets and of the issues with edges to it, which are all a detail
+/// view reads (the counts and the dependents of `id` come from those edges).
+fn render_windowed(tx: &Tx, peek: &Peek, id: &str) -> Result<Value> {
+    let issue = tx.file.get(id).ok_or_else(|| anyhow!("no issue {id}"))?;
+    let mut ids = vec![id];
+    ids.extend(issue.dependencies.iter().map(|d| d.depends_on_id.as_str()));
+    let near = peek
+        .lines_with(&ids, &[id], Some((id, edited_line(tx, id)?)))
+        .ok_or_else(|| anyhow!("the neighbourhood needs the whole file"))?;
+    detail_of(&near, id)
+}
+
+/// The line of `id` in a window after its edit.
+fn edited_line<'t>(tx: &'t Tx, id: &str) -> Result<&'t [u8]> {
+    let n = tx
+        .file
+        .line_of(id)
+        .ok_or_else(|| anyhow!("no issue {id}"))?;
+    Ok(tx.file.lines()[n - 1].bytes())
+}
+
+/// [`detail_json`] of `id` over a graph of `near` (see [`render_windowed`]).
+fn detail_of(near: &BeadsFile, id: &str) -> Result<Value> {
+    let graph = Graph::new(near.issues());
+    let counts = graph.counts();
+    let i = graph.lookup(id).ok_or_else(|| anyhow!("no issue {id}"))?;
+    Ok(detail_json(near, &graph, &counts, i))
+}
+
+/// `file` with the line of `id` replaced by `line`.
+fn with_line(file: &BeadsFile, id: &str, line: &[u8]) -> BeadsFile {
+    let mut bytes = Vec::new();
+    for l in file.lines() {
+        let own = l.issue().is_some_and(|i| i.id == id);
+        bytes.extend_from_slice(if own { line } else { l.bytes() });
+        bytes.push(b'\n');
+    }
+    BeadsFile::parse(&bytes).0
+}
+
+/// After a windowed write: the detail JSON when rendered, else a line for people.
+fn report_windowed(ctx: &Ctx, ids: &[String], json: Option<Value>, verb: &str) -> Result<i32> {
+    match json {
+        Some(v) => print_json(&[v]).map(|_| 0),
+        None => report_plain(ctx, ids, verb),
+    }
+}
+
 /// After a write, without `--json`: a line per issue for people.
 fn report_plain(ctx: &Ctx, ids: &[String], verb: &str) -> Result<i32> {
     if !ctx.global.quiet {
@@ -518,7 +574,8 @@ pub fn close_windowed(
     force: bool,
     reason: Option<&str>,
     stamp: Stamp<'_>,
-) -> Result<Option<Vec<String>>> {
+    json: bool,
+) -> Result<Option<(Vec<String>, Option<Value>)>> {
     modify_windowed(
         ws,
         |index| single_plan(index, query),
@@ -528,7 +585,11 @@ pub fn close_windowed(
                 .file
                 .get_full(&id)
                 .ok_or_else(|| anyhow!("no issue {id}"))?;
-            if !force {
+            // The issue, its targets, and the lines with edges to it or its gates: what
+            // the guards and a detail view read.
+            let near = if force && !json {
+                None
+            } else {
                 let mut ids = vec![id.as_str()];
                 ids.extend(issue.dependencies.iter().map(|d| d.depends_on_id.as_str()));
                 let mut mentioned = vec![id.as_str()];
@@ -542,10 +603,20 @@ pub fn close_windowed(
                 let near = peek
                     .lines(&ids, &mentioned)
                     .ok_or_else(|| anyhow!("the neighbourhood needs the whole file"))?;
+                Some(near)
+            };
+            if let (false, Some(near)) = (force, &near) {
                 close_guards(&Graph::new(near.issues()), std::slice::from_ref(&id))?;
             }
             tx.edit(&id, |ed| ops::close(ed, &issue, reason, stamp))?;
-            Ok(vec![id])
+            let json = match (json, &near) {
+                (true, Some(near)) => Some(detail_of(
+                    &with_line(near, &id, edited_line(tx, &id)?),
+                    &id,
+                )?),
+                _ => None,
+            };
+            Ok((vec![id], json))
         },
     )
 }
@@ -554,12 +625,11 @@ pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
     if let [query] = args.ids.as_slice() {
-        if !ctx.global.json {
-            if let Some(ids) =
-                close_windowed(&ws, query, args.force, args.reason.as_deref(), stamp)?
-            {
-                return report_plain(ctx, &ids, "Closed");
-            }
+        let reason = args.reason.as_deref();
+        if let Some((ids, json)) =
+            close_windowed(&ws, query, args.force, reason, stamp, ctx.global.json)?
+        {
+            return report_windowed(ctx, &ids, json, "Closed");
         }
     }
     let (ids, file) = modify_file(&ws, |tx| {
