@@ -90,6 +90,17 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Backlog {
     }
 }
 
+/// The file at `path` parsed lean (see [`BeadsFile::parse_lean_source`]) without judging
+/// it: for reports that read no free text over the whole file (`doctor`, `info`).
+pub fn parse_lean_at(path: &Path) -> Result<Backlog> {
+    let (file, diagnostics) = BeadsFile::parse_lean_source(read_source(path)?, parse_threads());
+    Ok(Backlog {
+        path: path.to_path_buf(),
+        file,
+        diagnostics,
+    })
+}
+
 impl Backlog {
     /// Loads the workspace backlog for a read command: errors name every bad line,
     /// warnings (duplicate ids) go to stderr.

@@ -22,15 +22,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn load(ctx: &Ctx) -> Result<Snapshot> {
-        let ws = ctx.workspace()?;
-        let backlog = Backlog::load(&ws)?;
-        Ok(Snapshot { backlog })
-    }
-
-    /// [`Snapshot::load`] for queries that only read the short fields and render output
-    /// with [`issue_json`]: the issues lack their free text (see
-    /// [`BeadsFile::parse_lean`]).
+    /// The backlog for queries that only read the short fields and render output with
+    /// [`issue_json`]: the issues lack their free text (see [`BeadsFile::parse_lean`]).
     pub fn load_lean(ctx: &Ctx) -> Result<Snapshot> {
         let ws = ctx.workspace()?;
         let path = ws.issues_path();

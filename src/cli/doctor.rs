@@ -16,7 +16,7 @@ use super::args::DoctorArgs;
 use super::common::now_stamp;
 use super::output::{print_json, Style};
 use super::Ctx;
-use crate::backlog::{modify, parse, read_bytes};
+use crate::backlog::{modify, parse, parse_lean_at, read_bytes};
 
 #[derive(Debug, Serialize)]
 struct Problem {
@@ -106,10 +106,10 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<i32> {
             bail!("unknown check {check:?} (validate or pollution)");
         }
     }
-    let backlog = parse(&path, read_bytes(&path)?);
     if args.check.as_deref() == Some("pollution") {
-        return pollution(ctx, args, &backlog.file);
+        return pollution(ctx, args, &parse(&path, read_bytes(&path)?).file);
     }
+    let backlog = parse_lean_at(&path)?;
     if args.clean {
         bail!("--clean goes with --check=pollution");
     }

@@ -21,7 +21,7 @@ use spool_core::beads::{BeadsFile, LineKind, RecordKind};
 
 use super::output::print_json;
 use super::{Ctx, BD_COMPAT_VERSION};
-use crate::backlog::{parse, read_bytes};
+use crate::backlog::parse_lean_at;
 use crate::workspace::{BeadsConfig, Workspace};
 
 #[derive(Debug, Args, Default)]
@@ -190,7 +190,7 @@ pub fn warnings(p: &Profile, configured_prefix: Option<&str>) -> Vec<String> {
 fn load(ctx: &Ctx) -> Result<(Workspace, Profile, Option<String>)> {
     let ws = ctx.workspace()?;
     let path = ws.issues_path();
-    let backlog = parse(&path, read_bytes(&path)?);
+    let backlog = parse_lean_at(&path)?;
     let prefix = BeadsConfig::load(&ws.config_path())?
         .issue_prefix
         .map(|p| p.trim().trim_end_matches('-').to_string())

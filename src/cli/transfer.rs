@@ -7,14 +7,15 @@ use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 use spool_core::beads::graph::Graph;
 use spool_core::beads::json::{write_value, Format};
+use spool_core::beads::node::Node;
 use spool_core::beads::write::sort_bd_order;
-use spool_core::beads::{BeadsFile, LineKind, Severity, Timestamp};
+use spool_core::beads::{BeadsFile, LineKind, Severity, StatusKind, Timestamp};
 
 use super::args::{ExportArgs, ImportArgs};
-use super::common::Snapshot;
+use super::common::SkimSnapshot;
 use super::output::print_json;
 use super::Ctx;
-use crate::atomic::write_atomic;
+use crate::atomic::write_atomic_with;
 use crate::backlog::modify;
 
 /// Keys tools compute rather than store; never imported, replaced on export.
@@ -43,54 +44,61 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> Result<i32> {
         "classic" => false,
         other => bail!("unknown export format {other:?} (v1 or classic)"),
     };
-    let snap = Snapshot::load(ctx)?;
-    let file = snap.file();
-    let graph = Graph::new(file.issues());
-    let counts = graph.counts();
-    let mut out = Vec::new();
-    let mut n = 0usize;
-    for line in file.lines() {
-        let LineKind::Issue(issue) = line.kind() else {
-            continue;
-        };
-        // The issue in effect only (a duplicated id is exported once).
-        if file.line_of(&issue.id).map(|l| &file.lines()[l - 1]) != Some(line) {
-            continue;
-        }
-        if issue.is_tombstone() && !args.all {
-            continue;
-        }
-        let mut m = strip_computed(raw_map(line.bytes())?);
-        if v1 {
-            let mut with_type = Map::new();
-            with_type.insert("_type".into(), "issue".into());
-            with_type.extend(sort_bd_order(m));
-            if let Some(i) = graph.lookup(&issue.id) {
-                let c = &counts[i];
-                with_type.insert("dependency_count".into(), c.dependency_count.into());
-                with_type.insert("dependent_count".into(), c.dependent_count.into());
-                with_type.insert("comment_count".into(), c.comment_count.into());
+    let snap = SkimSnapshot::load(ctx)?;
+    let graph = Graph::new(snap.issues());
+    let skim = &snap.skim;
+    // Streamed: one issue line read, rewritten and written at a time.
+    let write_all = |w: &mut dyn Write| -> Result<usize> {
+        let mut n = 0usize;
+        let mut out = Vec::new();
+        // The issues in effect only (a duplicated id is exported once), in file order.
+        for (k, issue) in graph.issues().iter().enumerate() {
+            if issue.status_kind() == StatusKind::Tombstone && !args.all {
+                continue;
             }
-            m = with_type;
-        } else {
-            m = sort_bd_order(m);
+            let bytes = skim
+                .issue_line(k)
+                .and_then(|j| skim.line_copy(j))
+                .with_context(|| format!("reading the line of {}", issue.id()))?;
+            let mut m = strip_computed(raw_map(&bytes)?);
+            if v1 {
+                let mut with_type = Map::new();
+                with_type.insert("_type".into(), "issue".into());
+                with_type.extend(sort_bd_order(m));
+                if graph.is_live(k) {
+                    let c = graph.counts_of(k);
+                    with_type.insert("dependency_count".into(), c.dependency_count.into());
+                    with_type.insert("dependent_count".into(), c.dependent_count.into());
+                    with_type.insert("comment_count".into(), c.comment_count.into());
+                }
+                m = with_type;
+            } else {
+                m = sort_bd_order(m);
+            }
+            out.clear();
+            write_value(&mut out, &Value::Object(m), &Format::go());
+            out.push(b'\n');
+            w.write_all(&out)?;
+            n += 1;
         }
-        write_value(&mut out, &Value::Object(m), &Format::go());
-        out.push(b'\n');
-        n += 1;
-    }
+        w.flush()?;
+        Ok(n)
+    };
     match &args.output {
         Some(p) => {
             let path = ctx.cwd.join(p);
-            write_atomic(&path, &out)?;
+            let mut n = 0;
+            write_atomic_with(&path, |w| {
+                n = write_all(w).map_err(std::io::Error::other)?;
+                Ok(())
+            })?;
             if !ctx.global.quiet {
                 eprintln!("Exported {n} issues to {}", path.display());
             }
         }
         None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&out)?;
-            stdout.flush()?;
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            write_all(&mut stdout)?;
         }
     }
     Ok(0)

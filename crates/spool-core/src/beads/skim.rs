@@ -186,7 +186,7 @@ impl Skim {
     }
 
     /// Line `j`'s bytes read again (see [`Source::copy_range`]): the skim released them.
-    fn line_copy(&self, j: usize) -> Option<Vec<u8>> {
+    pub fn line_copy(&self, j: usize) -> Option<Vec<u8>> {
         let l = &self.lines[j];
         self.source.copy_range(l.start..l.end).ok()
     }
