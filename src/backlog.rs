@@ -371,6 +371,12 @@ impl Peek<'_> {
         replaced: Option<(&str, &[u8])>,
     ) -> Option<BeadsFile> {
         let entries = &self.index.entries;
+        // Only ids some line depends on can be mentioned by other lines.
+        let mentioned: Vec<&str> = mentioned
+            .iter()
+            .copied()
+            .filter(|m| entries.iter().any(|e| e.id == *m && e.mentioned))
+            .collect();
         let wanted: HashSet<&str> = ids.iter().copied().collect();
         let mut picked: Vec<usize> = (0..entries.len())
             .filter(|&k| !entries[k].tombstone && wanted.contains(entries[k].id.as_str()))
@@ -662,7 +668,22 @@ fn refresh_index(
         .map(|e| e.id.as_str())
         .collect();
     let duplicated = |id: &str| dups.contains(id);
-    let inside = || crate::write_index::entries_of(window.shapes(), a, w.first_line, &duplicated);
+    // Windowed writes add no edges from outside the window: an id keeps its flag, and the
+    // window's own edges count too.
+    let was_mentioned: HashSet<&str> = old
+        .entries
+        .iter()
+        .filter(|e| e.mentioned && e.start >= a && e.start < b)
+        .map(|e| e.id.as_str())
+        .collect();
+    let window_targets: HashSet<&str> = window
+        .issues()
+        .flat_map(|i| i.dependencies.iter().map(|d| d.depends_on_id.as_str()))
+        .collect();
+    let mentioned = |id: &str| was_mentioned.contains(id) || window_targets.contains(id);
+    let inside = || {
+        crate::write_index::entries_of(window.shapes(), a, w.first_line, &duplicated, &mentioned)
+    };
     let mut entries = Vec::with_capacity(old.entries.len() + 1);
     let mut placed = false;
     for e in &old.entries {

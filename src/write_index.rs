@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
+use spool_core::beads::node::Node;
 use spool_core::beads::skim::Skim;
 use spool_core::beads::{duplicate_warnings, BeadsFile, Diagnostic, LineShape, Severity};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
@@ -23,7 +24,7 @@ use crate::state_file;
 use crate::workspace::Workspace;
 
 /// First bytes of an index file; the number changes whenever the layout does.
-const MAGIC: &[u8; 8] = b"SPOOLWI1";
+const MAGIC: &[u8; 8] = b"SPOOLWI2";
 
 /// One issue line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +40,9 @@ pub struct Entry {
     pub tombstone: bool,
     /// The id is on several lines (an edit of it is refused with all of them named).
     pub duplicated: bool,
+    /// Some line has a dependency on this id (when false, no issue depends on it: a
+    /// write that needs the issues with edges to it need not look for them).
+    pub mentioned: bool,
 }
 
 /// Every issue line of one version of the backlog file, in file order.
@@ -78,6 +82,7 @@ pub fn entries_of<'a>(
     base: u64,
     first_line: usize,
     duplicated: &dyn Fn(&str) -> bool,
+    mentioned: &dyn Fn(&str) -> bool,
 ) -> Vec<Entry> {
     let mut entries = Vec::new();
     let mut offset = base;
@@ -91,6 +96,7 @@ pub fn entries_of<'a>(
                 line: first_line + n,
                 tombstone: line.tombstone,
                 duplicated: duplicated(id),
+                mentioned: mentioned(id),
             });
         }
         offset += len + line.ending.as_bytes().len() as u64;
@@ -103,23 +109,31 @@ impl WriteIndex {
     /// unreadable: only a file every line of which is known to be readable may be
     /// rewritten without a whole-file parse.
     pub fn build(key: FileKey, file: &BeadsFile, diagnostics: &[Diagnostic]) -> Option<Self> {
+        let targets = file
+            .issues()
+            .flat_map(|i| i.dependencies.iter().map(|d| d.depends_on_id.as_str()));
         WriteIndex::of_lines(
             key,
             diagnostics,
             || file_hash(file),
             file.shapes(),
             file.duplicates().map(|(id, _)| id),
+            targets,
         )
     }
 
     /// [`WriteIndex::build`] of a skimmed file.
     pub fn build_skim(key: FileKey, skim: &Skim, diagnostics: &[Diagnostic]) -> Option<Self> {
+        let targets = skim
+            .issues()
+            .flat_map(|i| (0..i.dep_count()).map(move |d| i.dep(d).target));
         WriteIndex::of_lines(
             key,
             diagnostics,
             || crate::mapped::hash_released(&**skim.source()),
             skim.shapes(),
             skim.duplicates().map(|(id, _)| id),
+            targets,
         )
     }
 
@@ -129,15 +143,19 @@ impl WriteIndex {
         hash: impl FnOnce() -> u64,
         shapes: impl Iterator<Item = LineShape<'a>>,
         duplicated: impl Iterator<Item = &'a str>,
+        targets: impl Iterator<Item = &'a str>,
     ) -> Option<Self> {
         if diagnostics.iter().any(|d| d.severity != Severity::Warning) {
             return None;
         }
         let dups: HashSet<&str> = duplicated.collect();
+        let targets: HashSet<&str> = targets.collect();
         Some(WriteIndex {
             key,
             hash: hash(),
-            entries: entries_of(shapes, 0, 1, &|id| dups.contains(id)),
+            entries: entries_of(shapes, 0, 1, &|id| dups.contains(id), &|id| {
+                targets.contains(id)
+            }),
         })
     }
 
