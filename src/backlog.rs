@@ -252,7 +252,9 @@ pub fn modify_file<R>(
         );
     }
     let _lock = FileLock::acquire(&ws.lock_path(), LOCK_TIMEOUT)?;
-    let (file, diagnostics) = BeadsFile::parse_lean(read_bytes(&path)?, parse_threads());
+    // Mapped when large (see `crate::mapped`): writers replace the file by rename, so the
+    // mapping keeps the bytes read under the lock while the new file is written.
+    let (file, diagnostics) = BeadsFile::parse_lean_source(read_source(&path)?, parse_threads());
     let backlog = Backlog {
         path: path.clone(),
         file,

@@ -1,11 +1,11 @@
-//! The backlog file memory-mapped for whole-file reads, handing its pages back as the
-//! parse moves on.
+//! The backlog file memory-mapped for whole-file reads (and the whole-file write path's
+//! read under the lock), handing its pages back as the parse moves on.
 //!
 //! A cold read of a large backlog used to hold the whole file in a buffer (112 MB at
 //! 100,000 issues) next to the parsed issues. Mapped instead, each block's pages are
-//! released once it is parsed ([`Source::done_with`]): the page cache keeps them, so the few
-//! lines a command prints later fault back in from memory, and the process's resident
-//! set holds only the block being parsed.
+//! released once it is parsed ([`Source::done_with`]): the page cache keeps them, and the
+//! few lines a command prints later are read again with `pread` ([`Source::copy_range`]),
+//! so the process's resident set holds only the block being parsed.
 //!
 //! Every writer of the backlog (spool, bd, git checkouts) replaces the file by rename, so
 //! a mapped file's contents do not change under a reader. A process that truncated the
