@@ -76,7 +76,7 @@ fn is_a_directory(path: &Path) -> String {
     )
 }
 
-fn parse_threads() -> NonZeroUsize {
+pub fn parse_threads() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 

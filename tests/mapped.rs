@@ -90,4 +90,26 @@ fn a_mapped_backlog_renders_every_issue_from_its_own_line() {
     assert_eq!(changed.len(), 1, "exactly the updated line changed");
     assert!(changed[0].1.contains(&format!("\"id\":\"{id}\"")));
     assert!(changed[0].1.contains("\"priority\":4"));
+    // A whole-file write (no index) reads the file mapped and writes it from the map.
+    let label = env
+        .cmd()
+        .env("SPOOL_NO_CACHE", "1")
+        .args(["label", "add", &id, "from-the-map"])
+        .output()
+        .expect("spawn");
+    assert!(
+        label.status.success(),
+        "{}",
+        String::from_utf8_lossy(&label.stderr)
+    );
+    let last = env.backlog();
+    assert_eq!(last.lines().count(), after.lines().count());
+    let changed: Vec<(&str, &str)> = after
+        .lines()
+        .zip(last.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 1, "exactly the labelled line changed");
+    assert!(changed[0].1.contains(&format!("\"id\":\"{id}\"")));
+    assert!(changed[0].1.contains("\"from-the-map\""));
 }

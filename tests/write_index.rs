@@ -23,6 +23,30 @@ fn run(env: &TestEnv, args: &[&str], cached: bool) -> Output {
     cmd.output().expect("spawn spool")
 }
 
+/// Runs `args` on a cached and an uncached copy; asserts the same exit status, output
+/// and file, and returns the cached run's output.
+fn run_both(cached: &TestEnv, plain: &TestEnv, args: &[&str], step: &str) -> Output {
+    let a = run(cached, args, true);
+    let b = run(plain, args, false);
+    assert_eq!(a.status.code(), b.status.code(), "{step}: exit status");
+    assert_eq!(
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout),
+        "{step}: stdout"
+    );
+    let root = |env: &TestEnv| env.root().display().to_string();
+    assert_eq!(
+        String::from_utf8_lossy(&a.stderr).replace(&root(cached), "<root>"),
+        String::from_utf8_lossy(&b.stderr).replace(&root(plain), "<root>"),
+        "{step}: stderr"
+    );
+    assert!(
+        cached.backlog() == plain.backlog(),
+        "{step}: the files differ"
+    );
+    a
+}
+
 /// Ids of live, open issues spread over the file: first, middle, last.
 fn targets(text: &str) -> Vec<String> {
     let open: Vec<String> = text
@@ -98,25 +122,7 @@ fn compare(text: &str, what: &str) -> (usize, usize) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let args = args.as_slice();
         {
-            let a = run(&cached, args, true);
-            let b = run(&plain, args, false);
-            let step = format!("{what}: {args:?}");
-            assert_eq!(a.status.code(), b.status.code(), "{step}: exit status");
-            assert_eq!(
-                String::from_utf8_lossy(&a.stdout),
-                String::from_utf8_lossy(&b.stdout),
-                "{step}: stdout"
-            );
-            let root = |env: &TestEnv| env.root().display().to_string();
-            assert_eq!(
-                String::from_utf8_lossy(&a.stderr).replace(&root(&cached), "<root>"),
-                String::from_utf8_lossy(&b.stderr).replace(&root(&plain), "<root>"),
-                "{step}: stderr"
-            );
-            assert!(
-                cached.backlog() == plain.backlog(),
-                "{step}: the files differ"
-            );
+            let a = run_both(&cached, &plain, args, &format!("{what}: {args:?}"));
             if a.status.success() {
                 succeeded += 1;
                 indexed += usize::from(index_file(&cached).exists());
@@ -216,20 +222,7 @@ fn close_guards_through_the_index_answer_as_the_whole_file_does() {
         let plain = TestEnv::with_backlog(&text);
         let _ = run(&cached, &["ready"], true);
         assert!(index_file(&cached).exists());
-        let a = run(&cached, &["close", id], true);
-        let b = run(&plain, &["close", id], false);
-        assert_eq!(a.status.code(), b.status.code(), "close {id}: exit status");
-        assert_eq!(a.stdout, b.stdout, "close {id}: stdout");
-        let root = |env: &TestEnv| env.root().display().to_string();
-        assert_eq!(
-            String::from_utf8_lossy(&a.stderr).replace(&root(&cached), "<root>"),
-            String::from_utf8_lossy(&b.stderr).replace(&root(&plain), "<root>"),
-            "close {id}: stderr"
-        );
-        assert!(
-            cached.backlog() == plain.backlog(),
-            "close {id}: the files differ"
-        );
+        let a = run_both(&cached, &plain, &["close", id], &format!("close {id}"));
         if a.status.success() {
             closed += 1;
         } else {

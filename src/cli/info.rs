@@ -17,11 +17,13 @@ use serde::de::IgnoredAny;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use spool_core::beads::ids;
-use spool_core::beads::{BeadsFile, LineKind, RecordKind};
+use spool_core::beads::node::Node;
+use spool_core::beads::skim::{Skim, SkimKind};
+use spool_core::beads::{RecordKind, StatusKind};
 
 use super::output::print_json;
 use super::{Ctx, BD_COMPAT_VERSION};
-use crate::backlog::parse_lean_at;
+use crate::backlog::{parse_threads, read_source};
 use crate::workspace::{BeadsConfig, Workspace};
 
 #[derive(Debug, Args, Default)]
@@ -90,45 +92,57 @@ pub struct Profile {
 }
 
 /// Describes `file`. Pure: the caller reads the bytes.
-pub fn profile(file: &BeadsFile) -> Profile {
+pub fn profile(skim: &Skim) -> Profile {
     let mut p = Profile::default();
     let r = &mut p.records;
-    r.lines = file.lines().len();
-    for line in file.lines() {
+    r.lines = skim.lines().len();
+    for (j, line) in skim.lines().iter().enumerate() {
         match line.kind() {
-            LineKind::Blank => r.blank_lines += 1,
-            LineKind::Invalid(_) => r.invalid_lines += 1,
-            LineKind::Record(RecordKind::Header) => r.schema_headers += 1,
-            LineKind::Record(RecordKind::Memory) => r.memory_records += 1,
-            LineKind::Record(RecordKind::Other(_)) => r.other_records += 1,
-            LineKind::Issue(issue) => {
-                if issue.record_type.is_some() {
+            SkimKind::Blank => r.blank_lines += 1,
+            SkimKind::Invalid => r.invalid_lines += 1,
+            SkimKind::Record(RecordKind::Header) => r.schema_headers += 1,
+            SkimKind::Record(RecordKind::Memory) => r.memory_records += 1,
+            SkimKind::Record(RecordKind::Other(_)) => r.other_records += 1,
+            SkimKind::Issue(_) => {
+                // The keys, from the line read again (a skim keeps no key names).
+                let keys = skim.line_copy(j).and_then(|bytes| {
+                    serde_json::from_slice::<HashMap<String, IgnoredAny>>(&bytes).ok()
+                });
+                let keys = keys.unwrap_or_default();
+                // An issue line with a `_type` is a bd v1 export's (`_type:"issue"`).
+                #[derive(serde::Deserialize)]
+                struct Type {
+                    #[serde(rename = "_type")]
+                    record_type: Option<String>,
+                }
+                let v1 = keys.contains_key("_type")
+                    && skim
+                        .line_copy(j)
+                        .and_then(|b| serde_json::from_slice::<Type>(&b).ok())
+                        .is_some_and(|t| t.record_type.is_some());
+                if v1 {
                     r.v1_issue_lines += 1;
                 } else {
                     r.classic_issue_lines += 1;
                 }
-                if let Ok(keys) =
-                    serde_json::from_slice::<HashMap<String, IgnoredAny>>(line.bytes())
-                {
-                    if keys.contains_key("created") || keys.contains_key("updated") {
-                        r.legacy_created_updated_lines += 1;
-                    }
-                    p.fields.extend(keys.into_keys());
+                if keys.contains_key("created") || keys.contains_key("updated") {
+                    r.legacy_created_updated_lines += 1;
                 }
+                p.fields.extend(keys.into_keys());
             }
         }
     }
-    r.duplicate_ids = file.duplicates().count();
+    r.duplicate_ids = skim.duplicates().count();
     let (mut deps, mut labels, mut comments) = (false, false, false);
     let mut live = Vec::new();
-    for issue in file.issues() {
-        deps |= !issue.dependencies.is_empty();
-        labels |= !issue.labels.is_empty();
-        comments |= !issue.comments.is_empty();
-        if issue.is_tombstone() {
+    for issue in skim.issues() {
+        deps |= issue.dep_count() > 0;
+        labels |= !issue.labels().is_empty();
+        comments |= issue.comment_count() > 0;
+        if issue.status_kind() == StatusKind::Tombstone {
             r.tombstones += 1;
         } else {
-            live.push(issue.id.as_str());
+            live.push(issue.id());
         }
     }
     p.issue_count = live.len();
@@ -190,12 +204,12 @@ pub fn warnings(p: &Profile, configured_prefix: Option<&str>) -> Vec<String> {
 fn load(ctx: &Ctx) -> Result<(Workspace, Profile, Option<String>)> {
     let ws = ctx.workspace()?;
     let path = ws.issues_path();
-    let backlog = parse_lean_at(&path)?;
+    let (skim, _) = Skim::parse(read_source(&path)?, parse_threads());
     let prefix = BeadsConfig::load(&ws.config_path())?
         .issue_prefix
         .map(|p| p.trim().trim_end_matches('-').to_string())
         .filter(|p| !p.is_empty());
-    Ok((ws, profile(&backlog.file), prefix))
+    Ok((ws, profile(&skim), prefix))
 }
 
 fn absolute(path: &Path) -> String {
@@ -364,8 +378,11 @@ mod tests {
             "\n",
             "not json\n",
         );
-        let (file, _) = BeadsFile::parse(text.as_bytes());
-        let p = profile(&file);
+        let (skim, _) = Skim::parse(
+            std::sync::Arc::new(text.as_bytes().to_vec()),
+            std::num::NonZeroUsize::MIN,
+        );
+        let p = profile(&skim);
         assert_eq!(
             p.records,
             Records {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::file::{
     add_duplicate_warnings, index_ids, parse_issue_line, parse_lines, BeadsFile, Diagnostic,
-    LineEnding, LineKind, LineShape, ParsedLine, Source,
+    LineEnding, LineKind, LineShape, ParsedLine, RecordKind, Source,
 };
 use super::issue::{Detail, Issue, StatusKind};
 use super::node::{Node, Skimmed};
@@ -24,7 +24,7 @@ pub enum SkimKind {
     Blank,
     Issue(Skimmed),
     /// A non-issue record (memory, schema header, other `_type`).
-    Record,
+    Record(RecordKind),
     /// Unreadable; the parse's diagnostic says why.
     Invalid,
 }
@@ -74,7 +74,7 @@ impl ParsedLine for SkimLine {
         let kind = match kind {
             LineKind::Blank => SkimKind::Blank,
             LineKind::Issue(issue) => SkimKind::Issue(Skimmed::from(*issue)),
-            LineKind::Record(_) => SkimKind::Record,
+            LineKind::Record(r) => SkimKind::Record(r),
             LineKind::Invalid(_) => SkimKind::Invalid,
         };
         SkimLine {
