@@ -113,6 +113,13 @@ fn compare(text: &str, what: &str) -> (usize, usize) {
             &["close", id.as_str(), "--json", "--reason", "json"],
             &["close", id.as_str(), "--force", "--reason", "done"],
             &["close", id.as_str(), "--force"],
+            &["reopen", id.as_str()],
+            &["reopen", id.as_str(), "--json"],
+            &["label", "add", id.as_str(), "x-lab"],
+            &["label", "remove", id.as_str(), "x-lab"],
+            &["note", id.as_str(), "a note\nover lines"],
+            &["close", id.as_str(), "--force"],
+            &["reopen", id.as_str(), "--json"],
         ] {
             edits.push(args.iter().map(|s| s.to_string()).collect());
         }

@@ -276,22 +276,11 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
     // of the file is enough, and for JSON the lines its edges join it to.
     if let [query] = args.ids.as_slice() {
         if args.parent.is_none() {
-            let done = modify_windowed(
-                &ws,
-                |index| single_plan(index, query),
-                |tx, peek| {
-                    let id = exact_id(peek.index, query)?;
-                    update_one(tx, &id, args, stamp, priority, defer.as_ref(), due.as_ref())?;
-                    let json = ctx
-                        .global
-                        .json
-                        .then(|| render_windowed(tx, peek, &id))
-                        .transpose()?;
-                    Ok((vec![id], json))
-                },
-            )?;
-            if let Some((ids, json)) = done {
-                return report_windowed(ctx, &ids, json, "Updated");
+            let done = windowed_one(&ws, query, ctx.global.json, |tx, id| {
+                update_one(tx, id, args, stamp, priority, defer.as_ref(), due.as_ref())
+            })?;
+            if let Some((id, _, json)) = done {
+                return report_windowed(ctx, &[id], json, "Updated");
             }
         }
     }
@@ -648,9 +637,47 @@ pub fn close_cmd(ctx: &Ctx, args: &CloseArgs) -> Result<i32> {
     report(ctx, file, &ids, "Closed")
 }
 
+/// A windowed write (see [`modify_windowed`]) of the one issue `query` names by its
+/// full id: `edit` runs on the window with the id; with `json`, the issue's detail view
+/// as the write leaves it comes back too. `Ok(None)`: take the whole-file path.
+fn windowed_one<R>(
+    ws: &Workspace,
+    query: &str,
+    json: bool,
+    edit: impl Fn(&mut Tx, &str) -> Result<R>,
+) -> Result<Option<(String, R, Option<Value>)>> {
+    modify_windowed(
+        ws,
+        |index| single_plan(index, query),
+        |tx, peek| {
+            let id = exact_id(peek.index, query)?;
+            let r = edit(tx, &id)?;
+            let view = json.then(|| render_windowed(tx, peek, &id)).transpose()?;
+            Ok((id, r, view))
+        },
+    )
+}
+
 pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
+    // A reason becomes a comment, whose number depends on the whole file.
+    if let ([query], None) = (args.ids.as_slice(), &args.reason) {
+        let done = windowed_one(&ws, query, ctx.global.json, |tx, id| {
+            let issue = tx
+                .file
+                .get_full(id)
+                .ok_or_else(|| anyhow!("no issue {id}"))?;
+            if !issue.is_closed() {
+                bail!("{id} is not closed (status {})", issue.status());
+            }
+            tx.edit(id, |ed| ops::reopen(ed, stamp))?;
+            Ok(())
+        })?;
+        if let Some((id, (), json)) = done {
+            return report_windowed(ctx, &[id], json, "Reopened");
+        }
+    }
     let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
         let comment_id = CommentIds::of(&tx.file);
@@ -717,6 +744,20 @@ pub fn comment_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
 pub fn note_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
+    let done = windowed_one(&ws, query, ctx.global.json, |tx, id| {
+        let issue = tx
+            .file
+            .get_full(id)
+            .ok_or_else(|| anyhow!("no issue {id}"))?;
+        tx.edit(id, |ed| {
+            ops::append_notes(ed, &issue, text)?;
+            ops::touch(ed, stamp)
+        })?;
+        Ok(())
+    })?;
+    if let Some((id, (), json)) = done {
+        return report_windowed(ctx, &[id], json, "Appended a note to");
+    }
     let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &[query.to_string()])?;
         let issue = tx.file.get_full(&ids[0]).expect("resolved ids exist");
@@ -817,23 +858,34 @@ pub fn label_change(ctx: &Ctx, args: &[String], add: bool) -> Result<i32> {
     }
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
-    let ids = modify(&ws, |tx| {
-        let ids = resolve_all(&tx.file, queries)?;
-        for id in &ids {
-            tx.edit(id, |ed| {
-                let changed = if add {
-                    ed.add_label(label)?
-                } else {
-                    ed.remove_label(label)?
-                };
-                if changed {
-                    ops::touch(ed, stamp)?;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(ids)
-    })?;
+    let relabel = |tx: &mut Tx, id: &str| {
+        tx.edit(id, |ed| {
+            let changed = if add {
+                ed.add_label(label)?
+            } else {
+                ed.remove_label(label)?
+            };
+            if changed {
+                ops::touch(ed, stamp)?;
+            }
+            Ok(())
+        })
+        .map(|_| ())
+    };
+    let windowed = match queries {
+        [query] => windowed_one(&ws, query, false, relabel)?.map(|(id, (), _)| vec![id]),
+        _ => None,
+    };
+    let ids = match windowed {
+        Some(ids) => ids,
+        None => modify(&ws, |tx| {
+            let ids = resolve_all(&tx.file, queries)?;
+            for id in &ids {
+                relabel(tx, id)?;
+            }
+            Ok(ids)
+        })?,
+    };
     if ctx.global.json {
         let out: Vec<Value> = ids
             .iter()
