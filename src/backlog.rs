@@ -364,8 +364,8 @@ impl Peek<'_> {
         self.lines_with(ids, mentioned, None)
     }
 
-    /// [`Peek::lines`] with the line of the issue `replaced.0` (when among them) taken
-    /// as `replaced.1` instead of the file's: a window's edited line.
+    /// [`Peek::lines`] with the line of the issue `replaced.0` taken as `replaced.1`
+    /// instead of the file's (a window's edited or inserted line).
     pub fn lines_with(
         &self,
         ids: &[&str],
@@ -412,6 +412,15 @@ impl Peek<'_> {
         picked.sort_unstable();
         picked.dedup();
         let mut bytes = Vec::new();
+        // A line not in the index yet (an insert) goes first: nothing depends on it.
+        let mut lines = picked.len();
+        if let Some((id, new)) = replaced {
+            if !picked.iter().any(|&k| entries[k].id == id) {
+                bytes.extend_from_slice(new);
+                bytes.push(b'\n');
+                lines += 1;
+            }
+        }
         for &k in &picked {
             let e = &entries[k];
             if e.duplicated {
@@ -428,7 +437,7 @@ impl Peek<'_> {
             bytes.push(b'\n');
         }
         let (file, diagnostics) = BeadsFile::parse_owned(bytes, NonZeroUsize::MIN);
-        (diagnostics.is_empty() && file.lines().len() == picked.len()).then_some(file)
+        (diagnostics.is_empty() && file.lines().len() == lines).then_some(file)
     }
 }
 

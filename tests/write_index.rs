@@ -123,7 +123,30 @@ fn compare(text: &str, what: &str) -> (usize, usize) {
         ] {
             edits.push(args.iter().map(|s| s.to_string()).collect());
         }
+        for args in [
+            vec!["create", "A child", "--parent", &id],
+            vec!["create", "A json child", "--parent", &id, "--json"],
+            vec![
+                "create",
+                "Blocked by it",
+                "--deps",
+                &format!("blocks:{id}"),
+                "-t",
+                "bug",
+            ],
+            vec![
+                "create",
+                "Related, json",
+                "--deps",
+                &format!("related:{id}"),
+                "--json",
+            ],
+            vec!["q", "Quick child", "--parent", &id],
+        ] {
+            edits.push(args.iter().map(|s| s.to_string()).collect());
+        }
     }
+    edits.push(vec!["create".into(), "Plain json".into(), "--json".into()]);
     edits.push(vec!["q".into(), "After the edits".into()]);
     for args in &edits {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -174,34 +174,47 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
         }
         new
     };
-    // No parent or dependencies to resolve and no JSON to render: the new line needs only
-    // the ids in the file and the place it sorts into, which the write index has.
-    let no_links = args.parent.is_none() && args.deps.iter().all(|s| s.trim().is_empty());
-    if no_links && !ctx.global.json {
-        let chosen = std::cell::OnceCell::new();
-        let done = modify_windowed(
-            &ws,
-            |index| {
-                let all_ids: HashSet<&str> = index.entries.iter().map(|e| e.id.as_str()).collect();
-                let id = make_id(&all_ids, &None).ok()?;
-                let plan = insert_plan(index, &id);
-                let _ = chosen.set(id);
-                plan
-            },
-            |tx, _| {
-                let id = chosen.get().ok_or_else(|| anyhow!("no id chosen"))?;
-                tx.insert(&make_issue(id, &None, &[]))?;
-                Ok(id.clone())
-            },
-        )?;
-        if let Some(id) = done {
-            if !quick && !args.silent && !ctx.global.quiet {
-                println!("Created {id}: {title}");
-            } else if quick || args.silent {
-                println!("{id}");
+    // The new line needs the ids in the file, the place it sorts into and its links'
+    // targets named by their full ids, which the write index has; its JSON, the lines of
+    // those targets.
+    let chosen = std::cell::OnceCell::new();
+    let done = modify_windowed(
+        &ws,
+        |index| {
+            let full_id = |q: &str| index.exact(q).map(|k| index.entries[k].id.clone());
+            let parent = match args.parent.as_deref() {
+                Some(p) => Some(full_id(p)?),
+                None => None,
+            };
+            let mut deps = Vec::new();
+            for spec in args.deps.iter().filter(|s| !s.trim().is_empty()) {
+                let (t, target) = parse_dep_spec(spec.trim());
+                deps.push((t.to_string(), full_id(target)?));
             }
-            return Ok(0);
+            let all_ids: HashSet<&str> = index.entries.iter().map(|e| e.id.as_str()).collect();
+            let id = make_id(&all_ids, &parent).ok()?;
+            let plan = insert_plan(index, &id);
+            let _ = chosen.set((id, parent, deps));
+            plan
+        },
+        |tx, peek| {
+            let (id, parent, deps) = chosen.get().ok_or_else(|| anyhow!("no id chosen"))?;
+            tx.insert(&make_issue(id, parent, deps))?;
+            let view = (ctx.global.json && !quick && !args.silent)
+                .then(|| render_windowed(tx, peek, id))
+                .transpose()?;
+            Ok((id.clone(), view))
+        },
+    )?;
+    if let Some((id, view)) = done {
+        if quick || args.silent {
+            println!("{id}");
+        } else if let Some(v) = view {
+            print_json(&v)?;
+        } else if !ctx.global.quiet {
+            println!("Created {id}: {title}");
         }
+        return Ok(0);
     }
     let (id, file) = modify_file(&ws, |tx| {
         let issues: Vec<&Issue> = tx.file.issues().collect();
