@@ -7,7 +7,7 @@
 //! a file with unreadable lines is never rewritten, so nothing a person could still repair
 //! is dropped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,8 +17,8 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use spool_core::beads::skim::Skim;
 use spool_core::beads::{
-    BeadsFile, CommentId, Diagnostic, DiagnosticKind, Edited, LineEditor, LineError, NewIssue,
-    Severity, Source,
+    BeadsFile, CommentId, Dependency, Diagnostic, DiagnosticKind, Edited, Issue, LineEditor,
+    LineError, NewIssue, Severity, Source,
 };
 
 use crate::atomic::{write_atomic_with, FileLock};
@@ -409,6 +409,64 @@ impl Peek<'_> {
             }
             at += COPY_CHUNK;
         }
+        self.file_of(picked, replaced)
+    }
+
+    /// The lines of `starts` and of every issue reachable from them along the edges
+    /// `follow` picks (live issues only, one line read and parsed per step), parsed in
+    /// full into one file in file order. `None` as for [`Peek::lines`].
+    pub fn reach(
+        &self,
+        starts: &[&str],
+        follow: impl Fn(&Dependency) -> bool,
+    ) -> Option<BeadsFile> {
+        let entries = &self.index.entries;
+        let by_id: HashMap<&str, usize> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.tombstone)
+            .map(|(k, e)| (e.id.as_str(), k))
+            .collect();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut queue: VecDeque<String> = starts.iter().map(|s| s.to_string()).collect();
+        let mut picked = Vec::new();
+        while let Some(id) = queue.pop_front() {
+            let Some(&k) = by_id.get(id.as_str()) else {
+                continue;
+            };
+            if !seen.insert(id) {
+                continue;
+            }
+            picked.push(k);
+            let line = self.read_entry(k)?;
+            let issue: Issue = serde_json::from_slice(&line).ok()?;
+            queue.extend(
+                issue
+                    .dependencies
+                    .iter()
+                    .filter(|d| follow(d))
+                    .map(|d| d.depends_on_id.clone()),
+            );
+        }
+        self.file_of(picked, None)
+    }
+
+    /// Entry `k`'s line as it is in the file.
+    fn read_entry(&self, k: usize) -> Option<Vec<u8>> {
+        let e = self.index.entries.get(k)?;
+        let mut line = vec![0u8; usize::try_from(e.len).ok()?];
+        self.file.read_exact_at(&mut line, e.start).ok()?;
+        Some(line)
+    }
+
+    /// The lines of the entries `picked` (and `replaced`, see [`Peek::lines_with`]) as
+    /// one parsed file in file order; `None` when one of them is a duplicated id's.
+    fn file_of(
+        &self,
+        mut picked: Vec<usize>,
+        replaced: Option<(&str, &[u8])>,
+    ) -> Option<BeadsFile> {
+        let entries = &self.index.entries;
         picked.sort_unstable();
         picked.dedup();
         let mut bytes = Vec::new();
@@ -428,11 +486,7 @@ impl Peek<'_> {
             }
             match replaced {
                 Some((id, new)) if id == e.id => bytes.extend_from_slice(new),
-                _ => {
-                    let mut line = vec![0u8; usize::try_from(e.len).ok()?];
-                    self.file.read_exact_at(&mut line, e.start).ok()?;
-                    bytes.extend_from_slice(&line);
-                }
+                _ => bytes.extend_from_slice(&self.read_entry(k)?),
             }
             bytes.push(b'\n');
         }
@@ -679,8 +733,8 @@ fn refresh_index(
         .map(|e| e.id.as_str())
         .collect();
     let duplicated = |id: &str| dups.contains(id);
-    // Windowed writes add no edges from outside the window: an id keeps its flag, and the
-    // window's own edges count too.
+    // Edges can change only on the window's lines: an id keeps its flag (a removed edge
+    // leaves it set, which only costs a scan), and the window's edges set their targets'.
     let was_mentioned: HashSet<&str> = old
         .entries
         .iter()
@@ -699,7 +753,9 @@ fn refresh_index(
     let mut placed = false;
     for e in &old.entries {
         if e.start < a {
-            entries.push(e.clone());
+            let mut e = e.clone();
+            e.mentioned |= window_targets.contains(e.id.as_str());
+            entries.push(e);
             continue;
         }
         if !placed {
@@ -710,6 +766,7 @@ fn refresh_index(
             let mut e = e.clone();
             e.start = e.start.wrapping_add_signed(delta);
             e.line += w.added;
+            e.mentioned |= window_targets.contains(e.id.as_str());
             entries.push(e);
         }
     }

@@ -147,6 +147,24 @@ fn compare(text: &str, what: &str) -> (usize, usize) {
         }
     }
     edits.push(vec!["create".into(), "Plain json".into(), "--json".into()]);
+    // Edges: added through the window (a blocking one needs the lines its target
+    // reaches), refused, then seen from the target's side.
+    if let [a, .., b] = targets(text).as_slice() {
+        for args in [
+            vec!["dep", "add", b, a],
+            vec!["dep", "add", a, b],
+            vec!["dep", "add", b, b],
+            vec!["dep", "add", b, a, "--type", "related"],
+            vec!["update", a, "--priority", "1", "--json"],
+            vec!["close", a, "--json"],
+            vec!["dep", "remove", b, a],
+            vec!["dep", "remove", b, a],
+            vec!["dep", "add", b, a, "--type", "related"],
+            vec!["reopen", a, "--json"],
+        ] {
+            edits.push(args.iter().map(|s| s.to_string()).collect());
+        }
+    }
     edits.push(vec!["q".into(), "After the edits".into()]);
     for args in &edits {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -277,6 +295,33 @@ fn close_guards_through_the_index_answer_as_the_whole_file_does() {
             "g-blocked" | "g-pinned" | "g-epic" | "g-waits-all" | "g-on-dup"
         );
         assert_eq!(got.is_some(), windowed, "close {id} through the window");
+    }
+}
+
+#[test]
+fn an_edge_added_through_the_window_is_seen_from_its_distant_target() {
+    let mut text = String::new();
+    for k in 0..300 {
+        text += &format!(
+            "{{\"id\":\"t-{k:03}\",\"title\":\"t {k}\",\"status\":\"open\",\"priority\":2,\"issue_type\":\"task\",\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\"}}\n"
+        );
+    }
+    let cached = TestEnv::with_backlog(&text);
+    let plain = TestEnv::with_backlog(&text);
+    let _ = run(&cached, &["ready"], true);
+    for args in [
+        &["dep", "add", "t-000", "t-299"][..],
+        &["update", "t-299", "--priority", "1", "--json"],
+        &["close", "t-299", "--json"],
+        &["dep", "add", "t-298", "t-000", "--type", "parent-child"],
+        &["close", "t-000"],
+    ] {
+        let a = run_both(&cached, &plain, args, &format!("{args:?}"));
+        assert!(index_file(&cached).exists());
+        if args[0] == "update" {
+            let shown: Value = serde_json::from_slice(&a.stdout).expect("json");
+            assert_eq!(shown[0]["dependents"][0]["id"], "t-000", "{args:?}");
+        }
     }
 }
 

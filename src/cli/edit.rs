@@ -12,8 +12,8 @@ use spool_core::beads::graph::{EdgeRefusal, Graph};
 use spool_core::beads::ids::{self, IdSeed};
 use spool_core::beads::ops::{self, Stamp};
 use spool_core::beads::{
-    canonical_dep_type, BeadsFile, DepKind, Issue, NewComment, NewDependency, NewIssue, StatusKind,
-    Timestamp,
+    canonical_dep_type, BeadsFile, DepKind, Dependency, Issue, NewComment, NewDependency, NewIssue,
+    StatusKind, Timestamp,
 };
 
 use super::args::{CloseArgs, CreateArgs, ReopenArgs, UpdateArgs};
@@ -787,34 +787,47 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
     let dep_type = canonical_dep_type(dep_type.trim()).to_string();
-    let (id, target, added) = modify(&ws, |tx| {
-        let ids = resolve_all(&tx.file, &[issue_q.to_string(), target_q.to_string()])?;
-        let (id, target) = (ids[0].clone(), ids[1].clone());
-        let issues: Vec<&Issue> = tx.file.issues().collect();
-        let graph = Graph::new(issues);
-        if let Some(existing) = graph.edge_between(&id, &target) {
-            let existing_type = canonical_dep_type(&existing.dep_type);
-            if existing_type == dep_type {
-                return Ok((id, target, false));
+    // Both ids by their full ids: a window around the issue, and for a blocking type the
+    // lines the target reaches along blocking edges (where a cycle through the new edge
+    // would run).
+    let blocking = matches!(
+        DepKind::of(&dep_type),
+        DepKind::Blocks | DepKind::ConditionalBlocks
+    );
+    let windowed = modify_windowed(
+        &ws,
+        |index| {
+            index.exact(target_q)?;
+            single_plan(index, issue_q)
+        },
+        |tx, peek| {
+            let id = exact_id(peek.index, issue_q)?;
+            let target = exact_id(peek.index, target_q)?;
+            let follow = |d: &Dependency| {
+                blocking && matches!(d.kind(), DepKind::Blocks | DepKind::ConditionalBlocks)
+            };
+            let near = peek
+                .reach(&[id.as_str(), target.as_str()], follow)
+                .ok_or_else(|| anyhow!("the edges need the whole file"))?;
+            let added = check_new_dep(&Graph::new(near.issues()), &id, &target, &dep_type)?;
+            if added {
+                write_dep(tx, &id, &target, &dep_type, stamp)?;
             }
-            bail!(
-                "{id} already depends on {target} ({existing_type}); one edge per pair: \
-                 `spool dep remove {id} {target}` first to change its type"
-            );
-        }
-        graph
-            .would_create_cycle(&id, &target, &dep_type)
-            .map_err(|r| match r {
-                EdgeRefusal::SelfEdge => anyhow!("{id} cannot depend on itself"),
-                other => anyhow!("refusing {id} → {target}: {other}"),
-            })?;
-        drop(graph);
-        tx.edit(&id, |ed| {
-            ed.add_dependency(&new_dep(&id, &target, &dep_type, stamp))?;
-            ops::touch(ed, stamp)
-        })?;
-        Ok((id, target, true))
-    })?;
+            Ok((id, target, added))
+        },
+    )?;
+    let (id, target, added) = match windowed {
+        Some(done) => done,
+        None => modify(&ws, |tx| {
+            let ids = resolve_all(&tx.file, &[issue_q.to_string(), target_q.to_string()])?;
+            let (id, target) = (ids[0].clone(), ids[1].clone());
+            let added = check_new_dep(&Graph::new(tx.file.issues()), &id, &target, &dep_type)?;
+            if added {
+                write_dep(tx, &id, &target, &dep_type, stamp)?;
+            }
+            Ok((id, target, added))
+        })?,
+    };
     if ctx.global.json {
         return print_json(&json!({
             "status": if added { "added" } else { "exists" },
@@ -832,15 +845,45 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
     Ok(0)
 }
 
+/// bd's checks for `dep add` on `graph` (which must hold the issue and every issue the
+/// target reaches along blocking edges): one edge per pair, no self-edge, no blocking
+/// cycle. `Ok(false)`: the edge exists already, with this type.
+fn check_new_dep(graph: &Graph<'_>, id: &str, target: &str, dep_type: &str) -> Result<bool> {
+    if let Some(existing) = graph.edge_between(id, target) {
+        let existing_type = canonical_dep_type(&existing.dep_type);
+        if existing_type == dep_type {
+            return Ok(false);
+        }
+        bail!(
+            "{id} already depends on {target} ({existing_type}); one edge per pair: \
+             `spool dep remove {id} {target}` first to change its type"
+        );
+    }
+    graph
+        .would_create_cycle(id, target, dep_type)
+        .map_err(|r| match r {
+            EdgeRefusal::SelfEdge => anyhow!("{id} cannot depend on itself"),
+            other => anyhow!("refusing {id} → {target}: {other}"),
+        })?;
+    Ok(true)
+}
+
+/// Adds the edge `id` → `target` to the issue's line.
+fn write_dep(tx: &mut Tx, id: &str, target: &str, dep_type: &str, stamp: Stamp<'_>) -> Result<()> {
+    tx.edit(id, |ed| {
+        ed.add_dependency(&new_dep(id, target, dep_type, stamp))?;
+        ops::touch(ed, stamp)
+    })?;
+    Ok(())
+}
+
 pub fn dep_remove(ctx: &Ctx, issue_q: &str, target_q: &str) -> Result<i32> {
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
-    let (id, target) = modify(&ws, |tx| {
-        let ids = resolve_all(&tx.file, &[issue_q.to_string(), target_q.to_string()])?;
-        let (id, target) = (ids[0].clone(), ids[1].clone());
+    let remove = |tx: &mut Tx, id: &str, target: &str| -> Result<()> {
         let mut removed = 0;
-        tx.edit(&id, |ed| {
-            removed = ed.remove_dependency(&target)?;
+        tx.edit(id, |ed| {
+            removed = ed.remove_dependency(target)?;
             if removed > 0 {
                 ops::touch(ed, stamp)?;
             }
@@ -849,8 +892,29 @@ pub fn dep_remove(ctx: &Ctx, issue_q: &str, target_q: &str) -> Result<i32> {
         if removed == 0 {
             bail!("{id} does not depend on {target}");
         }
-        Ok((id, target))
-    })?;
+        Ok(())
+    };
+    let windowed = modify_windowed(
+        &ws,
+        |index| {
+            index.exact(target_q)?;
+            single_plan(index, issue_q)
+        },
+        |tx, peek| {
+            let id = exact_id(peek.index, issue_q)?;
+            let target = exact_id(peek.index, target_q)?;
+            remove(tx, &id, &target)?;
+            Ok((id, target))
+        },
+    )?;
+    let (id, target) = match windowed {
+        Some(done) => done,
+        None => modify(&ws, |tx| {
+            let ids = resolve_all(&tx.file, &[issue_q.to_string(), target_q.to_string()])?;
+            remove(tx, &ids[0], &ids[1])?;
+            Ok((ids[0].clone(), ids[1].clone()))
+        })?,
+    };
     if ctx.global.json {
         return print_json(&json!({"status": "removed", "issue_id": id, "depends_on_id": target}))
             .map(|_| 0);
