@@ -414,11 +414,14 @@ impl Peek<'_> {
 
     /// The lines of `starts` and of every issue reachable from them along the edges
     /// `follow` picks (live issues only, one line read and parsed per step), parsed in
-    /// full into one file in file order. `None` as for [`Peek::lines`].
+    /// full into one file in file order. `None` as for [`Peek::lines`], and when more
+    /// than `max` lines are reachable (reading them one by one would cost more than the
+    /// whole-file path).
     pub fn reach(
         &self,
         starts: &[&str],
         follow: impl Fn(&Dependency) -> bool,
+        max: usize,
     ) -> Option<BeadsFile> {
         let entries = &self.index.entries;
         let by_id: HashMap<&str, usize> = entries
@@ -436,6 +439,9 @@ impl Peek<'_> {
             };
             if !seen.insert(id) {
                 continue;
+            }
+            if picked.len() == max {
+                return None;
             }
             picked.push(k);
             let line = self.read_entry(k)?;

@@ -807,7 +807,7 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
                 blocking && matches!(d.kind(), DepKind::Blocks | DepKind::ConditionalBlocks)
             };
             let near = peek
-                .reach(&[id.as_str(), target.as_str()], follow)
+                .reach(&[id.as_str(), target.as_str()], follow, DEP_REACH_MAX)
                 .ok_or_else(|| anyhow!("the edges need the whole file"))?;
             let added = check_new_dep(&Graph::new(near.issues()), &id, &target, &dep_type)?;
             if added {
@@ -844,6 +844,10 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
     }
     Ok(0)
 }
+
+/// How many lines a windowed `dep add` reads one by one, at most, to check for a cycle
+/// (~10 µs each; past a few thousand the whole file is cheaper).
+const DEP_REACH_MAX: usize = 4096;
 
 /// bd's checks for `dep add` on `graph` (which must hold the issue and every issue the
 /// target reaches along blocking edges): one edge per pair, no self-edge, no blocking
