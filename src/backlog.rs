@@ -300,23 +300,51 @@ pub fn drop_later<T: Send + 'static>(big: T) {
 /// How new comment ids are made: classic files number comments (the next integer after
 /// the largest in the file); bd v1 files use UUIDs (v7, time-ordered). Shared by every
 /// writer of comments so they number them alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommentIds {
     next_int: Option<i64>,
 }
 
 impl CommentIds {
     pub fn of(file: &BeadsFile) -> CommentIds {
-        let mut max = 0i64;
-        let mut strings = false;
-        for c in file.issues().flat_map(|i| i.comments.iter()) {
-            match &c.id {
-                Some(CommentId::Int(n)) => max = max.max(*n),
-                Some(CommentId::Str(_)) => strings = true,
-                None => {}
-            }
+        CommentIds::of_comments(file.issues().flat_map(|i| i.comments.iter()).map(
+            |c| match &c.id {
+                Some(CommentId::Int(n)) => (*n, false),
+                Some(CommentId::Str(_)) => (0, true),
+                None => (0, false),
+            },
+        ))
+    }
+
+    /// [`CommentIds::of`] a skimmed file.
+    pub fn of_skim(skim: &Skim) -> CommentIds {
+        CommentIds::of_comments(
+            skim.issues()
+                .map(|i| (i.max_int_comment_id(), i.has_string_comment_id())),
+        )
+    }
+
+    /// From (integer id or 0, whether a string id) of every comment (or issue).
+    fn of_comments(ids: impl Iterator<Item = (i64, bool)>) -> CommentIds {
+        let (mut max, mut strings) = (0i64, false);
+        for (n, s) in ids {
+            max = max.max(n);
+            strings |= s;
         }
         CommentIds {
             next_int: if strings { None } else { Some(max + 1) },
+        }
+    }
+
+    /// The numbering after a write that left `window` (its lines as written) in the
+    /// file: comments are only ever added.
+    pub fn after(self, window: &BeadsFile) -> CommentIds {
+        let w = CommentIds::of(window);
+        CommentIds {
+            next_int: match (self.next_int, w.next_int) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            },
         }
     }
 
@@ -779,5 +807,6 @@ fn refresh_index(
     if !placed {
         entries.extend(inside());
     }
-    crate::write_index::save(ws, &WriteIndex::rewritten(key, hash, entries));
+    let comment_ids = old.comment_ids.map(|c| c.after(window));
+    crate::write_index::save(ws, &WriteIndex::rewritten(key, hash, entries, comment_ids));
 }

@@ -19,12 +19,13 @@ use spool_core::beads::skim::Skim;
 use spool_core::beads::{duplicate_warnings, BeadsFile, Diagnostic, LineShape, Severity};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
+use crate::backlog::CommentIds;
 use crate::cache::{enabled, FileKey};
 use crate::state_file;
 use crate::workspace::Workspace;
 
 /// First bytes of an index file; the number changes whenever the layout does.
-const MAGIC: &[u8; 8] = b"SPOOLWI2";
+const MAGIC: &[u8; 8] = b"SPOOLWI3";
 
 /// One issue line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +53,9 @@ pub struct WriteIndex {
     /// xxh3 of the whole file.
     hash: u64,
     pub entries: Vec<Entry>,
+    /// How the next comment is numbered; `None` when the file has a duplicated id (a
+    /// window could not tell which line's comments count).
+    pub comment_ids: Option<CommentIds>,
 }
 
 /// Feeds written bytes to a hasher.
@@ -112,6 +116,7 @@ impl WriteIndex {
         let targets = file
             .issues()
             .flat_map(|i| i.dependencies.iter().map(|d| d.depends_on_id.as_str()));
+        let comments = (file.duplicates().next().is_none()).then(|| CommentIds::of(file));
         WriteIndex::of_lines(
             key,
             diagnostics,
@@ -120,6 +125,10 @@ impl WriteIndex {
             file.duplicates().map(|(id, _)| id),
             targets,
         )
+        .map(|index| WriteIndex {
+            comment_ids: comments,
+            ..index
+        })
     }
 
     /// [`WriteIndex::build`] of a skimmed file.
@@ -127,6 +136,7 @@ impl WriteIndex {
         let targets = skim
             .issues()
             .flat_map(|i| (0..i.dep_count()).map(move |d| i.dep(d).target));
+        let comments = (skim.duplicates().next().is_none()).then(|| CommentIds::of_skim(skim));
         WriteIndex::of_lines(
             key,
             diagnostics,
@@ -135,6 +145,10 @@ impl WriteIndex {
             skim.duplicates().map(|(id, _)| id),
             targets,
         )
+        .map(|index| WriteIndex {
+            comment_ids: comments,
+            ..index
+        })
     }
 
     fn of_lines<'a>(
@@ -156,12 +170,23 @@ impl WriteIndex {
             entries: entries_of(shapes, 0, 1, &|id| dups.contains(id), &|id| {
                 targets.contains(id)
             }),
+            comment_ids: None,
         })
     }
 
     /// An index of the same shape for another version of the file.
-    pub fn rewritten(key: FileKey, hash: u64, entries: Vec<Entry>) -> Self {
-        WriteIndex { key, hash, entries }
+    pub fn rewritten(
+        key: FileKey,
+        hash: u64,
+        entries: Vec<Entry>,
+        comment_ids: Option<CommentIds>,
+    ) -> Self {
+        WriteIndex {
+            key,
+            hash,
+            entries,
+            comment_ids,
+        }
     }
 
     /// The duplicate-id warnings a parse of the file reports, in line order.

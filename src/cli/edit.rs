@@ -289,7 +289,7 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
     // of the file is enough, and for JSON the lines its edges join it to.
     if let [query] = args.ids.as_slice() {
         if args.parent.is_none() {
-            let done = windowed_one(&ws, query, ctx.global.json, |tx, id| {
+            let done = windowed_one(&ws, query, ctx.global.json, |tx, id, _| {
                 update_one(tx, id, args, stamp, priority, defer.as_ref(), due.as_ref())
             })?;
             if let Some((id, _, json)) = done {
@@ -657,14 +657,14 @@ fn windowed_one<R>(
     ws: &Workspace,
     query: &str,
     json: bool,
-    edit: impl Fn(&mut Tx, &str) -> Result<R>,
+    edit: impl Fn(&mut Tx, &str, &Peek) -> Result<R>,
 ) -> Result<Option<(String, R, Option<Value>)>> {
     modify_windowed(
         ws,
         |index| single_plan(index, query),
         |tx, peek| {
             let id = exact_id(peek.index, query)?;
-            let r = edit(tx, &id)?;
+            let r = edit(tx, &id, peek)?;
             let view = json.then(|| render_windowed(tx, peek, &id)).transpose()?;
             Ok((id, r, view))
         },
@@ -674,9 +674,9 @@ fn windowed_one<R>(
 pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
-    // A reason becomes a comment, whose number depends on the whole file.
-    if let ([query], None) = (args.ids.as_slice(), &args.reason) {
-        let done = windowed_one(&ws, query, ctx.global.json, |tx, id| {
+    // A reason becomes a comment, numbered as the write index says.
+    if let [query] = args.ids.as_slice() {
+        let done = windowed_one(&ws, query, ctx.global.json, |tx, id, peek| {
             let issue = tx
                 .file
                 .get_full(id)
@@ -684,7 +684,29 @@ pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
             if !issue.is_closed() {
                 bail!("{id} is not closed (status {})", issue.status());
             }
-            tx.edit(id, |ed| ops::reopen(ed, stamp))?;
+            let reason = args.reason.as_deref().filter(|r| !r.trim().is_empty());
+            let comment_id = match reason {
+                Some(_) => Some(
+                    peek.index
+                        .comment_ids
+                        .ok_or_else(|| anyhow!("no comment numbering"))?
+                        .nth(0, ctx.now),
+                ),
+                None => None,
+            };
+            tx.edit(id, |ed| {
+                ops::reopen(ed, stamp)?;
+                if let (Some(r), Some(cid)) = (reason, &comment_id) {
+                    ed.add_comment(&NewComment {
+                        id: cid.clone(),
+                        issue_id: id.to_string(),
+                        author: actor.clone(),
+                        text: format!("Reopened: {r}"),
+                        created_at: now.clone(),
+                    })?;
+                }
+                Ok(())
+            })?;
             Ok(())
         })?;
         if let Some((id, (), json)) = done {
@@ -723,21 +745,44 @@ pub fn comment_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
         bail!("comment text is empty");
     }
     let (ws, actor, now) = writer(ctx)?;
-    let comment = modify(&ws, |tx| {
-        let id = resolve_all(&tx.file, &[query.to_string()])?.remove(0);
+    let add = |tx: &mut Tx, id: &str, ids: CommentIds| -> Result<NewComment> {
         let comment = NewComment {
-            id: CommentIds::of(&tx.file).nth(0, ctx.now),
-            issue_id: id.clone(),
+            id: ids.nth(0, ctx.now),
+            issue_id: id.to_string(),
             author: actor.clone(),
             text: text.to_string(),
             created_at: now.clone(),
         };
-        tx.edit(&id, |ed| {
+        tx.edit(id, |ed| {
             ed.add_comment(&comment)?;
             ops::touch(ed, Stamp::new(&now, &actor))
         })?;
         Ok(comment)
-    })?;
+    };
+    // The index knows how the next comment is numbered.
+    let windowed = modify_windowed(
+        &ws,
+        |index| {
+            index.comment_ids?;
+            single_plan(index, query)
+        },
+        |tx, peek| {
+            let id = exact_id(peek.index, query)?;
+            let ids = peek
+                .index
+                .comment_ids
+                .ok_or_else(|| anyhow!("no comment numbering"))?;
+            add(tx, &id, ids)
+        },
+    )?;
+    let comment = match windowed {
+        Some(c) => c,
+        None => modify(&ws, |tx| {
+            let id = resolve_all(&tx.file, &[query.to_string()])?.remove(0);
+            let ids = CommentIds::of(&tx.file);
+            add(tx, &id, ids)
+        })?,
+    };
     if ctx.global.json {
         return print_json(&json!({
             "id": comment.id.to_string(),
@@ -757,7 +802,7 @@ pub fn comment_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
 pub fn note_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
-    let done = windowed_one(&ws, query, ctx.global.json, |tx, id| {
+    let done = windowed_one(&ws, query, ctx.global.json, |tx, id, _| {
         let issue = tx
             .file
             .get_full(id)
@@ -939,7 +984,7 @@ pub fn label_change(ctx: &Ctx, args: &[String], add: bool) -> Result<i32> {
     }
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
-    let relabel = |tx: &mut Tx, id: &str| {
+    let relabel = |tx: &mut Tx, id: &str| -> Result<()> {
         tx.edit(id, |ed| {
             let changed = if add {
                 ed.add_label(label)?
@@ -954,7 +999,8 @@ pub fn label_change(ctx: &Ctx, args: &[String], add: bool) -> Result<i32> {
         .map(|_| ())
     };
     let windowed = match queries {
-        [query] => windowed_one(&ws, query, false, relabel)?.map(|(id, (), _)| vec![id]),
+        [query] => windowed_one(&ws, query, false, |tx, id, _| relabel(tx, id))?
+            .map(|(id, (), _)| vec![id]),
         _ => None,
     };
     let ids = match windowed {

@@ -7,7 +7,7 @@
 //! full from their lines). A `Skimmed` is about a sixth of an `Issue` with its strings.
 
 use super::graph::instant_nanos;
-use super::issue::{DepKind, Issue, StatusKind};
+use super::issue::{CommentId, DepKind, Issue, StatusKind};
 
 /// One outgoing edge as the graph reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,11 @@ pub struct Skimmed {
     created: Option<i64>,
     defer_until: Option<i64>,
     lead_time_ms: Option<i64>,
+    /// The largest integer comment id (0 when none), and whether any id is a string: how
+    /// a writer numbers the next comment.
+    max_int_comment_id: i64,
     comment_count: u32,
+    string_comment_id: bool,
     status: StatusKind,
     pinned: bool,
     ephemeral: bool,
@@ -190,12 +194,36 @@ impl From<Issue> for Skimmed {
             created,
             defer_until,
             lead_time_ms,
+            max_int_comment_id: issue
+                .comments
+                .iter()
+                .filter_map(|c| match c.id {
+                    Some(CommentId::Int(n)) => Some(n),
+                    _ => None,
+                })
+                .fold(0, i64::max),
+            string_comment_id: issue
+                .comments
+                .iter()
+                .any(|c| matches!(c.id, Some(CommentId::Str(_)))),
             comment_count: u32::try_from(issue.comments.len()).unwrap_or(u32::MAX),
             status,
             pinned: issue.pinned,
             ephemeral: issue.ephemeral,
             is_template: issue.is_template,
         }
+    }
+}
+
+impl Skimmed {
+    /// The largest integer comment id (0 when there is none).
+    pub fn max_int_comment_id(&self) -> i64 {
+        self.max_int_comment_id
+    }
+
+    /// Whether some comment has a string id (bd v1's UUIDs).
+    pub fn has_string_comment_id(&self) -> bool {
+        self.string_comment_id
     }
 }
 
