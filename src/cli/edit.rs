@@ -12,8 +12,8 @@ use spool_core::beads::graph::{EdgeRefusal, Graph};
 use spool_core::beads::ids::{self, IdSeed};
 use spool_core::beads::ops::{self, Stamp};
 use spool_core::beads::{
-    canonical_dep_type, BeadsFile, DepKind, Dependency, Issue, NewComment, NewDependency, NewIssue,
-    StatusKind, Timestamp,
+    canonical_dep_type, BeadsFile, CommentId, DepKind, Dependency, Issue, NewComment,
+    NewDependency, NewIssue, StatusKind, Timestamp,
 };
 
 use super::args::{CloseArgs, CreateArgs, ReopenArgs, UpdateArgs};
@@ -674,40 +674,43 @@ fn windowed_one<R>(
 pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
-    // A reason becomes a comment, numbered as the write index says.
+    let reason = args.reason.as_deref().filter(|r| !r.trim().is_empty());
+    // Reopens `id`; a reason becomes a comment with the id given.
+    let reopen = |tx: &mut Tx, id: &str, comment_id: Option<CommentId>| -> Result<()> {
+        let issue = tx
+            .file
+            .get_full(id)
+            .ok_or_else(|| anyhow!("no issue {id}"))?;
+        if !issue.is_closed() {
+            bail!("{id} is not closed (status {})", issue.status());
+        }
+        tx.edit(id, |ed| {
+            ops::reopen(ed, stamp)?;
+            if let (Some(r), Some(cid)) = (reason, &comment_id) {
+                ed.add_comment(&NewComment {
+                    id: cid.clone(),
+                    issue_id: id.to_string(),
+                    author: actor.clone(),
+                    text: format!("Reopened: {r}"),
+                    created_at: now.clone(),
+                })?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    };
+    // One issue by its full id: the window, the comment numbered as the index says.
     if let [query] = args.ids.as_slice() {
         let done = windowed_one(&ws, query, ctx.global.json, |tx, id, peek| {
-            let issue = tx
-                .file
-                .get_full(id)
-                .ok_or_else(|| anyhow!("no issue {id}"))?;
-            if !issue.is_closed() {
-                bail!("{id} is not closed (status {})", issue.status());
-            }
-            let reason = args.reason.as_deref().filter(|r| !r.trim().is_empty());
-            let comment_id = match reason {
-                Some(_) => Some(
+            let comment_id = reason
+                .map(|_| {
                     peek.index
                         .comment_ids
-                        .ok_or_else(|| anyhow!("no comment numbering"))?
-                        .nth(0, ctx.now),
-                ),
-                None => None,
-            };
-            tx.edit(id, |ed| {
-                ops::reopen(ed, stamp)?;
-                if let (Some(r), Some(cid)) = (reason, &comment_id) {
-                    ed.add_comment(&NewComment {
-                        id: cid.clone(),
-                        issue_id: id.to_string(),
-                        author: actor.clone(),
-                        text: format!("Reopened: {r}"),
-                        created_at: now.clone(),
-                    })?;
-                }
-                Ok(())
-            })?;
-            Ok(())
+                        .map(|c| c.nth(0, ctx.now))
+                        .ok_or_else(|| anyhow!("no comment numbering"))
+                })
+                .transpose()?;
+            reopen(tx, id, comment_id)
         })?;
         if let Some((id, (), json)) = done {
             return report_windowed(ctx, &[id], json, "Reopened");
@@ -715,25 +718,9 @@ pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
     }
     let (ids, file) = modify_file(&ws, |tx| {
         let ids = resolve_all(&tx.file, &args.ids)?;
-        let comment_id = CommentIds::of(&tx.file);
+        let comment_ids = CommentIds::of(&tx.file);
         for (n, id) in ids.iter().enumerate() {
-            let issue = tx.file.get_full(id).expect("resolved ids exist");
-            if !issue.is_closed() {
-                bail!("{id} is not closed (status {})", issue.status());
-            }
-            tx.edit(id, |ed| {
-                ops::reopen(ed, stamp)?;
-                if let Some(r) = args.reason.as_deref().filter(|r| !r.trim().is_empty()) {
-                    ed.add_comment(&NewComment {
-                        id: comment_id.nth(n as i64, ctx.now),
-                        issue_id: id.clone(),
-                        author: actor.clone(),
-                        text: format!("Reopened: {r}"),
-                        created_at: now.clone(),
-                    })?;
-                }
-                Ok(())
-            })?;
+            reopen(tx, id, reason.map(|_| comment_ids.nth(n as i64, ctx.now)))?;
         }
         Ok(ids)
     })?;
@@ -839,28 +826,19 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
         DepKind::of(&dep_type),
         DepKind::Blocks | DepKind::ConditionalBlocks
     );
-    let windowed = modify_windowed(
-        &ws,
-        |index| {
-            index.exact(target_q)?;
-            single_plan(index, issue_q)
-        },
-        |tx, peek| {
-            let id = exact_id(peek.index, issue_q)?;
-            let target = exact_id(peek.index, target_q)?;
-            let follow = |d: &Dependency| {
-                blocking && matches!(d.kind(), DepKind::Blocks | DepKind::ConditionalBlocks)
-            };
-            let near = peek
-                .reach(&[id.as_str(), target.as_str()], follow, DEP_REACH_MAX)
-                .ok_or_else(|| anyhow!("the edges need the whole file"))?;
-            let added = check_new_dep(&Graph::new(near.issues()), &id, &target, &dep_type)?;
-            if added {
-                write_dep(tx, &id, &target, &dep_type, stamp)?;
-            }
-            Ok((id, target, added))
-        },
-    )?;
+    let windowed = windowed_edge(&ws, issue_q, target_q, |tx, peek, id, target| {
+        let follow = |d: &Dependency| {
+            blocking && matches!(d.kind(), DepKind::Blocks | DepKind::ConditionalBlocks)
+        };
+        let near = peek
+            .reach(&[id, target], follow, DEP_REACH_MAX)
+            .ok_or_else(|| anyhow!("the edges need the whole file"))?;
+        let added = check_new_dep(&Graph::new(near.issues()), id, target, &dep_type)?;
+        if added {
+            write_dep(tx, id, target, &dep_type, stamp)?;
+        }
+        Ok((id.to_string(), target.to_string(), added))
+    })?;
     let (id, target, added) = match windowed {
         Some(done) => done,
         None => modify(&ws, |tx| {
@@ -888,6 +866,28 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
         }
     }
     Ok(0)
+}
+
+/// A windowed write (see [`modify_windowed`]) of the edge from the issue `issue_q` names
+/// to the one `target_q` names, both by full ids: `change` gets the window and both ids.
+fn windowed_edge<R>(
+    ws: &Workspace,
+    issue_q: &str,
+    target_q: &str,
+    change: impl Fn(&mut Tx, &Peek, &str, &str) -> Result<R>,
+) -> Result<Option<R>> {
+    modify_windowed(
+        ws,
+        |index| {
+            index.exact(target_q)?;
+            single_plan(index, issue_q)
+        },
+        |tx, peek| {
+            let id = exact_id(peek.index, issue_q)?;
+            let target = exact_id(peek.index, target_q)?;
+            change(tx, peek, &id, &target)
+        },
+    )
 }
 
 /// How many lines a windowed `dep add` reads one by one, at most, to check for a cycle
@@ -943,19 +943,10 @@ pub fn dep_remove(ctx: &Ctx, issue_q: &str, target_q: &str) -> Result<i32> {
         }
         Ok(())
     };
-    let windowed = modify_windowed(
-        &ws,
-        |index| {
-            index.exact(target_q)?;
-            single_plan(index, issue_q)
-        },
-        |tx, peek| {
-            let id = exact_id(peek.index, issue_q)?;
-            let target = exact_id(peek.index, target_q)?;
-            remove(tx, &id, &target)?;
-            Ok((id, target))
-        },
-    )?;
+    let windowed = windowed_edge(&ws, issue_q, target_q, |tx, _, id, target| {
+        remove(tx, id, target)?;
+        Ok((id.to_string(), target.to_string()))
+    })?;
     let (id, target) = match windowed {
         Some(done) => done,
         None => modify(&ws, |tx| {
