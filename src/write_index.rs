@@ -219,14 +219,17 @@ impl WriteIndex {
         self.key == key && bytes.len() as u64 == key.size && xxh3_64(bytes) == self.hash
     }
 
-    /// The position in [`WriteIndex::entries`] of the issue `query` names exactly, the
-    /// way id resolution finds it first (trimmed, tombstones skipped). Partial ids are
-    /// left to the whole-file path.
-    pub fn exact(&self, query: &str) -> Option<usize> {
-        let q = query.trim();
+    /// The position in [`WriteIndex::entries`] of the issue `query` names — a full id, a
+    /// unique hash prefix or suffix, a unique substring — as id resolution over the file
+    /// finds it (tombstones skipped). `None` when it names none or several (the
+    /// whole-file path then says so) or a duplicated id.
+    pub fn resolve(&self, query: &str) -> Option<usize> {
+        let live = self.entries.iter().filter(|e| !e.tombstone);
+        let id =
+            spool_core::beads::ids::resolve_id_among(live.map(|e| e.id.as_str()), query).ok()?;
         self.entries
             .iter()
-            .position(|e| e.id == q && !e.tombstone && !e.duplicated)
+            .position(|e| e.id == id && !e.tombstone && !e.duplicated)
     }
 
     fn encode(&self) -> Option<Vec<u8>> {

@@ -153,7 +153,13 @@ fn compare(text: &str, what: &str) -> (usize, usize) {
         ] {
             edits.push(args.iter().map(|s| s.to_string()).collect());
         }
+        // Partial ids: a unique substring resolves as over the whole file, an ambiguous
+        // or unknown one fails the same way.
+        let tail = &id[id.len().saturating_sub(4)..];
         for args in [
+            vec!["update", tail, "--priority", "3"],
+            vec!["label", "add", tail, "by-tail"],
+            vec!["update", "zz-no-such", "--priority", "3"],
             vec!["create", "A child", "--parent", &id],
             vec!["create", "A json child", "--parent", &id, "--json"],
             vec![
@@ -385,7 +391,7 @@ fn a_write_to_an_indexed_file_goes_through_the_window() {
     let id = targets(&text)[1].clone();
     let ws = spool::workspace::Workspace::discover(env.root(), None).expect("workspace");
     let plan = |index: &spool::write_index::WriteIndex| {
-        index.exact(&id).map(|anchor| spool::backlog::Plan {
+        index.resolve(&id).map(|anchor| spool::backlog::Plan {
             anchor,
             edits: vec![id.clone()],
             to_end: false,

@@ -175,13 +175,13 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
         new
     };
     // The new line needs the ids in the file, the place it sorts into and its links'
-    // targets named by their full ids, which the write index has; its JSON, the lines of
+    // targets resolved by the write index; its JSON, the lines of
     // those targets.
     let chosen = std::cell::OnceCell::new();
     let done = modify_windowed(
         &ws,
         |index| {
-            let full_id = |q: &str| index.exact(q).map(|k| index.entries[k].id.clone());
+            let full_id = |q: &str| index.resolve(q).map(|k| index.entries[k].id.clone());
             let parent = match args.parent.as_deref() {
                 Some(p) => Some(full_id(p)?),
                 None => None,
@@ -285,7 +285,7 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
     if let Some(t) = &args.title {
         check_title(t)?;
     }
-    // One issue named by its full id, no re-parenting (that needs the graph): a window
+    // One issue, no re-parenting (that needs the graph): a window
     // of the file is enough, and for JSON the lines its edges join it to.
     if let [query] = args.ids.as_slice() {
         if args.parent.is_none() {
@@ -307,9 +307,9 @@ pub fn update_cmd(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
     report(ctx, file, &ids, "Updated")
 }
 
-/// A windowed write (see [`modify_windowed`]) of the one issue `query` names exactly.
+/// A windowed write (see [`modify_windowed`]) of the one issue `query` names.
 fn single_plan(index: &WriteIndex, query: &str) -> Option<Plan> {
-    let anchor = index.exact(query)?;
+    let anchor = index.resolve(query)?;
     Some(Plan {
         anchor,
         edits: vec![index.entries[anchor].id.clone()],
@@ -317,10 +317,10 @@ fn single_plan(index: &WriteIndex, query: &str) -> Option<Plan> {
     })
 }
 
-/// The id `query` names exactly in `index` (as [`resolve`] finds it first).
-fn exact_id(index: &WriteIndex, query: &str) -> Result<String> {
+/// The full id of the issue `query` names (see [`WriteIndex::resolve`]).
+fn resolved_id(index: &WriteIndex, query: &str) -> Result<String> {
     index
-        .exact(query)
+        .resolve(query)
         .map(|i| index.entries[i].id.clone())
         .ok_or_else(|| anyhow!("no issue matches {query:?}"))
 }
@@ -565,7 +565,7 @@ fn close_guards(graph: &Graph<'_>, ids: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `close` of the one issue `query` names by its full id through a window of the file
+/// `close` of the one issue `query` names through a window of the file
 /// (see [`modify_windowed`]), the guards checked on the lines of its targets and of the
 /// issues with edges to it or to its gates. `Ok(None)`: the whole-file path must answer
 /// (no index, a partial id, a guard refused — that path reports it — or lines it cannot
@@ -582,7 +582,7 @@ pub fn close_windowed(
         ws,
         |index| single_plan(index, query),
         |tx, peek| {
-            let id = exact_id(peek.index, query)?;
+            let id = resolved_id(peek.index, query)?;
             let issue = tx
                 .file
                 .get_full(&id)
@@ -663,7 +663,7 @@ fn windowed_one<R>(
         ws,
         |index| single_plan(index, query),
         |tx, peek| {
-            let id = exact_id(peek.index, query)?;
+            let id = resolved_id(peek.index, query)?;
             let r = edit(tx, &id, peek)?;
             let view = json.then(|| render_windowed(tx, peek, &id)).transpose()?;
             Ok((id, r, view))
@@ -699,7 +699,7 @@ pub fn reopen_cmd(ctx: &Ctx, args: &ReopenArgs) -> Result<i32> {
         })?;
         Ok(())
     };
-    // One issue by its full id: the window, the comment numbered as the index says.
+    // One issue: the window, the comment numbered as the index says.
     if let [query] = args.ids.as_slice() {
         let done = windowed_one(&ws, query, ctx.global.json, |tx, id, peek| {
             let comment_id = reason
@@ -754,7 +754,7 @@ pub fn comment_add(ctx: &Ctx, query: &str, text: &str) -> Result<i32> {
             single_plan(index, query)
         },
         |tx, peek| {
-            let id = exact_id(peek.index, query)?;
+            let id = resolved_id(peek.index, query)?;
             let ids = peek
                 .index
                 .comment_ids
@@ -819,7 +819,7 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
     let (ws, actor, now) = writer(ctx)?;
     let stamp = Stamp::new(&now, &actor);
     let dep_type = canonical_dep_type(dep_type.trim()).to_string();
-    // Both ids by their full ids: a window around the issue, and for a blocking type the
+    // Both ids resolved by the index: a window around the issue, and for a blocking type the
     // lines the target reaches along blocking edges (where a cycle through the new edge
     // would run).
     let blocking = matches!(
@@ -869,7 +869,7 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
 }
 
 /// A windowed write (see [`modify_windowed`]) of the edge from the issue `issue_q` names
-/// to the one `target_q` names, both by full ids: `change` gets the window and both ids.
+/// to the one `target_q` names, both resolved by the index: `change` gets the window and both ids.
 fn windowed_edge<R>(
     ws: &Workspace,
     issue_q: &str,
@@ -879,12 +879,12 @@ fn windowed_edge<R>(
     modify_windowed(
         ws,
         |index| {
-            index.exact(target_q)?;
+            index.resolve(target_q)?;
             single_plan(index, issue_q)
         },
         |tx, peek| {
-            let id = exact_id(peek.index, issue_q)?;
-            let target = exact_id(peek.index, target_q)?;
+            let id = resolved_id(peek.index, issue_q)?;
+            let target = resolved_id(peek.index, target_q)?;
             change(tx, peek, &id, &target)
         },
     )

@@ -286,6 +286,21 @@ pub fn resolve_id<'a, N: Node + 'a>(
     query: &str,
     include_tombstones: bool,
 ) -> Result<&'a str, IdError> {
+    resolve_id_among(
+        issues
+            .into_iter()
+            .filter(|i| include_tombstones || i.status_kind() != StatusKind::Tombstone)
+            .map(|i| i.id()),
+        query,
+    )
+}
+
+/// [`resolve_id`] among the ids of the issues to consider (in file order; repeats and
+/// empty ids are skipped).
+pub fn resolve_id_among<'a>(
+    ids: impl IntoIterator<Item = &'a str>,
+    query: &str,
+) -> Result<&'a str, IdError> {
     let query = query.trim();
     let not_found = || IdError::NotFound {
         query: query.to_string(),
@@ -294,10 +309,8 @@ pub fn resolve_id<'a, N: Node + 'a>(
         return Err(not_found());
     }
     let mut seen = HashSet::new();
-    let ids: Vec<&'a str> = issues
+    let ids: Vec<&'a str> = ids
         .into_iter()
-        .filter(|i| include_tombstones || i.status_kind() != StatusKind::Tombstone)
-        .map(|i| i.id())
         .filter(|id| !id.is_empty() && seen.insert(*id))
         .collect();
     if let Some(id) = ids.iter().find(|id| **id == query) {
