@@ -224,9 +224,14 @@ impl WriteIndex {
     /// finds it (tombstones skipped). `None` when it names none or several (the
     /// whole-file path then says so) or a duplicated id.
     pub fn resolve(&self, query: &str) -> Option<usize> {
-        let live = self.entries.iter().filter(|e| !e.tombstone);
-        let id =
-            spool_core::beads::ids::resolve_id_among(live.map(|e| e.id.as_str()), query).ok()?;
+        let q = query.trim();
+        let live = || self.entries.iter().filter(|e| !e.tombstone);
+        // A full id, the usual case, needs no candidate list.
+        let id = if live().any(|e| e.id == q) {
+            q
+        } else {
+            spool_core::beads::ids::resolve_id_among(live().map(|e| e.id.as_str()), q).ok()?
+        };
         self.entries
             .iter()
             .position(|e| e.id == id && !e.tombstone && !e.duplicated)

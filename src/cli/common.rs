@@ -53,15 +53,9 @@ pub struct SkimSnapshot {
 
 impl SkimSnapshot {
     pub fn load(ctx: &Ctx) -> Result<SkimSnapshot> {
-        let ws = ctx.workspace()?;
-        let path = ws.issues_path();
+        let path = ctx.workspace()?.issues_path();
         let source = crate::backlog::read_source(&path)?;
-        let (skim, diagnostics) = crate::backlog::skim_checked(&path, source)?;
-        Ok(SkimSnapshot {
-            skim,
-            diagnostics,
-            path,
-        })
+        SkimSnapshot::of(path, source)
     }
 
     /// [`SkimSnapshot::load`], also returning how to recognise the bytes read (for
@@ -69,13 +63,16 @@ impl SkimSnapshot {
     pub fn load_observed(ws: &Workspace) -> Result<(SkimSnapshot, Option<Observed>)> {
         let path = ws.issues_path();
         let (source, observed) = crate::cache::read_observed(&path)?;
+        Ok((SkimSnapshot::of(path, source)?, observed))
+    }
+
+    fn of(path: PathBuf, source: std::sync::Arc<dyn spool_core::beads::Source>) -> Result<Self> {
         let (skim, diagnostics) = crate::backlog::skim_checked(&path, source)?;
-        let snap = SkimSnapshot {
+        Ok(SkimSnapshot {
             skim,
             diagnostics,
             path,
-        };
-        Ok((snap, observed))
+        })
     }
 
     /// The issues in effect (last occurrence of duplicated ids), tombstones included:
