@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
+use spool_core::beads::node::{Node, Skimmed};
 use spool_core::beads::skim::Skim;
 use spool_core::beads::{
     BeadsFile, CommentId, Dependency, Diagnostic, DiagnosticKind, Edited, Issue, LineEditor,
@@ -200,7 +201,7 @@ fn warn(path: &Path, diagnostics: &[Diagnostic]) {
 
 /// A write in progress: the freshly read file, and whether anything changed.
 pub struct Tx {
-    pub file: BeadsFile,
+    pub file: BeadsFile<Skimmed>,
     changed: bool,
 }
 
@@ -243,7 +244,7 @@ pub fn modify<R>(ws: &Workspace, change: impl FnOnce(&mut Tx) -> Result<R>) -> R
 pub fn modify_file<R>(
     ws: &Workspace,
     change: impl FnOnce(&mut Tx) -> Result<R>,
-) -> Result<(R, BeadsFile)> {
+) -> Result<(R, BeadsFile<Skimmed>)> {
     let path = ws.issues_path();
     if path.is_dir() {
         bail!(
@@ -254,26 +255,19 @@ pub fn modify_file<R>(
     let _lock = FileLock::acquire(&ws.lock_path(), LOCK_TIMEOUT)?;
     // Mapped when large (see `crate::mapped`): writers replace the file by rename, so the
     // mapping keeps the bytes read under the lock while the new file is written.
-    let (file, diagnostics) = BeadsFile::parse_lean_source(read_source(&path)?, parse_threads());
-    let backlog = Backlog {
-        path: path.clone(),
-        file,
-        diagnostics,
-    };
-    backlog
-        .check()
+    // Skimmed: the change reads every issue's graph facts but the full record only of
+    // the lines it edits (see `BeadsFile::get_full`).
+    let (file, diagnostics) = BeadsFile::parse_skim_source(read_source(&path)?, parse_threads());
+    check(&path, &diagnostics)
         .context("refusing to write: the backlog file is left exactly as it is")?;
-    backlog.warn();
+    warn(&path, &diagnostics);
     let mut tx = Tx {
-        file: backlog.file,
+        file,
         changed: false,
     };
     let result = change(&mut tx)?;
     if tx.changed {
-        let clean = backlog
-            .diagnostics
-            .iter()
-            .all(|d| d.severity == Severity::Warning);
+        let clean = diagnostics.iter().all(|d| d.severity == Severity::Warning);
         crate::write_index::forget(ws);
         write_atomic_with(&path, |w| tx.file.write_to(w))?;
         // The next write can then skip the whole-file parse (see `modify_windowed`).
@@ -306,14 +300,11 @@ pub struct CommentIds {
 }
 
 impl CommentIds {
-    pub fn of(file: &BeadsFile) -> CommentIds {
-        CommentIds::of_comments(file.issues().flat_map(|i| i.comments.iter()).map(
-            |c| match &c.id {
-                Some(CommentId::Int(n)) => (*n, false),
-                Some(CommentId::Str(_)) => (0, true),
-                None => (0, false),
-            },
-        ))
+    pub fn of(file: &BeadsFile<Skimmed>) -> CommentIds {
+        CommentIds::of_comments(
+            file.issues()
+                .map(|i| (i.max_int_comment_id(), i.has_string_comment_id())),
+        )
     }
 
     /// [`CommentIds::of`] a skimmed file.
@@ -338,7 +329,7 @@ impl CommentIds {
 
     /// The numbering after a write that left `window` (its lines as written) in the
     /// file: comments are only ever added.
-    pub fn after(self, window: &BeadsFile) -> CommentIds {
+    pub fn after(self, window: &BeadsFile<Skimmed>) -> CommentIds {
         let w = CommentIds::of(window);
         CommentIds {
             next_int: match (self.next_int, w.next_int) {
@@ -587,7 +578,7 @@ pub fn modify_windowed<R>(
         if a > 0 && ending_of(&old_window) != Some(file_ending) {
             return Ok(None);
         }
-        let (window, diagnostics) = BeadsFile::parse_lean(old_window.clone(), NonZeroUsize::MIN);
+        let (window, diagnostics) = BeadsFile::parse_skim(old_window.clone());
         if diagnostics.iter().any(|d| d.severity != Severity::Warning) {
             return Ok(None);
         }
@@ -752,7 +743,7 @@ fn refresh_index(
     old: WriteIndex,
     hash: u64,
     w: Window,
-    window: &BeadsFile,
+    window: &BeadsFile<Skimmed>,
     window_len: usize,
 ) {
     let Some(key) = FileKey::stat(path) else {
@@ -777,7 +768,7 @@ fn refresh_index(
         .collect();
     let window_targets: HashSet<&str> = window
         .issues()
-        .flat_map(|i| i.dependencies.iter().map(|d| d.depends_on_id.as_str()))
+        .flat_map(|i| (0..i.dep_count()).map(move |d| i.dep(d).target))
         .collect();
     let mentioned = |id: &str| was_mentioned.contains(id) || window_targets.contains(id);
     let inside = || {

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
-use spool_core::beads::node::Node;
+use spool_core::beads::node::{Node, Record, Skimmed};
 use spool_core::beads::skim::Skim;
 use spool_core::beads::{duplicate_warnings, BeadsFile, Diagnostic, LineShape, Severity};
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
@@ -72,7 +72,7 @@ impl Write for HashWriter {
 }
 
 /// xxh3 of the bytes `file` writes, as [`xxh3_64`] of them would be.
-pub fn file_hash(file: &BeadsFile) -> u64 {
+pub fn file_hash<N: Record>(file: &BeadsFile<N>) -> u64 {
     let mut h = HashWriter(Xxh3::new());
     file.write_to(&mut h)
         .expect("writing to a hasher cannot fail");
@@ -112,10 +112,14 @@ impl WriteIndex {
     /// The index of `file`, whose bytes on disk have `key`. `None` when a line is
     /// unreadable: only a file every line of which is known to be readable may be
     /// rewritten without a whole-file parse.
-    pub fn build(key: FileKey, file: &BeadsFile, diagnostics: &[Diagnostic]) -> Option<Self> {
+    pub fn build(
+        key: FileKey,
+        file: &BeadsFile<Skimmed>,
+        diagnostics: &[Diagnostic],
+    ) -> Option<Self> {
         let targets = file
             .issues()
-            .flat_map(|i| i.dependencies.iter().map(|d| d.depends_on_id.as_str()));
+            .flat_map(|i| (0..i.dep_count()).map(move |d| i.dep(d).target));
         let comments = (file.duplicates().next().is_none()).then(|| CommentIds::of(file));
         WriteIndex::of_lines(
             key,
@@ -283,7 +287,7 @@ mod tests {
     #[test]
     fn describes_only_the_bytes_it_was_built_from() {
         let text = b"{\"id\":\"a-1\",\"title\":\"t\",\"status\":\"open\",\"priority\":2,\"issue_type\":\"task\",\"created_at\":\"2025-01-01T00:00:00Z\",\"updated_at\":\"2025-01-01T00:00:00Z\"}\n".to_vec();
-        let (file, diags) = BeadsFile::parse(&text);
+        let (file, diags) = BeadsFile::parse_skim(text.clone());
         let key = FileKey {
             dev: 1,
             ino: 2,

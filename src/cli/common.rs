@@ -124,13 +124,8 @@ pub fn only_issue(file: &BeadsFile) -> Result<&Issue> {
         .ok_or_else(|| anyhow!("expected an issue line"))
 }
 
-/// [`resolve`] over any issue records.
-pub fn resolve_in<'a, N: Node + 'a>(issues: &[&'a N], query: &str) -> Result<&'a str> {
-    resolve_id(issues.iter().copied(), query, false).map_err(id_error)
-}
-
 /// Resolves a full id, a unique hash suffix or a unique substring to an issue id.
-pub fn resolve<'a>(issues: &[&'a Issue], query: &str) -> Result<&'a str> {
+pub fn resolve<'a, N: Node + 'a>(issues: &[&'a N], query: &str) -> Result<&'a str> {
     resolve_id(issues.iter().copied(), query, false).map_err(id_error)
 }
 

@@ -284,7 +284,7 @@ fn clean(ctx: &Ctx, ids: &[String]) -> Result<Vec<String>> {
     modify(&ws, |tx| {
         let mut deleted = Vec::new();
         for id in ids {
-            let Some(issue) = tx.file.get(id).cloned() else {
+            let Some(issue) = tx.file.get_full(id) else {
                 continue;
             };
             if issue.is_tombstone() || !looks_like_test(&issue.title) {

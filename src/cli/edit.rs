@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use spool_core::beads::graph::{EdgeRefusal, Graph};
 use spool_core::beads::ids::{self, IdSeed};
+use spool_core::beads::node::{Node, Skimmed};
 use spool_core::beads::ops::{self, Stamp};
 use spool_core::beads::{
     canonical_dep_type, BeadsFile, CommentId, DepKind, Dependency, Issue, NewComment,
@@ -49,12 +50,22 @@ fn check_title(title: &str) -> Result<()> {
 
 /// Renders issues after a write, for `--json`, in `show`'s shape: tools validate every
 /// issue object they get against one schema, where `dependencies` are linked issues.
-fn render_all(file: &BeadsFile, ids: &[String]) -> Vec<Value> {
-    let issues: Vec<&Issue> = file.issues().collect();
-    let graph = Graph::new(issues);
-    let counts = graph.counts();
+/// Each issue's view reads only its own line, its targets' and those with edges to it
+/// (as [`render_windowed`] does), parsed in full from the skimmed file.
+fn render_all(file: &BeadsFile<Skimmed>, ids: &[String]) -> Vec<Value> {
+    let graph = Graph::new(file.issues());
     ids.iter()
-        .filter_map(|id| Some(detail_json(file, &graph, &counts, graph.lookup(id)?)))
+        .filter_map(|id| {
+            let i = graph.lookup(id)?;
+            let mut near = vec![id.as_str()];
+            near.extend(
+                graph
+                    .successors(i)
+                    .chain(graph.predecessors(i))
+                    .map(|j| graph.issue(j).id()),
+            );
+            detail_of(&file.typed_lines(&near), id).ok()
+        })
         .collect()
 }
 
@@ -217,7 +228,7 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
         return Ok(0);
     }
     let (id, file) = modify_file(&ws, |tx| {
-        let issues: Vec<&Issue> = tx.file.issues().collect();
+        let issues: Vec<&Skimmed> = tx.file.issues().collect();
         let parent = args
             .parent
             .as_deref()
@@ -229,7 +240,7 @@ pub fn create_cmd(ctx: &Ctx, args: &CreateArgs, quick: bool) -> Result<i32> {
             let target = resolve(&issues, target).with_context(|| format!("--deps {spec}"))?;
             deps.push((t.to_string(), target.to_string()));
         }
-        let all_ids: HashSet<&str> = issues.iter().map(|i| i.id.as_str()).collect();
+        let all_ids: HashSet<&str> = issues.iter().map(|i| i.id()).collect();
         let id = make_id(&all_ids, &parent)?;
         tx.insert(&make_issue(&id, &parent, &deps))?;
         Ok(id)
@@ -268,8 +279,8 @@ fn insert_plan(index: &WriteIndex, id: &str) -> Option<Plan> {
 }
 
 /// Resolves every query against the current file, refusing unknown ids up front.
-fn resolve_all(file: &BeadsFile, queries: &[String]) -> Result<Vec<String>> {
-    let issues: Vec<&Issue> = file.issues().collect();
+fn resolve_all(file: &BeadsFile<Skimmed>, queries: &[String]) -> Result<Vec<String>> {
+    let issues: Vec<&Skimmed> = file.issues().collect();
     queries
         .iter()
         .map(|q| resolve(&issues, q).map(str::to_string))
@@ -360,7 +371,7 @@ fn update_one(
         None => None,
         Some(p) if p.trim().is_empty() => Some(None),
         Some(p) => {
-            let issues: Vec<&Issue> = tx.file.issues().collect();
+            let issues: Vec<&Skimmed> = tx.file.issues().collect();
             let target = resolve(&issues, p)?.to_string();
             let graph = Graph::new(issues);
             let me = graph.lookup(id).expect("issue exists");
@@ -455,7 +466,7 @@ fn update_one(
 fn render_windowed(tx: &Tx, peek: &Peek, id: &str) -> Result<Value> {
     let issue = tx.file.get(id).ok_or_else(|| anyhow!("no issue {id}"))?;
     let mut ids = vec![id];
-    ids.extend(issue.dependencies.iter().map(|d| d.depends_on_id.as_str()));
+    ids.extend((0..issue.dep_count()).map(|d| issue.dep(d).target));
     let near = peek
         .lines_with(&ids, &[id], Some((id, edited_line(tx, id)?)))
         .ok_or_else(|| anyhow!("the neighbourhood needs the whole file"))?;
@@ -509,7 +520,7 @@ fn report_plain(ctx: &Ctx, ids: &[String], verb: &str) -> Result<i32> {
 }
 
 /// After a write: JSON of the issues for tools, a line for people.
-fn report(ctx: &Ctx, file: BeadsFile, ids: &[String], verb: &str) -> Result<i32> {
+fn report(ctx: &Ctx, file: BeadsFile<Skimmed>, ids: &[String], verb: &str) -> Result<i32> {
     if ctx.global.json {
         print_json(&render_all(&file, ids))?;
         drop_later(file);
@@ -528,17 +539,17 @@ fn report(ctx: &Ctx, file: BeadsFile, ids: &[String], verb: &str) -> Result<i32>
 /// blockers, an epic with open children are refused (issues closed together do not hold
 /// each other back). `graph` must hold `ids`, their dependency targets and every issue
 /// with an edge to them or to a `waits-for` target of theirs.
-fn close_guards(graph: &Graph<'_>, ids: &[String]) -> Result<()> {
+fn close_guards<N: Node>(graph: &Graph<'_, N>, ids: &[String]) -> Result<()> {
     for id in ids {
         let i = graph.lookup(id).ok_or_else(|| anyhow!("no issue {id}"))?;
         let issue = graph.issue(i);
-        if issue.status_kind() == StatusKind::Pinned || issue.pinned {
+        if issue.status_kind() == StatusKind::Pinned || issue.pinned() {
             bail!("{id} is pinned; use --force to close it");
         }
         let blockers: Vec<&str> = graph
-            .direct_blockers(i)
-            .iter()
-            .map(|b| graph.issue(b.blocker).id.as_str())
+            .direct_blocker_ixs(i)
+            .into_iter()
+            .map(|(b, _)| graph.issue(b).id())
             .filter(|b| !ids.iter().any(|x| x == b))
             .collect();
         if !blockers.is_empty() {
@@ -550,8 +561,8 @@ fn close_guards(graph: &Graph<'_>, ids: &[String]) -> Result<()> {
         if issue.issue_type() == "epic" {
             let open: Vec<&str> = graph
                 .children(i)
-                .filter(|&c| !graph.issue(c).is_closed() && graph.is_live(c))
-                .map(|c| graph.issue(c).id.as_str())
+                .filter(|&c| graph.status_kind(c) != StatusKind::Closed && graph.is_live(c))
+                .map(|c| graph.issue(c).id())
                 .filter(|c| !ids.iter().any(|x| x == c))
                 .collect();
             if !open.is_empty() {
@@ -833,7 +844,11 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
         let near = peek
             .reach(&[id, target], follow, DEP_REACH_MAX)
             .ok_or_else(|| anyhow!("the edges need the whole file"))?;
-        let added = check_new_dep(&Graph::new(near.issues()), id, target, &dep_type)?;
+        let issue = tx
+            .file
+            .get_full(id)
+            .ok_or_else(|| anyhow!("no issue {id}"))?;
+        let added = check_new_dep(&Graph::new(near.issues()), &issue, target, &dep_type)?;
         if added {
             write_dep(tx, id, target, &dep_type, stamp)?;
         }
@@ -844,7 +859,8 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
         None => modify(&ws, |tx| {
             let ids = resolve_all(&tx.file, &[issue_q.to_string(), target_q.to_string()])?;
             let (id, target) = (ids[0].clone(), ids[1].clone());
-            let added = check_new_dep(&Graph::new(tx.file.issues()), &id, &target, &dep_type)?;
+            let issue = tx.file.get_full(&id).expect("resolved ids exist");
+            let added = check_new_dep(&Graph::new(tx.file.issues()), &issue, &target, &dep_type)?;
             if added {
                 write_dep(tx, &id, &target, &dep_type, stamp)?;
             }
@@ -894,11 +910,21 @@ fn windowed_edge<R>(
 /// (~10 µs each; past a few thousand the whole file is cheaper).
 const DEP_REACH_MAX: usize = 4096;
 
-/// bd's checks for `dep add` on `graph` (which must hold the issue and every issue the
-/// target reaches along blocking edges): one edge per pair, no self-edge, no blocking
-/// cycle. `Ok(false)`: the edge exists already, with this type.
-fn check_new_dep(graph: &Graph<'_>, id: &str, target: &str, dep_type: &str) -> Result<bool> {
-    if let Some(existing) = graph.edge_between(id, target) {
+/// bd's checks for `dep add` of an edge from `issue` on `graph` (which must hold the
+/// issue and every issue the target reaches along blocking edges): one edge per pair, no
+/// self-edge, no blocking cycle. `Ok(false)`: the edge exists already, with this type.
+fn check_new_dep<N: Node>(
+    graph: &Graph<'_, N>,
+    issue: &Issue,
+    target: &str,
+    dep_type: &str,
+) -> Result<bool> {
+    let id = issue.id.as_str();
+    if let Some(existing) = issue
+        .dependencies
+        .iter()
+        .find(|d| d.depends_on_id == target)
+    {
         let existing_type = canonical_dep_type(&existing.dep_type);
         if existing_type == dep_type {
             return Ok(false);

@@ -15,8 +15,7 @@ use spool_core::beads::{BeadsFile, Issue, StatusKind};
 
 use super::args::{BlockedArgs, ListArgs, ReadyArgs};
 use super::common::{
-    id_width, issue_json, issue_line, only_issue, priority_arg, resolve, resolve_in, SkimSnapshot,
-    Snapshot,
+    id_width, issue_json, issue_line, only_issue, priority_arg, resolve, SkimSnapshot, Snapshot,
 };
 use super::output::{print_json, JsonArray, Style};
 use super::Ctx;
@@ -118,7 +117,7 @@ fn ready_from_file(ctx: &Ctx, ws: &Workspace, mut query: ReadyQuery) -> Result<i
     let (snap, observed) = SkimSnapshot::load_observed(ws)?;
     let issues = snap.issues();
     if let Some(p) = &query.parent {
-        query.parent = Some(resolve_in(&issues, p)?.to_string());
+        query.parent = Some(resolve(&issues, p)?.to_string());
     }
     let graph = Graph::new(issues);
     let table = ReadyTable::new(&graph);
@@ -297,7 +296,7 @@ pub fn blocked_cmd(ctx: &Ctx, args: &BlockedArgs) -> Result<i32> {
     let parent = args
         .parent
         .as_deref()
-        .map(|p| resolve_in(&issues, p))
+        .map(|p| resolve(&issues, p))
         .transpose()?;
     let graph = Graph::new(issues);
     let entries = ready::blocked(&graph, parent);
@@ -352,7 +351,7 @@ pub fn list_cmd(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
     let parent = args
         .parent
         .as_deref()
-        .map(|p| resolve_in(&issues, p))
+        .map(|p| resolve(&issues, p))
         .transpose()?;
     let graph = Graph::new(issues);
     let scope: Option<HashSet<usize>> = parent.map(|p| {
@@ -593,7 +592,7 @@ pub fn show_cmd(ctx: &Ctx, ids: &[String]) -> Result<i32> {
     let issues = snap.issues();
     let resolved: Vec<&str> = ids
         .iter()
-        .map(|q| resolve_in(&issues, q))
+        .map(|q| resolve(&issues, q))
         .collect::<Result<_>>()?;
     let near = Neighbourhood::of(&snap, &resolved, Direction::Both, 1)?;
     let graph = Graph::new(near.file.issues());
@@ -728,7 +727,7 @@ pub fn comments_json(issue: &Issue) -> Value {
 pub fn comments_list(ctx: &Ctx, query: &str) -> Result<i32> {
     let snap = SkimSnapshot::load(ctx)?;
     let issues = snap.issues();
-    let id = resolve_in(&issues, query)?;
+    let id = resolve(&issues, query)?;
     let k = issues
         .iter()
         .position(|i| i.id() == id)
@@ -790,7 +789,7 @@ pub fn stats_cmd(ctx: &Ctx) -> Result<i32> {
 
 pub fn dep_list(ctx: &Ctx, query: &str, direction: &str) -> Result<i32> {
     let snap = SkimSnapshot::load(ctx)?;
-    let id = resolve_in(&snap.issues(), query)?;
+    let id = resolve(&snap.issues(), query)?;
     let dir: Direction = direction.parse().map_err(|e: String| anyhow!(e))?;
     let near = Neighbourhood::of(&snap, &[id], dir, 1)?;
     let graph = Graph::new(near.file.issues());
@@ -850,7 +849,7 @@ pub fn dep_list(ctx: &Ctx, query: &str, direction: &str) -> Result<i32> {
 
 pub fn dep_tree(ctx: &Ctx, query: &str, direction: &str, max_depth: usize) -> Result<i32> {
     let snap = SkimSnapshot::load(ctx)?;
-    let id = resolve_in(&snap.issues(), query)?;
+    let id = resolve(&snap.issues(), query)?;
     let dir: Direction = direction.parse().map_err(|e: String| anyhow!(e))?;
     // One level past the walk's depth, so that whether a node has further edges is
     // known for every node the walk shows.
@@ -922,7 +921,7 @@ pub fn dep_cycles(ctx: &Ctx) -> Result<i32> {
 pub fn label_list(ctx: &Ctx, query: &str) -> Result<i32> {
     let snap = SkimSnapshot::load(ctx)?;
     let issues = snap.issues();
-    let id = resolve_in(&issues, query)?;
+    let id = resolve(&issues, query)?;
     let issue = issues
         .iter()
         .find(|i| i.id() == id)

@@ -11,9 +11,10 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 use serde_json::json;
-use spool_core::beads::graph::Graph;
+use spool_core::beads::node::Record;
 use spool_core::beads::ops::{self, Stamp};
 use spool_core::beads::BeadsFile;
+use spool_core::beads::StatusKind;
 
 use super::common::{now_stamp, Snapshot};
 use super::output::{print_json, Style};
@@ -36,18 +37,31 @@ pub struct Orphan {
     pub dep_type: String,
 }
 
-/// Every orphaned dependency of the issues in effect, in file order.
-pub fn orphans(file: &BeadsFile) -> Vec<Orphan> {
-    Graph::new(file.issues())
-        .dangling()
-        .into_iter()
-        .filter(|d| !d.depends_on_id.starts_with("external:"))
-        .map(|d| Orphan {
-            issue_id: d.issue_id.to_string(),
-            depends_on_id: d.depends_on_id.to_string(),
-            dep_type: d.dep_type.to_string(),
-        })
-        .collect()
+/// Every orphaned dependency of the live issues in effect, in file order. Only the lines
+/// that have one are read in full (a skimmed file keeps no dependency types).
+pub fn orphans<N: Record>(file: &BeadsFile<N>) -> Vec<Orphan> {
+    let missing = |t: &str| (t.is_empty() || file.get(t).is_none()) && !t.starts_with("external:");
+    let mut found = Vec::new();
+    for issue in file.issues() {
+        let live = !issue.id().is_empty() && issue.status_kind() != StatusKind::Tombstone;
+        if !live || !(0..issue.dep_count()).any(|d| missing(issue.dep(d).target)) {
+            continue;
+        }
+        let Some(full) = file.get_full(issue.id()) else {
+            continue;
+        };
+        found.extend(
+            full.dependencies
+                .iter()
+                .filter(|d| missing(&d.depends_on_id))
+                .map(|d| Orphan {
+                    issue_id: full.id.clone(),
+                    depends_on_id: d.depends_on_id.clone(),
+                    dep_type: d.dep_type.clone(),
+                }),
+        );
+    }
+    found
 }
 
 pub fn repair_deps_cmd(ctx: &Ctx, args: &RepairDepsArgs) -> Result<i32> {

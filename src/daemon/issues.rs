@@ -47,7 +47,7 @@ impl Writer<'_> {
             actor: self.actor,
         };
         modify(self.ws, |tx| {
-            let Some(issue) = tx.file.get(id).cloned() else {
+            let Some(issue) = tx.file.get_full(id) else {
                 return Ok(Claim::Missing);
             };
             let Some(lease) = self.lease else {
@@ -147,8 +147,8 @@ impl Writer<'_> {
             for id in ids {
                 let held = tx
                     .file
-                    .get(id)
-                    .is_some_and(|i| lease::holder(i, self.actor, now) == Holder::Mine);
+                    .get_full(id)
+                    .is_some_and(|i| lease::holder(&i, self.actor, now) == Holder::Mine);
                 if held {
                     tx.edit(id, |ed| lease::set_lease(ed, &mine))?;
                     renewed += 1;
@@ -171,7 +171,7 @@ impl Writer<'_> {
             actor: self.actor,
         };
         modify(self.ws, |tx| {
-            let Some(issue) = tx.file.get(id).cloned() else {
+            let Some(issue) = tx.file.get_full(id) else {
                 return Ok(());
             };
             // Closed by someone else meanwhile: their reason stands.
@@ -214,7 +214,7 @@ impl Writer<'_> {
             actor: self.actor,
         };
         modify(self.ws, |tx| {
-            let Some(issue) = tx.file.get(id).cloned() else {
+            let Some(issue) = tx.file.get_full(id) else {
                 return Ok(());
             };
             // Someone took the issue over meanwhile (closed it, reassigned it): leave

@@ -18,6 +18,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 use spool_core::beads::ids::{self, IdSeed};
 use spool_core::beads::issue::Timestamp;
+use spool_core::beads::node::Node;
 use spool_core::beads::write::NewIssue;
 use spool_core::schedule::policy::{
     after_start, may_act, pauses_on_close, start_buffered, FireSource, OverlapDecision,
@@ -774,10 +775,20 @@ fn create_issue(
     let description = text("description");
     let stamp = Timestamp::from_utc(now);
     crate::backlog::modify(&ws, |tx| {
-        if let Some(existing) = tx.file.issues().find(|i| i.external_ref == external_ref) {
-            return Ok(existing.id.clone());
+        // Only lines with the key can hold it; those are read in full.
+        let finder = memchr::memmem::Finder::new(b"\"external_ref\"");
+        let existing = tx
+            .file
+            .lines()
+            .iter()
+            .filter(|l| finder.find(l.bytes()).is_some())
+            .filter_map(|l| l.issue())
+            .filter_map(|i| tx.file.get_full(i.id()))
+            .find(|i| i.external_ref == external_ref);
+        if let Some(existing) = existing {
+            return Ok(existing.id);
         }
-        let all: HashSet<&str> = tx.file.issues().map(|i| i.id.as_str()).collect();
+        let all: HashSet<&str> = tx.file.issues().map(|i| i.id()).collect();
         let prefix = ids::choose_prefix(
             prefix_config.issue_prefix.as_deref(),
             all.iter().copied(),

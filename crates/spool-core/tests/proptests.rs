@@ -6,9 +6,10 @@ use common::{assert_only_key_changed, changed_lines};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use spool_core::beads::json::{write_value, Escaping, Evidence, Format};
+use spool_core::beads::node::Skimmed;
 use spool_core::beads::{
-    render_issue_with_line, BeadsFile, CommentId, Issue, LineKind, NewComment, NewDependency,
-    NewIssue, Severity, Timestamp,
+    render_issue_with_line, BeadsFile, CommentId, Issue, LineEditor, LineError, LineKind,
+    NewComment, NewDependency, NewIssue, Severity, Timestamp,
 };
 
 // ---------- generators ----------
@@ -377,6 +378,26 @@ fn assert_same_dialect(line: &Evidence, value: &Evidence) {
     }
 }
 
+/// Applies `op` to the line of `old` (the issue `target`).
+fn apply(e: &mut LineEditor, op: &Op, old: &Issue, target: &str) -> Result<(), LineError> {
+    match op {
+        Op::Set(k, v) => e.set(k, v.clone()),
+        Op::Remove(k) => e.remove(k).map(|_| ()),
+        Op::AddLabel(l) => e.add_label(l).map(|_| ()),
+        Op::RemoveFirstLabel => match old.labels.first() {
+            Some(l) => e.remove_label(l).map(|_| ()),
+            None => Ok(()),
+        },
+        Op::AddComment(t) => e.add_comment(&NewComment {
+            id: CommentId::Int(1),
+            issue_id: target.to_string(),
+            author: "a".into(),
+            text: t.clone(),
+            created_at: Timestamp::parse("2026-01-01T00:00:00Z").expect("ts"),
+        }),
+    }
+}
+
 fn no_errors(bytes: &[u8]) -> BeadsFile {
     let (file, diags) = BeadsFile::parse(bytes);
     let errors: Vec<_> = diags
@@ -433,24 +454,9 @@ proptest! {
         let old_line = file.lines()[line_no - 1].bytes().to_vec();
         let old = file.get(&target).expect("present").clone();
 
-        let edited = file.edit(&target, |e| {
-            match &op {
-                Op::Set(k, v) => e.set(k, v.clone()),
-                Op::Remove(k) => e.remove(k).map(|_| ()),
-                Op::AddLabel(l) => e.add_label(l).map(|_| ()),
-                Op::RemoveFirstLabel => match old.labels.first() {
-                    Some(l) => e.remove_label(l).map(|_| ()),
-                    None => Ok(()),
-                },
-                Op::AddComment(t) => e.add_comment(&NewComment {
-                    id: CommentId::Int(1),
-                    issue_id: target.clone(),
-                    author: "a".into(),
-                    text: t.clone(),
-                    created_at: Timestamp::parse("2026-01-01T00:00:00Z").expect("ts"),
-                }),
-            }
-        }).expect("edit applies");
+        let edited = file
+            .edit(&target, |e| apply(e, &op, &old, &target))
+            .expect("edit applies");
         prop_assert_eq!(edited.line, line_no);
         let after = file.to_bytes();
         let changed = changed_lines(&bytes, &after);
@@ -497,6 +503,41 @@ proptest! {
             Op::AddComment(t) => prop_assert_eq!(&now.comments.last().expect("comment").text, t),
             _ => {}
         }
+    }
+
+    #[test]
+    fn a_skimmed_file_reads_and_edits_as_the_full_file(
+        bytes in file_bytes(),
+        pick in any::<prop::sample::Index>(),
+        op in op(),
+        new in new_issue("zz-new".to_string()),
+    ) {
+        let (mut full, full_diags) = BeadsFile::parse(&bytes);
+        let (mut skim, skim_diags) = BeadsFile::parse_skim(bytes.clone());
+        prop_assert_eq!(&skim_diags, &full_diags);
+        prop_assert!(skim.shapes().eq(full.shapes()));
+        let expected: Vec<Skimmed> = full.issues().cloned().map(Skimmed::from).collect();
+        let got: Vec<Skimmed> = skim.issues().cloned().collect();
+        prop_assert_eq!(got, expected);
+        let issues: Vec<Issue> = full.issues().cloned().collect();
+        for i in &issues {
+            prop_assert_eq!(skim.get_full(&i.id), Some(i.clone()));
+            prop_assert_eq!(skim.render(&i.id), full.render(&i.id));
+        }
+        let old = pick.get(&issues).clone();
+        let a = full.edit(&old.id, |e| apply(e, &op, &old, &old.id)).expect("edit applies");
+        let b = skim.edit(&old.id, |e| apply(e, &op, &old, &old.id)).expect("edit applies");
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(skim.to_bytes(), full.to_bytes());
+        prop_assert_eq!(skim.get_full(&old.id), full.get(&old.id).cloned());
+        prop_assert_eq!(
+            skim.get(&old.id).cloned(),
+            full.get(&old.id).cloned().map(Skimmed::from)
+        );
+        prop_assert_eq!(skim.insert(&new).ok(), full.insert(&new).ok());
+        prop_assert_eq!(skim.to_bytes(), full.to_bytes());
+        let ids: Vec<&str> = issues.iter().map(|i| i.id.as_str()).step_by(2).collect();
+        prop_assert_eq!(skim.typed_lines(&ids), full.typed_lines(&ids));
     }
 
     #[test]

@@ -15,9 +15,10 @@ use serde_json::Value;
 
 use super::edit::LineEditor;
 use super::id_index::IdIndex;
-use super::issue::{with_detail, Detail, Issue};
+use super::issue::{with_detail, Detail, Issue, StatusKind};
 use super::json::Evidence;
 use super::line::{self, LineError, LineStyle};
+use super::node::{Record, Skimmed};
 use super::write::{render_issue_with_line, NewIssue};
 
 /// How a line ends in the file.
@@ -52,11 +53,11 @@ pub enum RecordKind {
 
 /// What a line holds.
 #[derive(Debug, Clone, PartialEq)]
-pub enum LineKind {
+pub enum LineKind<N = Issue> {
     /// Empty or only whitespace.
     Blank,
     /// Boxed so lines stay small to move around.
-    Issue(Box<Issue>),
+    Issue(Box<N>),
     Record(RecordKind),
     /// Kept verbatim; its diagnostic says why.
     Invalid(DiagnosticKind),
@@ -124,13 +125,13 @@ impl fmt::Debug for Bytes {
 
 /// One line of the file: its bytes without terminator, the terminator, and what it holds.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Line {
+pub struct Line<N = Issue> {
     bytes: Bytes,
     ending: LineEnding,
-    kind: LineKind,
+    kind: LineKind<N>,
 }
 
-impl Line {
+impl<N: Record> Line<N> {
     pub fn bytes(&self) -> &[u8] {
         self.bytes.as_slice()
     }
@@ -147,11 +148,11 @@ impl Line {
         self.ending
     }
 
-    pub fn kind(&self) -> &LineKind {
+    pub fn kind(&self) -> &LineKind<N> {
         &self.kind
     }
 
-    pub fn issue(&self) -> Option<&Issue> {
+    pub fn issue(&self) -> Option<&N> {
         match &self.kind {
             LineKind::Issue(i) => Some(i),
             _ => None,
@@ -170,13 +171,19 @@ pub(super) trait ParsedLine: Sized + Send {
     ) -> Self;
 }
 
-impl ParsedLine for Line {
+impl<N: Record> ParsedLine for Line<N> {
     fn new(
         buf: &Arc<dyn Source>,
         span: std::ops::Range<usize>,
         ending: LineEnding,
         kind: LineKind,
-    ) -> Line {
+    ) -> Line<N> {
+        let kind = match kind {
+            LineKind::Blank => LineKind::Blank,
+            LineKind::Issue(issue) => LineKind::Issue(N::from_issue(issue)),
+            LineKind::Record(r) => LineKind::Record(r),
+            LineKind::Invalid(k) => LineKind::Invalid(k),
+        };
         Line {
             bytes: Bytes::Shared {
                 buf: Arc::clone(buf),
@@ -346,17 +353,14 @@ pub struct Edited {
 }
 
 /// The id of line `i` when it is an issue line (the index holds only those).
-fn id_at(lines: &[Line], i: usize) -> &str {
-    lines
-        .get(i)
-        .and_then(Line::issue)
-        .map_or("", |x| x.id.as_str())
+fn id_at<N: Record>(lines: &[Line<N>], i: usize) -> &str {
+    lines.get(i).and_then(Line::issue).map_or("", |x| x.id())
 }
 
 /// A parsed `.beads/issues.jsonl`. Two files are equal when their lines are.
 #[derive(Debug, Clone)]
-pub struct BeadsFile {
-    lines: Vec<Line>,
+pub struct BeadsFile<N = Issue> {
+    lines: Vec<Line<N>>,
     /// id → index of its last occurrence (the one in effect).
     index: IdIndex,
     /// ids on more than one line → every index, in file order.
@@ -368,8 +372,8 @@ pub struct BeadsFile {
     edits_used_escaping: bool,
 }
 
-impl PartialEq for BeadsFile {
-    fn eq(&self, other: &BeadsFile) -> bool {
+impl<N: Record> PartialEq for BeadsFile<N> {
+    fn eq(&self, other: &BeadsFile<N>) -> bool {
         // Everything else is derived from the lines or a cache.
         self.lines == other.lines
     }
@@ -840,12 +844,32 @@ impl BeadsFile {
     ) -> (BeadsFile, Vec<Diagnostic>) {
         BeadsFile::parse_with(source, threads, Detail::Lean)
     }
+}
 
+impl BeadsFile<Skimmed> {
+    /// A file whose issue lines keep only their [`Skimmed`] facts (see
+    /// [`super::skim`]): for a writer over a large backlog, which needs every issue's
+    /// graph facts but the full record only of the lines it edits ([`BeadsFile::get_full`]
+    /// reads those from their lines). The diagnostics are [`BeadsFile::parse`]'s.
+    pub fn parse_skim_source(
+        source: Arc<dyn Source>,
+        threads: NonZeroUsize,
+    ) -> (BeadsFile<Skimmed>, Vec<Diagnostic>) {
+        BeadsFile::parse_with(source, threads, Detail::Skim)
+    }
+
+    /// [`BeadsFile::parse_skim_source`] of bytes in memory.
+    pub fn parse_skim(bytes: Vec<u8>) -> (BeadsFile<Skimmed>, Vec<Diagnostic>) {
+        BeadsFile::parse_with(Arc::new(bytes), NonZeroUsize::MIN, Detail::Skim)
+    }
+}
+
+impl<N: Record> BeadsFile<N> {
     fn parse_with(
         buf: Arc<dyn Source>,
         threads: NonZeroUsize,
         detail: Detail,
-    ) -> (BeadsFile, Vec<Diagnostic>) {
+    ) -> (BeadsFile<N>, Vec<Diagnostic>) {
         let (lines, mut diagnostics) = parse_lines(&buf, threads, detail);
         let mut file = BeadsFile {
             lines,
@@ -869,7 +893,7 @@ impl BeadsFile {
         (self.index, self.duplicates) = index_ids(
             lines.len(),
             |j| id_at(lines, j),
-            |j| lines[j].issue().map(|i| i.id.as_str()),
+            |j| lines[j].issue().map(|i| i.id()),
         );
     }
 
@@ -928,19 +952,19 @@ impl BeadsFile {
     }
 
     /// All lines, in file order.
-    pub fn lines(&self) -> &[Line] {
+    pub fn lines(&self) -> &[Line<N>] {
         &self.lines
     }
 
     /// The issues in effect, in file order: for a duplicated id only its last line.
     /// Tombstones are included; hiding them is the semantics' job.
-    pub fn issues(&self) -> impl Iterator<Item = &Issue> + '_ {
+    pub fn issues(&self) -> impl Iterator<Item = &N> + '_ {
         self.lines
             .iter()
             .enumerate()
             .filter_map(move |(i, l)| match &l.kind {
                 LineKind::Issue(issue)
-                    if self.duplicates.is_empty() || self.index_of(&issue.id) == Some(i) =>
+                    if self.duplicates.is_empty() || self.index_of(issue.id()) == Some(i) =>
                 {
                     Some(&**issue)
                 }
@@ -950,7 +974,7 @@ impl BeadsFile {
 
     /// The issue in effect for `id` (its last occurrence). In a lean file (see
     /// [`BeadsFile::parse_lean`]) its free text is empty; [`BeadsFile::get_full`] has it.
-    pub fn get(&self, id: &str) -> Option<&Issue> {
+    pub fn get(&self, id: &str) -> Option<&N> {
         self.index_of(id).and_then(|i| self.lines[i].issue())
     }
 
@@ -959,14 +983,30 @@ impl BeadsFile {
         let i = self.index_of(id)?;
         let line = &self.lines[i];
         let issue = line.issue()?;
-        if self.lean {
-            let full = parse_bytes(line.bytes(), None);
-            line.done_with();
-            if let Parsed::Issue(full) = full {
-                return Some(*full);
-            }
+        if let (false, Some(full)) = (self.lean, issue.as_issue()) {
+            return Some(full.clone());
         }
-        Some(issue.clone())
+        let full = parse_bytes(line.bytes(), None);
+        line.done_with();
+        match full {
+            Parsed::Issue(full) => Some(*full),
+            _ => issue.as_issue().cloned(),
+        }
+    }
+
+    /// The lines of the issues in effect for `ids` (those present), parsed in full into
+    /// one file in file order: a typed view of a few issues of a skimmed or lean file.
+    pub fn typed_lines(&self, ids: &[&str]) -> BeadsFile {
+        let mut js: Vec<usize> = ids.iter().filter_map(|id| self.index_of(id)).collect();
+        js.sort_unstable();
+        js.dedup();
+        let mut bytes = Vec::new();
+        for j in js {
+            bytes.extend_from_slice(self.lines[j].bytes());
+            self.lines[j].done_with();
+            bytes.push(b'\n');
+        }
+        BeadsFile::parse_owned(bytes, NonZeroUsize::MIN).0
     }
 
     /// 1-based line number of the issue in effect for `id`.
@@ -986,8 +1026,10 @@ impl BeadsFile {
         self.lines.iter().map(|l| LineShape {
             len: l.bytes().len(),
             ending: l.ending,
-            id: l.issue().map(|i| i.id.as_str()),
-            tombstone: l.issue().is_some_and(Issue::is_tombstone),
+            id: l.issue().map(|i| i.id()),
+            tombstone: l
+                .issue()
+                .is_some_and(|i| i.status_kind() == StatusKind::Tombstone),
         })
     }
 
@@ -997,10 +1039,14 @@ impl BeadsFile {
         let line = &self.lines[i];
         let issue = line.issue()?;
         // A lean view lacks the free text; the line has it.
-        let full = self.lean.then(|| parse_bytes(line.bytes(), None));
-        let rendered = match &full {
-            Some(Parsed::Issue(full)) => render_issue_with_line(full, line.bytes()),
-            _ => render_issue_with_line(issue, line.bytes()),
+        let full = match (self.lean, issue.as_issue()) {
+            (false, Some(_)) => None,
+            _ => Some(parse_bytes(line.bytes(), None)),
+        };
+        let rendered = match (&full, issue.as_issue()) {
+            (Some(Parsed::Issue(full)), _) => render_issue_with_line(full, line.bytes()),
+            (_, Some(issue)) => render_issue_with_line(issue, line.bytes()),
+            _ => return None,
         };
         line.done_with();
         Some(rendered)
@@ -1098,7 +1144,7 @@ impl BeadsFile {
         }
         let renamed = issue.id != id;
         self.lines[i].bytes = Bytes::Owned(bytes);
-        self.lines[i].kind = LineKind::Issue(issue);
+        self.lines[i].kind = LineKind::Issue(N::from_issue(issue));
         self.edits_used_escaping |= used_escaping;
         if renamed {
             self.rebuild_index();
@@ -1172,7 +1218,7 @@ impl BeadsFile {
         let mut before = None;
         for (i, l) in self.lines.iter().enumerate() {
             if let LineKind::Issue(other) = &l.kind {
-                if other.id.as_bytes() > new_id.as_bytes() {
+                if other.id().as_bytes() > new_id.as_bytes() {
                     before = Some(i);
                     break;
                 }
@@ -1187,7 +1233,7 @@ impl BeadsFile {
         let mut new_line = Line {
             bytes: Bytes::Owned(bytes),
             ending,
-            kind: LineKind::Issue(issue),
+            kind: LineKind::Issue(N::from_issue(issue)),
         };
         if at > 0 && self.lines[at - 1].ending == LineEnding::None {
             // Appending after a last line without a newline: it gets one, and the new last

@@ -52,6 +52,34 @@ pub trait Node {
     }
 }
 
+/// A typed view a [`BeadsFile`](super::file::BeadsFile) keeps of each issue line: the
+/// [`Issue`] itself, or only its [`Skimmed`] facts (a writer over a large backlog needs
+/// the graph of every issue but the full record of only the lines it edits).
+pub trait Record: Node + Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static {
+    /// The view of a parsed issue.
+    fn from_issue(issue: Box<Issue>) -> Box<Self>;
+    /// The full issue, when the view is one.
+    fn as_issue(&self) -> Option<&Issue>;
+}
+
+impl Record for Issue {
+    fn from_issue(issue: Box<Issue>) -> Box<Issue> {
+        issue
+    }
+    fn as_issue(&self) -> Option<&Issue> {
+        Some(self)
+    }
+}
+
+impl Record for Skimmed {
+    fn from_issue(issue: Box<Issue>) -> Box<Skimmed> {
+        Box::new(Skimmed::from(*issue))
+    }
+    fn as_issue(&self) -> Option<&Issue> {
+        None
+    }
+}
+
 impl Node for Issue {
     fn id(&self) -> &str {
         &self.id
