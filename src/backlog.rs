@@ -144,8 +144,17 @@ impl Backlog {
 /// The backlog at `path` skimmed for a read command that needs only its graph (see
 /// [`Skim`]): refused like [`Backlog::load`] if a line is unreadable, its warnings
 /// printed.
-pub fn skim_checked(path: &Path, source: Arc<dyn Source>) -> Result<(Skim, Vec<Diagnostic>)> {
-    let (skim, diagnostics) = Skim::parse(source, parse_threads());
+/// With `titled`, the skim keeps the titles (see [`Skim::parse_titled`]).
+pub fn skim_checked(
+    path: &Path,
+    source: Arc<dyn Source>,
+    titled: bool,
+) -> Result<(Skim, Vec<Diagnostic>)> {
+    let (skim, diagnostics) = if titled {
+        Skim::parse_titled(source, parse_threads())
+    } else {
+        Skim::parse(source, parse_threads())
+    };
     check(path, &diagnostics)?;
     warn(path, &diagnostics);
     Ok((skim, diagnostics))

@@ -482,3 +482,47 @@ fn escaping_decided_by_a_distant_line_is_written_as_the_whole_file_path_writes_i
         "the edit did not follow the distant line's escaping"
     );
 }
+
+#[test]
+fn a_write_reports_its_issues_as_show_shows_them() {
+    // Comments, free text and edges both ways: everything a detail view reads.
+    let text = concat!(
+        r#"{"id":"w-1","title":"First","description":"Long text","status":"open","priority":2,"issue_type":"task","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","comments":[{"id":1,"issue_id":"w-1","author":"a","text":"a comment with text","created_at":"2026-01-01T00:00:00Z"}]}"#,
+        "\n",
+        r#"{"id":"w-2","title":"Second","notes":"some notes","status":"open","priority":2,"issue_type":"task","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","dependencies":[{"issue_id":"w-2","depends_on_id":"w-1","type":"related","created_at":"2026-01-01T00:00:00Z"}],"comments":[{"id":2,"issue_id":"w-2","author":"b","text":"second comment","created_at":"2026-01-01T00:00:00Z"}]}"#,
+        "\n",
+    );
+    for cached in [true, false] {
+        let env = TestEnv::with_backlog(text);
+        run(&env, &["ready"], cached);
+        for (args, ids) in [
+            (
+                &["update", "w-1", "--priority", "1", "--json"][..],
+                &["w-1"][..],
+            ),
+            // A no-op edit: the line is not rewritten, and is still shown in full.
+            (&["update", "w-1", "--priority", "1", "--json"], &["w-1"]),
+            (
+                &["update", "w-1", "w-2", "--priority", "3", "--json"],
+                &["w-1", "w-2"],
+            ),
+            (&["close", "w-2", "--json"], &["w-2"]),
+            (&["reopen", "w-2", "--json"], &["w-2"]),
+        ] {
+            let out = run(&env, args, cached);
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            let written: Value = serde_json::from_slice(&out.stdout).expect("json");
+            let mut show = vec!["show"];
+            show.extend_from_slice(ids);
+            show.push("--json");
+            let shown: Value =
+                serde_json::from_slice(&run(&env, &show, cached).stdout).expect("show json");
+            assert_eq!(written, shown, "{args:?} (cached: {cached})");
+            assert!(
+                written.to_string().contains("comment with text")
+                    || written.to_string().contains("second comment"),
+                "{args:?}: comment texts are shown"
+            );
+        }
+    }
+}

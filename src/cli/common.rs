@@ -35,11 +35,6 @@ impl Snapshot {
     pub fn file(&self) -> &BeadsFile {
         &self.backlog.file
     }
-
-    /// The issues in effect (last occurrence of duplicated ids), tombstones included.
-    pub fn issues(&self) -> Vec<&Issue> {
-        self.backlog.file.issues().collect()
-    }
 }
 
 /// A backlog skimmed for a read command that needs the whole graph but prints few
@@ -55,7 +50,15 @@ impl SkimSnapshot {
     pub fn load(ctx: &Ctx) -> Result<SkimSnapshot> {
         let path = ctx.workspace()?.issues_path();
         let source = crate::backlog::read_source(&path)?;
-        SkimSnapshot::of(path, source)
+        SkimSnapshot::of(path, source, false)
+    }
+
+    /// [`SkimSnapshot::load`] keeping every issue's title, for output that names every
+    /// issue it lists.
+    pub fn load_titled(ctx: &Ctx) -> Result<SkimSnapshot> {
+        let path = ctx.workspace()?.issues_path();
+        let source = crate::backlog::read_source(&path)?;
+        SkimSnapshot::of(path, source, true)
     }
 
     /// [`SkimSnapshot::load`], also returning how to recognise the bytes read (for
@@ -63,11 +66,15 @@ impl SkimSnapshot {
     pub fn load_observed(ws: &Workspace) -> Result<(SkimSnapshot, Option<Observed>)> {
         let path = ws.issues_path();
         let (source, observed) = crate::cache::read_observed(&path)?;
-        Ok((SkimSnapshot::of(path, source)?, observed))
+        Ok((SkimSnapshot::of(path, source, false)?, observed))
     }
 
-    fn of(path: PathBuf, source: std::sync::Arc<dyn spool_core::beads::Source>) -> Result<Self> {
-        let (skim, diagnostics) = crate::backlog::skim_checked(&path, source)?;
+    fn of(
+        path: PathBuf,
+        source: std::sync::Arc<dyn spool_core::beads::Source>,
+        titled: bool,
+    ) -> Result<Self> {
+        let (skim, diagnostics) = crate::backlog::skim_checked(&path, source, titled)?;
         Ok(SkimSnapshot {
             skim,
             diagnostics,

@@ -15,7 +15,7 @@ use spool_core::beads::{BeadsFile, Issue, StatusKind};
 
 use super::args::{BlockedArgs, ListArgs, ReadyArgs};
 use super::common::{
-    id_width, issue_json, issue_line, only_issue, priority_arg, resolve, SkimSnapshot, Snapshot,
+    id_width, issue_json, issue_line, only_issue, priority_arg, resolve, SkimSnapshot,
 };
 use super::output::{print_json, JsonArray, Style};
 use super::Ctx;
@@ -58,9 +58,10 @@ pub fn ready_cmd(ctx: &Ctx, args: &ReadyArgs) -> Result<i32> {
     ready_from_file(ctx, &ws, query)
 }
 
-/// `ready --explain`: every issue with why it is or is not ready.
+/// `ready --explain`: every issue with why it is or is not ready. Skimmed: an
+/// explanation names issues by id, title and status, which a skim keeps.
 fn ready_explain(ctx: &Ctx, mut query: ReadyQuery) -> Result<i32> {
-    let snap = Snapshot::load_lean(ctx)?;
+    let snap = SkimSnapshot::load_titled(ctx)?;
     let issues = snap.issues();
     if let Some(p) = &query.parent {
         query.parent = Some(resolve(&issues, p)?.to_string());

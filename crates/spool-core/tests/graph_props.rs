@@ -8,10 +8,10 @@ use proptest::prelude::*;
 use spool_core::beads::graph::{Direction, EdgeView, Graph};
 use spool_core::beads::node::Skimmed;
 use spool_core::beads::ready::{
-    blocked, parent_scope, ready, ready_rows, ReadyQuery, ReadyTable, SortPolicy,
+    blocked, explain, parent_scope, ready, ready_rows, ReadyQuery, ReadyTable, Reason, SortPolicy,
 };
 use spool_core::beads::skim::Skim;
-use spool_core::beads::{BeadsFile, Issue, NON_WORK_TYPES};
+use spool_core::beads::{canonical_dep_type, BeadsFile, DepKind, Issue, NON_WORK_TYPES};
 
 const STATUSES: &[&str] = &[
     "open",
@@ -416,11 +416,13 @@ proptest! {
         }
         let text = lines.join("\n") + "\n";
         let (file, diags) = BeadsFile::parse(text.as_bytes());
-        let (skim, skim_diags) = Skim::parse(
-            std::sync::Arc::new(text.into_bytes()),
-            std::num::NonZeroUsize::MIN,
-        );
+        let source = std::sync::Arc::new(text.into_bytes());
+        let (skim, skim_diags) = Skim::parse(source.clone(), std::num::NonZeroUsize::MIN);
         prop_assert_eq!(&skim_diags, &diags);
+        // Explanations name issues by title: a titled skim keeps them.
+        let (titled, titled_diags) = Skim::parse_titled(source, std::num::NonZeroUsize::MIN);
+        prop_assert_eq!(&titled_diags, &diags);
+        let tg = Graph::new(titled.issues().collect::<Vec<&Skimmed>>());
         let full: Vec<&Issue> = file.issues().collect();
         let skimmed: Vec<&Skimmed> = skim.issues().collect();
         let (g, sg) = (Graph::new(full), Graph::new(skimmed));
@@ -444,6 +446,26 @@ proptest! {
                 ready_rows(&table, &q, parent_scope(&g, &q), now()),
                 ready_rows(&skim_table, &q, parent_scope(&sg, &q), now())
             );
+            let ex = explain(&g, &q, now());
+            // Each blocking reason names the edge's type as the line spells it (canonical).
+            for entry in &ex.not_ready {
+                for r in &entry.reasons {
+                    if let Reason::BlockedBy { blocker, dep_type } = r {
+                        let issue = file.get(entry.issue.id).expect("explained issue exists");
+                        let types: Vec<&str> = issue
+                            .dependencies
+                            .iter()
+                            .filter(|d| d.depends_on_id == blocker.id)
+                            .filter(|d| {
+                                matches!(d.kind(), DepKind::Blocks | DepKind::ConditionalBlocks)
+                            })
+                            .map(|d| canonical_dep_type(&d.dep_type))
+                            .collect();
+                        prop_assert!(types.contains(dep_type), "{dep_type} not in {types:?}");
+                    }
+                }
+            }
+            prop_assert_eq!(ex, explain(&tg, &q, now()));
         }
     }
 

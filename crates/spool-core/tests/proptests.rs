@@ -516,7 +516,9 @@ proptest! {
         let (mut skim, skim_diags) = BeadsFile::parse_skim(bytes.clone());
         prop_assert_eq!(&skim_diags, &full_diags);
         prop_assert!(skim.shapes().eq(full.shapes()));
-        let expected: Vec<Skimmed> = full.issues().cloned().map(Skimmed::from).collect();
+        // A skimmed file keeps no titles.
+        let skimmed = |i: &Issue| Skimmed::from(Issue { title: String::new(), ..i.clone() });
+        let expected: Vec<Skimmed> = full.issues().map(skimmed).collect();
         let got: Vec<Skimmed> = skim.issues().cloned().collect();
         prop_assert_eq!(got, expected);
         let issues: Vec<Issue> = full.issues().cloned().collect();
@@ -532,7 +534,7 @@ proptest! {
         prop_assert_eq!(skim.get_full(&old.id), full.get(&old.id).cloned());
         prop_assert_eq!(
             skim.get(&old.id).cloned(),
-            full.get(&old.id).cloned().map(Skimmed::from)
+            full.get(&old.id).map(skimmed)
         );
         prop_assert_eq!(skim.insert(&new).ok(), full.insert(&new).ok());
         prop_assert_eq!(skim.to_bytes(), full.to_bytes());

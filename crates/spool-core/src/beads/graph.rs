@@ -26,7 +26,7 @@ use serde::Serialize;
 use chrono::{DateTime, FixedOffset};
 
 use super::issue::{canonical_dep_type, DepKind, Dependency, Issue, StatusKind, NON_WORK_TYPES};
-use super::node::Node;
+use super::node::{Node, NodeDep};
 
 /// Index of an issue in the slice the graph was built from.
 pub type Ix = usize;
@@ -423,6 +423,18 @@ impl<'a, N: Node> Graph<'a, N> {
         }
         self.direct_blocking_edges(i)
             .map(|(_, t, why)| (t, why))
+            .collect()
+    }
+
+    /// [`Graph::direct_blocker_ixs`] with the edge of each, in the order of the issue's
+    /// dependencies.
+    pub fn direct_blocker_deps(&self, i: Ix) -> Vec<(Ix, DirectBlock, NodeDep<'a>)> {
+        if !self.live[i] {
+            return Vec::new();
+        }
+        let issue = self.issues[i];
+        self.direct_blocking_edges(i)
+            .map(|(e, t, why)| (t, why, issue.dep(e.dep as usize)))
             .collect()
     }
 

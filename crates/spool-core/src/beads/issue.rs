@@ -15,6 +15,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub(super) enum Detail {
     Full,
     Lean,
+    /// A skim that keeps the titles (for output that names every issue it lists).
+    Titled,
     Skim,
 }
 
@@ -141,6 +143,16 @@ fn de_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// A short string, skipped (but type-checked) during a skim.
 fn de_skim_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    if detail() >= Detail::Titled {
+        CheckStr::deserialize(d)?;
+        Ok(String::new())
+    } else {
+        String::deserialize(d)
+    }
+}
+
+/// The title: skipped (but type-checked) during a skim, unless it keeps titles.
+fn de_skim_title<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     if detail() == Detail::Skim {
         CheckStr::deserialize(d)?;
         Ok(String::new())
@@ -151,7 +163,7 @@ fn de_skim_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 /// An optional timestamp, checked but not kept during a skim.
 fn de_skim_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
-    if detail() == Detail::Skim {
+    if detail() >= Detail::Titled {
         Option::<CheckTime>::deserialize(d).map(|_| None)
     } else {
         Option::<Timestamp>::deserialize(d)
@@ -162,7 +174,7 @@ fn de_skim_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D:
 fn de_skim_value<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Box<serde_json::Value>>, D::Error> {
-    if detail() == Detail::Skim {
+    if detail() >= Detail::Titled {
         serde::de::IgnoredAny::deserialize(d).map(|_| None)
     } else {
         Option::<Box<serde_json::Value>>::deserialize(d)
@@ -437,7 +449,7 @@ pub const NON_WORK_TYPES: &[&str] = &[
 #[serde(default)]
 pub struct Issue {
     pub id: String,
-    #[serde(deserialize_with = "de_skim_text")]
+    #[serde(deserialize_with = "de_skim_title")]
     pub title: String,
     #[serde(deserialize_with = "de_text")]
     pub description: String,

@@ -21,6 +21,8 @@ pub struct NodeDep<'a> {
 /// The per-issue facts the graph, `ready`, `blocked` and the list filters read.
 pub trait Node {
     fn id(&self) -> &str;
+    /// Empty in a skim that drops titles (see [`Skim::parse_titled`](super::skim::Skim::parse_titled)).
+    fn title(&self) -> &str;
     fn status_kind(&self) -> StatusKind;
     /// The status with bd's default (`open`) applied.
     fn status(&self) -> &str;
@@ -36,6 +38,8 @@ pub trait Node {
     fn created_nanos(&self) -> Option<i64>;
     /// `defer_until` in unix nanoseconds.
     fn defer_until_nanos(&self) -> Option<i64>;
+    /// `defer_until` as written.
+    fn defer_until_raw(&self) -> Option<&str>;
     /// From `created_at` to `closed_at` in milliseconds, when both are set.
     fn lead_time_ms(&self) -> Option<i64>;
     fn comment_count(&self) -> usize;
@@ -72,8 +76,11 @@ impl Record for Issue {
 }
 
 impl Record for Skimmed {
+    /// Without the title, as a skim reads every line (an edited line is parsed in full).
     fn from_issue(issue: Box<Issue>) -> Box<Skimmed> {
-        Box::new(Skimmed::from(*issue))
+        let mut issue = *issue;
+        issue.title = String::new();
+        Box::new(Skimmed::from(issue))
     }
     fn as_issue(&self) -> Option<&Issue> {
         None
@@ -83,6 +90,12 @@ impl Record for Skimmed {
 impl Node for Issue {
     fn id(&self) -> &str {
         &self.id
+    }
+    fn title(&self) -> &str {
+        &self.title
+    }
+    fn defer_until_raw(&self) -> Option<&str> {
+        self.defer_until.as_ref().map(|t| t.raw.as_str())
     }
     fn status_kind(&self) -> StatusKind {
         Issue::status_kind(self)
@@ -155,8 +168,8 @@ struct SkimDep {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skimmed {
     id: Box<str>,
-    /// Only when it is not the plain spelling of its kind (custom statuses, `done`, …).
-    status_raw: Option<Box<str>>,
+    /// What most issues of a skim lack, boxed apart (see [`Rare`]).
+    rare: Option<Box<Rare>>,
     issue_type: Box<str>,
     assignee: Box<str>,
     labels: Vec<String>,
@@ -174,6 +187,16 @@ pub struct Skimmed {
     pinned: bool,
     ephemeral: bool,
     is_template: bool,
+}
+
+/// The strings a [`Skimmed`] keeps only when it has them: a status not spelled as its
+/// kind plainly is (custom statuses, `done`, …), the title (only a skim that keeps titles
+/// has it), `defer_until` as written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Rare {
+    status_raw: Option<Box<str>>,
+    title: Box<str>,
+    defer_until_raw: Option<Box<str>>,
 }
 
 /// How bd spells a status of each kind that has one spelling.
@@ -200,9 +223,16 @@ impl From<Issue> for Skimmed {
         let lead_time_ms = issue.lead_time_ms();
         let status_raw =
             (plain_status(status) != Some(issue.status())).then(|| issue.status.into_boxed_str());
+        let defer_until_raw = issue.defer_until.map(|t| t.raw.into_boxed_str());
+        let rare = Rare {
+            status_raw,
+            title: issue.title.into_boxed_str(),
+            defer_until_raw,
+        };
+        let rare = (rare != Rare::default()).then(|| Box::new(rare));
         Skimmed {
             id: issue.id.into_boxed_str(),
-            status_raw,
+            rare,
             issue_type: issue.issue_type_raw.into_boxed_str(),
             assignee: issue.assignee.into_boxed_str(),
             labels: issue.labels,
@@ -259,11 +289,19 @@ impl Node for Skimmed {
     fn id(&self) -> &str {
         &self.id
     }
+    fn title(&self) -> &str {
+        self.rare.as_ref().map_or("", |r| &r.title)
+    }
+    fn defer_until_raw(&self) -> Option<&str> {
+        self.rare
+            .as_ref()
+            .and_then(|r| r.defer_until_raw.as_deref())
+    }
     fn status_kind(&self) -> StatusKind {
         self.status
     }
     fn status(&self) -> &str {
-        match &self.status_raw {
+        match self.rare.as_ref().and_then(|r| r.status_raw.as_deref()) {
             Some(raw) => raw,
             None => plain_status(self.status).unwrap_or("open"),
         }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::graph::{instant_nanos, DirectBlock, Graph, IssueCounts, Ix};
-use super::issue::{canonical_dep_type, DepKind, Issue, StatusKind, NON_WORK_TYPES};
+use super::issue::{DepKind, StatusKind, NON_WORK_TYPES};
 use super::node::Node;
 
 /// bd's default `ready --limit` (v1.0.4+).
@@ -189,7 +189,7 @@ fn ready_now(
 
 /// The readiness rules, without filters. `explicit_type` turns off the exclusion of
 /// infrastructure types. Reads only the graph's compact per-issue arrays.
-fn is_ready(graph: &Graph<'_>, i: Ix, now_nanos: i64, explicit_type: bool) -> bool {
+fn is_ready<N: Node>(graph: &Graph<'_, N>, i: Ix, now_nanos: i64, explicit_type: bool) -> bool {
     graph.is_workable(i)
         && ready_now(
             graph.is_infra_type(i),
@@ -456,12 +456,12 @@ pub struct IssueRef<'a> {
 }
 
 impl<'a> IssueRef<'a> {
-    pub fn of(issue: &'a Issue) -> IssueRef<'a> {
+    pub fn of<N: Node>(issue: &'a N) -> IssueRef<'a> {
         IssueRef {
-            id: issue.id.as_str(),
-            title: issue.title.as_str(),
+            id: issue.id(),
+            title: issue.title(),
             status: issue.status(),
-            priority: issue.priority,
+            priority: issue.priority(),
         }
     }
 }
@@ -563,8 +563,8 @@ impl std::fmt::Display for Reason<'_> {
 /// Why the issue at `i` is or is not ready, ignoring filters other than the explicit
 /// type (which lifts the type exclusion). Empty means ready. Reasons come in a fixed
 /// order: status, pinned, ephemeral, type, deferrals, direct blockers, ancestor.
-pub fn explain_issue<'a>(
-    graph: &Graph<'a>,
+pub fn explain_issue<'a, N: Node>(
+    graph: &Graph<'a, N>,
     i: Ix,
     explicit_type: bool,
     now: DateTime<Utc>,
@@ -576,10 +576,10 @@ pub fn explain_issue<'a>(
             status: issue.status(),
         });
     }
-    if issue.pinned {
+    if issue.pinned() {
         reasons.push(Reason::Pinned);
     }
-    if issue.ephemeral {
+    if issue.ephemeral() {
         reasons.push(Reason::Ephemeral);
     }
     if !explicit_type && NON_WORK_TYPES.contains(&issue.issue_type()) {
@@ -587,35 +587,39 @@ pub fn explain_issue<'a>(
             issue_type: issue.issue_type(),
         });
     }
-    if let Some(t) = issue.defer_until.as_ref().filter(|t| t.at > now) {
-        reasons.push(Reason::Deferred {
-            until: t.raw.as_str(),
-        });
+    let now_nanos = instant_nanos(&now.fixed_offset());
+    let deferred = |n: &'a N| {
+        n.defer_until_nanos()
+            .filter(|&t| t > now_nanos)
+            .and(n.defer_until_raw())
+    };
+    if let Some(until) = deferred(issue) {
+        reasons.push(Reason::Deferred { until });
     }
     for p in graph.parents(i) {
         let parent = graph.issue(p);
-        if let Some(t) = parent.defer_until.as_ref().filter(|t| t.at > now) {
+        if let Some(until) = deferred(parent) {
             reasons.push(Reason::ParentDeferred {
                 parent: IssueRef::of(parent),
-                until: t.raw.as_str(),
+                until,
             });
         }
     }
     if !graph.is_blocked(i) {
         return reasons;
     }
-    for b in graph.direct_blockers(i) {
-        let target = graph.issue(b.blocker);
-        reasons.push(match b.why {
+    for (blocker, why, dep) in graph.direct_blocker_deps(i) {
+        let target = graph.issue(blocker);
+        reasons.push(match why {
             DirectBlock::Blocks => Reason::BlockedBy {
                 blocker: IssueRef::of(target),
-                dep_type: canonical_dep_type(&b.dep.dep_type),
+                dep_type: blocking_type(dep.kind),
             },
             DirectBlock::WaitsFor => {
-                let progress = graph.progress(b.blocker);
+                let progress = graph.progress(blocker);
                 Reason::WaitsFor {
                     gate: IssueRef::of(target),
-                    any_children: b.dep.waits_for_any(),
+                    any_children: dep.any_children,
                     closed_children: progress.closed,
                     total_children: progress.total,
                 }
@@ -628,6 +632,14 @@ pub fn explain_issue<'a>(
         });
     }
     reasons
+}
+
+/// How a blocking edge's type reads in an explanation (bd's canonical spelling).
+fn blocking_type(kind: DepKind) -> &'static str {
+    match kind {
+        DepKind::ConditionalBlocks => "conditional-blocks",
+        _ => "blocks",
+    }
 }
 
 /// A ready issue in an explanation, with the blockers that no longer hold it back.
@@ -663,7 +675,11 @@ pub struct Explanation<'a> {
     pub summary: ExplainSummary,
 }
 
-pub fn explain<'a>(graph: &Graph<'a>, query: &ReadyQuery, now: DateTime<Utc>) -> Explanation<'a> {
+pub fn explain<'a, N: Node>(
+    graph: &Graph<'a, N>,
+    query: &ReadyQuery,
+    now: DateTime<Utc>,
+) -> Explanation<'a> {
     let now_nanos = instant_nanos(&now.fixed_offset());
     let filter = Filter::new(graph, query);
     let explicit_type = query.issue_type.is_some();
@@ -686,13 +702,15 @@ pub fn explain<'a>(graph: &Graph<'a>, query: &ReadyQuery, now: DateTime<Utc>) ->
         .into_iter()
         .map(|i| ReadyEntry {
             issue: IssueRef::of(graph.issue(i)),
-            resolved_blockers: graph
-                .dependencies(i)
-                .into_iter()
-                .filter(|e| matches!(e.dep.kind(), DepKind::Blocks | DepKind::ConditionalBlocks))
-                .filter_map(|e| e.other)
-                .map(|t| IssueRef::of(graph.issue(t)))
-                .collect(),
+            resolved_blockers: {
+                let issue = graph.issue(i);
+                (0..issue.dep_count())
+                    .map(|d| issue.dep(d))
+                    .filter(|d| matches!(d.kind, DepKind::Blocks | DepKind::ConditionalBlocks))
+                    .filter_map(|d| graph.lookup(d.target))
+                    .map(|t| IssueRef::of(graph.issue(t)))
+                    .collect()
+            },
         })
         .collect();
     let not_ready: Vec<NotReadyEntry<'a>> = not_ready_ix

@@ -100,7 +100,21 @@ impl Skim {
     /// Skims `source` on `threads` threads. Never fails: the diagnostics are those
     /// [`BeadsFile::parse`] reports for the same bytes.
     pub fn parse(source: Arc<dyn Source>, threads: NonZeroUsize) -> (Skim, Vec<Diagnostic>) {
-        let (lines, mut diagnostics) = parse_lines::<SkimLine>(&source, threads, Detail::Skim);
+        Skim::parse_at(source, threads, Detail::Skim)
+    }
+
+    /// [`Skim::parse`] keeping each issue's title ([`Node::title`] is empty in a plain
+    /// skim): for output that names every issue it lists.
+    pub fn parse_titled(source: Arc<dyn Source>, threads: NonZeroUsize) -> (Skim, Vec<Diagnostic>) {
+        Skim::parse_at(source, threads, Detail::Titled)
+    }
+
+    fn parse_at(
+        source: Arc<dyn Source>,
+        threads: NonZeroUsize,
+        detail: Detail,
+    ) -> (Skim, Vec<Diagnostic>) {
+        let (lines, mut diagnostics) = parse_lines::<SkimLine>(&source, threads, detail);
         let id_of = |j: usize| lines[j].issue().map_or("", |s| s.id());
         let (_, duplicates) = index_ids(lines.len(), id_of, |j| lines[j].issue().map(|s| s.id()));
         add_duplicate_warnings(&mut diagnostics, &duplicates);
