@@ -81,41 +81,14 @@ pub fn parse_threads() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
-/// Parses bytes without judging them (for `doctor`).
-pub fn parse(path: &Path, bytes: Vec<u8>) -> Backlog {
-    let (file, diagnostics) = BeadsFile::parse_owned(bytes, parse_threads());
-    Backlog {
-        path: path.to_path_buf(),
-        file,
-        diagnostics,
-    }
-}
-
-/// The file at `path` parsed lean (see [`BeadsFile::parse_lean_source`]) without judging
-/// it: for reports that read no free text over the whole file (`doctor`, `info`).
-pub fn parse_lean_at(path: &Path) -> Result<Backlog> {
-    let (file, diagnostics) = BeadsFile::parse_lean_source(read_source(path)?, parse_threads());
-    Ok(Backlog {
-        path: path.to_path_buf(),
-        file,
-        diagnostics,
-    })
-}
-
 impl Backlog {
     /// Loads the workspace backlog for a read command: errors name every bad line,
     /// warnings (duplicate ids) go to stderr.
     pub fn load(ws: &Workspace) -> Result<Backlog> {
         let path = ws.issues_path();
-        parse(&path, read_bytes(&path)?).checked()
-    }
-
-    /// [`Backlog::load`] of a [`Source`] read from `path`, parsed lean (for queries that
-    /// never read the free text; see [`BeadsFile::parse_lean_source`]).
-    pub fn from_source_lean(path: &Path, source: Arc<dyn Source>) -> Result<Backlog> {
-        let (file, diagnostics) = BeadsFile::parse_lean_source(source, parse_threads());
+        let (file, diagnostics) = BeadsFile::parse_owned(read_bytes(&path)?, parse_threads());
         Backlog {
-            path: path.to_path_buf(),
+            path,
             file,
             diagnostics,
         }
@@ -141,10 +114,20 @@ impl Backlog {
     }
 }
 
+/// The workspace backlog with its issues skimmed (see [`BeadsFile::parse_skim_source`]),
+/// refused like [`Backlog::load`] if a line is unreadable, its warnings printed: for a
+/// read that needs every issue's graph facts and a few lines in full.
+pub fn load_skimmed(ws: &Workspace) -> Result<BeadsFile<Skimmed>> {
+    let path = ws.issues_path();
+    let (file, diagnostics) = BeadsFile::parse_skim_source(read_source(&path)?, parse_threads());
+    check(&path, &diagnostics)?;
+    warn(&path, &diagnostics);
+    Ok(file)
+}
+
 /// The backlog at `path` skimmed for a read command that needs only its graph (see
 /// [`Skim`]): refused like [`Backlog::load`] if a line is unreadable, its warnings
-/// printed.
-/// With `titled`, the skim keeps the titles (see [`Skim::parse_titled`]).
+/// printed. With `titled`, the skim keeps the titles (see [`Skim::parse_titled`]).
 pub fn skim_checked(
     path: &Path,
     source: Arc<dyn Source>,

@@ -12,30 +12,8 @@ use spool_core::beads::skim::Skim;
 use spool_core::beads::{BeadsFile, Diagnostic, Issue, Timestamp};
 
 use super::Ctx;
-use crate::backlog::Backlog;
 use crate::cache::Observed;
 use crate::workspace::Workspace;
-
-/// A backlog loaded for reading.
-pub struct Snapshot {
-    pub backlog: Backlog,
-}
-
-impl Snapshot {
-    /// The backlog for queries that only read the short fields and render output with
-    /// [`issue_json`]: the issues lack their free text (see [`BeadsFile::parse_lean`]).
-    pub fn load_lean(ctx: &Ctx) -> Result<Snapshot> {
-        let ws = ctx.workspace()?;
-        let path = ws.issues_path();
-        let source = crate::backlog::read_source(&path)?;
-        let backlog = Backlog::from_source_lean(&path, source)?;
-        Ok(Snapshot { backlog })
-    }
-
-    pub fn file(&self) -> &BeadsFile {
-        &self.backlog.file
-    }
-}
 
 /// A backlog skimmed for a read command that needs the whole graph but prints few
 /// issues (see [`Skim`]): the graph reads compact records, and only the issues printed

@@ -2,21 +2,24 @@
 //! It says what to fix and never rewrites the file, except `--check=pollution --clean`,
 //! which deletes test leftovers as bd does (tombstones) once confirmed.
 
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 use serde_json::json;
 use spool_core::beads::graph::Graph;
+use spool_core::beads::node::{Node, Skimmed};
 use spool_core::beads::ops::{self, Stamp};
-use spool_core::beads::{BeadsFile, DiagnosticKind, Issue, Severity};
+use spool_core::beads::skim::Skim;
+use spool_core::beads::{Diagnostic, DiagnosticKind, Issue, Severity, StatusKind};
 
 use super::args::DoctorArgs;
 use super::common::now_stamp;
 use super::output::{print_json, Style};
 use super::Ctx;
-use crate::backlog::{modify, parse, parse_lean_at, read_bytes};
+use crate::backlog::{modify, parse_threads, read_source};
 
 #[derive(Debug, Serialize)]
 struct Problem {
@@ -46,22 +49,68 @@ fn kind_name(k: DiagnosticKind) -> &'static str {
     }
 }
 
-/// Everything wrong with `file` beyond single-line problems: dangling dependencies,
-/// blocking cycles, inconsistent close data.
-fn graph_problems(file: &BeadsFile) -> Vec<Problem> {
-    let graph = Graph::new(file.issues());
-    let line = |id: &str| file.line_of(id).unwrap_or(0);
+/// A skimmed backlog with each issue in effect's 1-based line number.
+struct Lines<'s> {
+    skim: &'s Skim,
+    issues: Vec<&'s Skimmed>,
+    line: HashMap<&'s str, usize>,
+}
+
+impl<'s> Lines<'s> {
+    fn of(skim: &'s Skim) -> Lines<'s> {
+        let issues: Vec<&Skimmed> = skim.issues().collect();
+        let line = issues
+            .iter()
+            .enumerate()
+            .filter_map(|(k, i)| Some((i.id(), skim.issue_line(k)? + 1)))
+            .collect();
+        Lines { skim, issues, line }
+    }
+
+    fn line(&self, id: &str) -> usize {
+        self.line.get(id).copied().unwrap_or(0)
+    }
+
+    /// Issue `k` read again in full from its line (for the few issues a check must see
+    /// whole); `None` if the file changed underneath.
+    fn issue(&self, k: usize) -> Option<Box<Issue>> {
+        self.skim
+            .issue_line(k)
+            .and_then(|j| self.skim.lean_issue(j))
+    }
+}
+
+/// Everything wrong with the backlog beyond single-line problems: dangling dependencies,
+/// blocking cycles, inconsistent close data. The skim has every issue's graph facts; the
+/// few issues a check needs whole are read again.
+fn graph_problems(lines: &Lines<'_>) -> Vec<Problem> {
+    let graph = Graph::new(lines.issues.iter().copied());
+    let line = |id: &str| lines.line(id);
+    let live = |i: &Skimmed| !i.id().is_empty() && i.status_kind() != StatusKind::Tombstone;
+    let missing = |t: &str| t.is_empty() || !lines.line.contains_key(t);
     let mut out = Vec::new();
-    for d in graph.dangling() {
-        out.push(Problem {
-            line: line(d.issue_id),
-            severity: "warning",
-            kind: "dangling-dependency".into(),
-            message: format!(
-                "{} depends on {} ({}), which is not in the backlog; the edge does not block",
-                d.issue_id, d.depends_on_id, d.dep_type
-            ),
-        });
+    for (k, issue) in lines.issues.iter().enumerate() {
+        if !live(issue) || !(0..issue.dep_count()).any(|d| missing(issue.dep(d).target)) {
+            continue;
+        }
+        let Some(full) = lines.issue(k) else {
+            continue;
+        };
+        for d in full
+            .dependencies
+            .iter()
+            .filter(|d| missing(&d.depends_on_id))
+        {
+            out.push(Problem {
+                line: line(&full.id),
+                severity: "warning",
+                kind: "dangling-dependency".into(),
+                message: format!(
+                    "{} depends on {} ({}), which is not in the backlog; the edge does not block",
+                    full.id, d.depends_on_id, d.dep_type
+                ),
+            });
+        }
     }
     for cycle in graph.cycles() {
         let first = cycle.first().copied().unwrap_or("");
@@ -75,25 +124,41 @@ fn graph_problems(file: &BeadsFile) -> Vec<Problem> {
             ),
         });
     }
-    for issue in file.issues().filter(|i| !i.is_tombstone()) {
-        if issue.status() == "closed" && issue.closed_at.is_none() {
+    for (k, issue) in lines.issues.iter().enumerate() {
+        if issue.status_kind() == StatusKind::Tombstone {
+            continue;
+        }
+        // A lead time needs `closed_at`: only a closed issue without one is read again.
+        if issue.status() == "closed"
+            && issue.lead_time_ms().is_none()
+            && lines.issue(k).is_some_and(|full| full.closed_at.is_none())
+        {
             out.push(Problem {
-                line: line(&issue.id),
+                line: line(issue.id()),
                 severity: "warning",
                 kind: "closed-at".into(),
-                message: format!("{} is closed but has no closed_at", issue.id),
+                message: format!("{} is closed but has no closed_at", issue.id()),
             });
         }
-        if !(0..=4).contains(&issue.priority) {
+        if !(0..=4).contains(&issue.priority()) {
             out.push(Problem {
-                line: line(&issue.id),
+                line: line(issue.id()),
                 severity: "warning",
                 kind: "priority".into(),
-                message: format!("{} has priority {}, outside 0-4", issue.id, issue.priority),
+                message: format!(
+                    "{} has priority {}, outside 0-4",
+                    issue.id(),
+                    issue.priority()
+                ),
             });
         }
     }
     out
+}
+
+/// The backlog at `path`, skimmed with titles (the pollution check reads them).
+fn skim_at(path: &Path) -> Result<(Skim, Vec<Diagnostic>)> {
+    Ok(Skim::parse_titled(read_source(path)?, parse_threads()))
 }
 
 pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<i32> {
@@ -106,15 +171,15 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<i32> {
             bail!("unknown check {check:?} (validate or pollution)");
         }
     }
+    let (skim, diagnostics) = skim_at(&path)?;
+    let lines = Lines::of(&skim);
     if args.check.as_deref() == Some("pollution") {
-        return pollution(ctx, args, &parse(&path, read_bytes(&path)?).file);
+        return pollution(ctx, args, &lines);
     }
-    let backlog = parse_lean_at(&path)?;
     if args.clean {
         bail!("--clean goes with --check=pollution");
     }
-    let mut problems: Vec<Problem> = backlog
-        .diagnostics
+    let mut problems: Vec<Problem> = diagnostics
         .iter()
         .map(|d| Problem {
             line: d.line,
@@ -123,11 +188,15 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> Result<i32> {
             message: d.message.clone(),
         })
         .collect();
-    problems.extend(graph_problems(&backlog.file));
+    problems.extend(graph_problems(&lines));
     problems.sort_by_key(|p| p.line);
     let errors = problems.iter().filter(|p| p.severity == "error").count();
     let warnings = problems.len() - errors;
-    let issues = backlog.file.issues().filter(|i| !i.is_tombstone()).count();
+    let issues = lines
+        .issues
+        .iter()
+        .filter(|i| i.status_kind() != StatusKind::Tombstone)
+        .count();
     if ctx.global.json {
         print_json(&json!({
             "path": path.display().to_string(),
@@ -182,28 +251,31 @@ fn looks_like_test(title: &str) -> bool {
 }
 
 /// The live issues that look like test leftovers, in file order.
-fn polluted(file: &BeadsFile) -> Vec<&Issue> {
-    file.issues()
-        .filter(|i| !i.is_tombstone() && looks_like_test(&i.title))
+fn polluted<'s>(lines: &Lines<'s>) -> Vec<&'s Skimmed> {
+    lines
+        .issues
+        .iter()
+        .copied()
+        .filter(|i| i.status_kind() != StatusKind::Tombstone && looks_like_test(i.title()))
         .collect()
 }
 
 /// bd's `doctor --check=pollution`: issues that look like test leftovers. With `--clean`
 /// they are deleted the way bd deletes, as tombstones, written through the locked write
 /// path; only their lines change.
-fn pollution(ctx: &Ctx, args: &DoctorArgs, file: &BeadsFile) -> Result<i32> {
+fn pollution(ctx: &Ctx, args: &DoctorArgs, lines: &Lines<'_>) -> Result<i32> {
     if args.clean && args.file.is_some() {
         bail!("--clean deletes from the workspace backlog; it does not take --file");
     }
-    let found = polluted(file);
+    let found = polluted(lines);
     let suspects: Vec<serde_json::Value> = found
         .iter()
-        .map(|i| json!({"id": i.id, "title": i.title, "line": file.line_of(&i.id)}))
+        .map(|i| json!({"id": i.id(), "title": i.title(), "line": lines.line(i.id())}))
         .collect();
     let mut canceled = false;
     let deleted = if args.clean && !found.is_empty() {
         if args.yes || confirm(found.len())? {
-            let ids: Vec<String> = found.iter().map(|i| i.id.clone()).collect();
+            let ids: Vec<String> = found.iter().map(|i| i.id().to_string()).collect();
             Some(clean(ctx, &ids)?)
         } else {
             eprintln!("Canceled.");

@@ -16,7 +16,7 @@ use spool_core::beads::ops::{self, Stamp};
 use spool_core::beads::BeadsFile;
 use spool_core::beads::StatusKind;
 
-use super::common::{now_stamp, Snapshot};
+use super::common::now_stamp;
 use super::output::{print_json, Style};
 use super::Ctx;
 use crate::backlog::modify;
@@ -96,8 +96,10 @@ pub fn repair_deps_cmd(ctx: &Ctx, args: &RepairDepsArgs) -> Result<i32> {
             Ok((found, Some(fixed)))
         })?
     } else {
-        let snap = Snapshot::load_lean(ctx)?;
-        (orphans(snap.file()), None)
+        let file = crate::backlog::load_skimmed(&ctx.workspace()?)?;
+        let found = orphans(&file);
+        crate::backlog::drop_later(file);
+        (found, None)
     };
     if ctx.global.json {
         let mut out = json!({"orphans_found": found.len(), "orphans": found});
