@@ -131,34 +131,29 @@ fn de_lean_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<Timestamp>
     }
 }
 
-/// A free-text string, skipped (but type-checked) during a lean parse.
-fn de_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    if detail() >= Detail::Lean {
+/// A string, type-checked but not kept (empty) when `drop`.
+fn text_unless<'de, D: Deserializer<'de>>(d: D, drop: bool) -> Result<String, D::Error> {
+    if drop {
         CheckStr::deserialize(d)?;
         Ok(String::new())
     } else {
         String::deserialize(d)
     }
+}
+
+/// A free-text string, skipped (but type-checked) during a lean parse.
+fn de_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    text_unless(d, detail() >= Detail::Lean)
 }
 
 /// A short string, skipped (but type-checked) during a skim.
 fn de_skim_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    if detail() >= Detail::Titled {
-        CheckStr::deserialize(d)?;
-        Ok(String::new())
-    } else {
-        String::deserialize(d)
-    }
+    text_unless(d, detail() >= Detail::Titled)
 }
 
 /// The title: skipped (but type-checked) during a skim, unless it keeps titles.
 fn de_skim_title<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    if detail() == Detail::Skim {
-        CheckStr::deserialize(d)?;
-        Ok(String::new())
-    } else {
-        String::deserialize(d)
-    }
+    text_unless(d, detail() == Detail::Skim)
 }
 
 /// An optional timestamp, checked but not kept during a skim.
