@@ -231,8 +231,8 @@ pub fn modify<R>(ws: &Workspace, change: impl FnOnce(&mut Tx) -> Result<R>) -> R
 }
 
 /// [`modify`], also returning the file as written, so a command can render the issues
-/// it changed without reading the file again. Its typed issues lack their free text
-/// (see [`BeadsFile::parse_lean`]).
+/// it changed without reading the file again. It holds skimmed records: a view of an
+/// issue parses its line in full ([`BeadsFile::get_full`], [`BeadsFile::typed_lines`]).
 pub fn modify_file<R>(
     ws: &Workspace,
     change: impl FnOnce(&mut Tx) -> Result<R>,
