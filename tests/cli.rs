@@ -386,6 +386,21 @@ fn export_and_import_round_trip_between_shapes() {
     assert_eq!(other.backlog(), env.backlog());
     let again = other.json(&["import", "in.jsonl"]);
     assert_eq!(again["unchanged"], 2);
+    // Classic bd's spellings: `-i FILE`, and stdin when no file is named.
+    let classic = other.json(&["import", "-i", "in.jsonl"]);
+    assert_eq!(classic["unchanged"], 2);
+    let third = TestEnv::with_backlog("");
+    let out = third
+        .cmd()
+        .args(["import", "--json"])
+        .stdin(std::fs::File::open(other.root().join("in.jsonl")).expect("open"))
+        .output()
+        .expect("spawn spool");
+    assert!(out.status.success(), "{out:?}");
+    let from_stdin: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(from_stdin["created"], 2);
+    assert_eq!(third.backlog(), env.backlog());
+    other.fails(&["import", "in.jsonl", "-i", "in.jsonl"]);
 }
 
 #[test]

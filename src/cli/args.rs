@@ -496,8 +496,16 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args, Default)]
 pub struct ImportArgs {
-    /// JSONL file to import (`-` for stdin).
-    pub file: PathBuf,
+    /// JSONL file to import (`-`, or none, for stdin).
+    pub file: Option<PathBuf>,
+    /// The file to import, as classic bd takes it (`bd import -i FILE`).
+    #[arg(
+        short = 'i',
+        long = "input",
+        value_name = "FILE",
+        conflicts_with = "file"
+    )]
+    pub input: Option<PathBuf>,
     /// Show what would change without writing.
     #[arg(long)]
     pub dry_run: bool,

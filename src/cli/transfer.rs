@@ -124,14 +124,15 @@ fn updated_at(m: &Map<String, Value>) -> Option<Timestamp> {
 }
 
 pub fn import(ctx: &Ctx, args: &ImportArgs) -> Result<i32> {
-    let (label, bytes) = if args.file.as_os_str() == "-" {
+    let file = args.file.as_ref().or(args.input.as_ref());
+    let (label, bytes) = if file.is_none_or(|f| f.as_os_str() == "-") {
         let mut b = Vec::new();
         std::io::stdin()
             .read_to_end(&mut b)
             .context("reading stdin")?;
         ("<stdin>".to_string(), b)
     } else {
-        let p = ctx.cwd.join(&args.file);
+        let p = ctx.cwd.join(file.expect("a file unless stdin"));
         (
             p.display().to_string(),
             std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
