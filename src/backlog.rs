@@ -19,7 +19,7 @@ use spool_core::beads::node::{Node, Skimmed};
 use spool_core::beads::skim::Skim;
 use spool_core::beads::{
     BeadsFile, CommentId, Dependency, Diagnostic, DiagnosticKind, Edited, Issue, LineEditor,
-    LineError, NewIssue, Severity, Source,
+    LineError, NewIssue, NewLine, Severity, Source,
 };
 
 use crate::atomic::{write_atomic_with, FileLock};
@@ -208,9 +208,13 @@ impl Tx {
         Ok(edited)
     }
 
-    /// Records a change made directly on [`Tx::file`].
-    pub fn mark_changed(&mut self) {
-        self.changed = true;
+    /// Inserts new issue lines in one pass (see [`BeadsFile::insert_lines`]).
+    pub fn insert_lines(&mut self, lines: Vec<NewLine>) -> Result<()> {
+        if !lines.is_empty() {
+            self.file.insert_lines(lines)?;
+            self.changed = true;
+        }
+        Ok(())
     }
 
     /// Inserts a new issue line (see [`BeadsFile::insert`]); returns its line number.

@@ -559,3 +559,35 @@ fn thirty_concurrent_creates_lose_nothing() {
     assert_eq!(listed, created);
     assert_eq!(env.backlog().lines().count(), 30);
 }
+
+#[test]
+fn import_places_new_issues_in_id_order_and_applies_a_repeated_id_as_an_update() {
+    let line = |id: &str, title: &str, day: u32| {
+        format!(
+            r#"{{"id":"{id}","title":"{title}","status":"open","priority":2,"issue_type":"task","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-{day:02}T00:00:00Z"}}"#
+        )
+    };
+    let env = TestEnv::with_backlog(&(line("d-15", "Existing", 1) + "\n"));
+    let incoming = [
+        line("d-2", "Second", 1),
+        line("d-1", "First", 1),
+        line("d-2", "Second, newer", 2),
+        line("d-0", "Zero", 1),
+        line("d-1", "First, older", 1),
+    ]
+    .join("\n");
+    std::fs::write(env.root().join("in.jsonl"), incoming + "\n").expect("write");
+    let summary = env.json(&["import", "in.jsonl"]);
+    assert_eq!(summary["created"], 3, "{summary}");
+    assert_eq!(summary["updated"], 1, "{summary}");
+    assert_eq!(summary["skipped_older"], 1, "{summary}");
+    let expected = [
+        line("d-0", "Zero", 1),
+        line("d-1", "First", 1),
+        line("d-15", "Existing", 1),
+        line("d-2", "Second, newer", 2),
+    ]
+    .join("\n")
+        + "\n";
+    assert_eq!(env.backlog(), expected);
+}

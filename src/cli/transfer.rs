@@ -1,22 +1,25 @@
 //! `spool export` / `spool import`: moving issues between the classic shape spool keeps
 //! and bd v1's export shape (`_type` first, counts last), so teams can mix tools.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 use spool_core::beads::graph::Graph;
 use spool_core::beads::json::{write_value, Format};
 use spool_core::beads::node::Node;
+use spool_core::beads::skim::{Skim, SkimKind};
 use spool_core::beads::write::sort_bd_order;
-use spool_core::beads::{BeadsFile, LineKind, Severity, StatusKind, Timestamp};
+use spool_core::beads::{NewLine, Severity, Source, StatusKind, Timestamp};
 
 use super::args::{ExportArgs, ImportArgs};
 use super::common::SkimSnapshot;
 use super::output::print_json;
 use super::Ctx;
 use crate::atomic::write_atomic_with;
-use crate::backlog::modify;
+use crate::backlog::{modify, parse_threads, read_source};
 
 /// Keys tools compute rather than store; never imported, replaced on export.
 const COMPUTED: &[&str] = &[
@@ -125,20 +128,19 @@ fn updated_at(m: &Map<String, Value>) -> Option<Timestamp> {
 
 pub fn import(ctx: &Ctx, args: &ImportArgs) -> Result<i32> {
     let file = args.file.as_ref().or(args.input.as_ref());
-    let (label, bytes) = if file.is_none_or(|f| f.as_os_str() == "-") {
+    let (label, source): (String, Arc<dyn Source>) = if file.is_none_or(|f| f.as_os_str() == "-") {
         let mut b = Vec::new();
         std::io::stdin()
             .read_to_end(&mut b)
             .context("reading stdin")?;
-        ("<stdin>".to_string(), b)
+        ("<stdin>".to_string(), Arc::new(b))
     } else {
         let p = ctx.cwd.join(file.expect("a file unless stdin"));
-        (
-            p.display().to_string(),
-            std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
-        )
+        (p.display().to_string(), read_source(&p)?)
     };
-    let (incoming, diags) = BeadsFile::parse(&bytes);
+    // Skimmed: the check is a full parse's, and each record is read from its line when
+    // it is imported.
+    let (incoming, diags) = Skim::parse(source, parse_threads());
     let errors: Vec<String> = diags
         .iter()
         .filter(|d| d.severity == Severity::Error)
@@ -150,35 +152,48 @@ pub fn import(ctx: &Ctx, args: &ImportArgs) -> Result<i32> {
             errors.join("\n")
         );
     }
-    let mut records: Vec<Map<String, Value>> = Vec::new();
     let mut summary = ImportSummary {
         dry_run: args.dry_run,
+        skipped_records: incoming
+            .lines()
+            .iter()
+            .filter(|l| matches!(l.kind(), SkimKind::Record(_)))
+            .count(),
         ..Default::default()
     };
-    for line in incoming.lines() {
-        match line.kind() {
-            LineKind::Issue(_) => records.push(strip_computed(raw_map(line.bytes())?)),
-            LineKind::Record(_) => summary.skipped_records += 1,
-            _ => {}
-        }
-    }
     let ws = ctx.workspace()?;
     let summary = modify(&ws, |tx| {
-        for m in records {
+        // New issues are inserted together at the end, in one pass over the file.
+        let mut new: Vec<NewLine> = Vec::new();
+        let mut new_ids: HashSet<String> = HashSet::new();
+        for (j, l) in incoming.lines().iter().enumerate() {
+            if !matches!(l.kind(), SkimKind::Issue(_)) {
+                continue;
+            }
+            let bytes = incoming
+                .line_copy(j)
+                .with_context(|| format!("{label}: reading line {}", j + 1))?;
+            let m = strip_computed(raw_map(&bytes)?);
             let id = m
                 .get("id")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
+            if new_ids.contains(&id) {
+                // The id again: as one-by-one inserts would, this updates the line just
+                // added.
+                tx.insert_lines(std::mem::take(&mut new))?;
+                new_ids.clear();
+            }
             let Some(line) = tx.file.line_of(&id) else {
                 summary.created += 1;
                 if !args.dry_run {
-                    tx.file.insert_map(m)?;
-                    tx.mark_changed();
+                    new_ids.insert(id);
+                    new.push(NewLine::of_map(m));
                 }
                 continue;
             };
-            let current = strip_computed(raw_map(tx.file.lines()[line - 1].bytes())?);
+            let current = strip_computed(raw_map(&tx.file.line_copy(line - 1)?)?);
             if current == m {
                 summary.unchanged += 1;
                 continue;
@@ -203,6 +218,7 @@ pub fn import(ctx: &Ctx, args: &ImportArgs) -> Result<i32> {
                 Ok(())
             })?;
         }
+        tx.insert_lines(new)?;
         Ok(summary)
     })?;
     if ctx.global.json {

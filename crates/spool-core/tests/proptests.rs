@@ -9,7 +9,7 @@ use spool_core::beads::json::{write_value, Escaping, Evidence, Format};
 use spool_core::beads::node::Skimmed;
 use spool_core::beads::{
     render_issue_with_line, BeadsFile, CommentId, Issue, LineEditor, LineError, LineKind,
-    NewComment, NewDependency, NewIssue, Severity, Timestamp,
+    NewComment, NewDependency, NewIssue, NewLine, Severity, Timestamp,
 };
 
 // ---------- generators ----------
@@ -398,6 +398,10 @@ fn apply(e: &mut LineEditor, op: &Op, old: &Issue, target: &str) -> Result<(), L
     }
 }
 
+fn lines(maps: &[Map<String, Value>]) -> Vec<NewLine> {
+    maps.iter().cloned().map(NewLine::of_map).collect()
+}
+
 fn no_errors(bytes: &[u8]) -> BeadsFile {
     let (file, diags) = BeadsFile::parse(bytes);
     let errors: Vec<_> = diags
@@ -540,6 +544,58 @@ proptest! {
         prop_assert_eq!(skim.to_bytes(), full.to_bytes());
         let ids: Vec<&str> = issues.iter().map(|i| i.id.as_str()).step_by(2).collect();
         prop_assert_eq!(skim.typed_lines(&ids), full.typed_lines(&ids));
+    }
+
+    #[test]
+    fn inserting_many_at_once_places_lines_as_inserting_them_one_by_one(
+        existing in ids(10).prop_flat_map(|ids| Just(ids).prop_shuffle()),
+        fresh in ids(8).prop_flat_map(|ids| Just(ids).prop_shuffle()),
+        trailing_record in any::<bool>(),
+        final_newline in any::<bool>(),
+    ) {
+        // Existing lines in any order (not only id order), maybe a record after them.
+        let mut text = String::new();
+        for id in &existing {
+            text += &format!("{{\"id\":\"{id}\",\"title\":\"t\"}}\n");
+        }
+        if trailing_record {
+            text += "{\"_type\":\"memory\",\"key\":\"k\",\"value\":\"v\"}\n";
+        }
+        if !final_newline {
+            text.pop();
+        }
+        let fresh: Vec<&String> = fresh.iter().filter(|f| !existing.contains(f)).collect();
+        let maps: Vec<Map<String, Value>> = fresh
+            .iter()
+            .map(|id| {
+                let mut m = Map::new();
+                m.insert("id".into(), Value::from(id.as_str()));
+                m.insert("title".into(), Value::from(format!("new {id}")));
+                m
+            })
+            .collect();
+        let (mut one, _) = BeadsFile::parse(text.as_bytes());
+        for m in &maps {
+            one.insert_map(m.clone()).expect("insert");
+        }
+        let (mut many, _) = BeadsFile::parse(text.as_bytes());
+        many.insert_lines(lines(&maps)).expect("insert all");
+        prop_assert_eq!(many.to_bytes(), one.to_bytes());
+        for id in existing.iter().chain(fresh.iter().copied()) {
+            prop_assert_eq!(many.line_of(id), one.line_of(id));
+        }
+        let (mut skimmed, _) = BeadsFile::parse_skim(text.clone().into_bytes());
+        skimmed.insert_lines(lines(&maps)).expect("insert all");
+        prop_assert_eq!(skimmed.to_bytes(), one.to_bytes());
+        // Refused as a whole: an id given twice, or one already in the file.
+        let (mut refused, _) = BeadsFile::parse(text.as_bytes());
+        let mut twice = maps.clone();
+        twice.extend(maps.first().cloned());
+        prop_assert!(maps.is_empty() || refused.insert_lines(lines(&twice)).is_err());
+        let mut taken = maps;
+        taken.push(Map::from_iter([("id".to_string(), Value::from(existing[0].as_str()))]));
+        prop_assert!(refused.insert_lines(lines(&taken)).is_err());
+        prop_assert_eq!(refused.to_bytes(), text.into_bytes());
     }
 
     #[test]

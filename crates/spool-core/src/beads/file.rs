@@ -40,6 +40,32 @@ impl LineEnding {
     }
 }
 
+/// A new issue line (see [`BeadsFile::insert_lines`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLine {
+    pub id: String,
+    pub bytes: Vec<u8>,
+}
+
+impl NewLine {
+    /// An issue given as a JSON object (e.g. one read from another file) as classic bd
+    /// writes it: keys in bd order, Go's escaping.
+    pub fn of_map(map: serde_json::Map<String, Value>) -> NewLine {
+        let id = map
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut bytes = Vec::with_capacity(256);
+        super::json::write_value(
+            &mut bytes,
+            &Value::Object(super::write::sort_bd_order(map)),
+            &super::json::Format::go(),
+        );
+        NewLine { id, bytes }
+    }
+}
+
 /// A valid JSON object line that is not an issue; kept in the file, never interpreted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordKind {
@@ -1009,6 +1035,20 @@ impl<N: Record> BeadsFile<N> {
         BeadsFile::parse_owned(bytes, NonZeroUsize::MIN).0
     }
 
+    /// Line `i`'s bytes (0-based) read again without keeping them mapped in (see
+    /// [`Source::copy_range`]): for a pass that reads every line once more.
+    pub fn line_copy(&self, i: usize) -> std::io::Result<Vec<u8>> {
+        match &self
+            .lines
+            .get(i)
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?
+            .bytes
+        {
+            Bytes::Shared { buf, start, end } => buf.copy_range(*start..*end),
+            Bytes::Owned(v) => Ok(v.clone()),
+        }
+    }
+
     /// 1-based line number of the issue in effect for `id`.
     pub fn line_of(&self, id: &str) -> Option<usize> {
         self.index_of(id).map(|i| i + 1)
@@ -1174,45 +1214,113 @@ impl<N: Record> BeadsFile<N> {
     /// Inserts an issue given as a JSON object (e.g. one read from another file): keys in
     /// bd order, written as classic bd writes (see [`BeadsFile::insert`] for placement).
     pub fn insert_map(&mut self, map: serde_json::Map<String, Value>) -> Result<usize, EditError> {
-        let id = map
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let mut bytes = Vec::with_capacity(256);
-        super::json::write_value(
-            &mut bytes,
-            &Value::Object(super::write::sort_bd_order(map)),
-            &super::json::Format::go(),
-        );
-        self.insert_line(&id, bytes)
+        let line = NewLine::of_map(map);
+        self.insert_line(&line.id, line.bytes)
+    }
+
+    /// [`BeadsFile::insert_map`] of many issues at once, in one pass over the file: the
+    /// lines end up where inserting them one by one (in any order) puts them, each before
+    /// the first issue line already in the file whose id sorts after it, new lines with the
+    /// same place in id order. Refused as a whole (file unchanged) if one would be refused
+    /// alone, or if two share an id.
+    pub fn insert_lines(&mut self, lines: Vec<NewLine>) -> Result<(), EditError> {
+        let mut new: Vec<(String, Vec<u8>, Box<N>)> = Vec::with_capacity(lines.len());
+        for NewLine { id, bytes } in lines {
+            let issue = self.new_issue_line(&id, &bytes)?;
+            new.push((id, bytes, N::from_issue(issue)));
+        }
+        new.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        if let Some(w) = new.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(EditError::Invalid {
+                id: w[0].0.clone(),
+                line: 0,
+                message: "it is given twice".into(),
+            });
+        }
+        // The first issue line whose id sorts after x is the first whose running maximum
+        // id does: a binary search over the (non-decreasing) running maxima.
+        let mut running: Vec<(usize, &str)> = Vec::new();
+        for (j, l) in self.lines.iter().enumerate() {
+            if let Some(i) = l.issue() {
+                if running
+                    .last()
+                    .is_none_or(|(_, m)| i.id().as_bytes() > m.as_bytes())
+                {
+                    running.push((j, i.id()));
+                }
+            }
+        }
+        let last_issue = self.lines.iter().rposition(|l| l.issue().is_some());
+        let places: Vec<usize> = new
+            .iter()
+            .map(|(id, _, _)| {
+                let k = running.partition_point(|(_, m)| m.as_bytes() <= id.as_bytes());
+                match (running.get(k), last_issue) {
+                    (Some(&(j, _)), _) => j,
+                    (None, Some(j)) => j + 1,
+                    (None, None) => self.lines.len(),
+                }
+            })
+            .collect();
+        let ending = self.default_ending();
+        let old = std::mem::take(&mut self.lines);
+        let mut lines = Vec::with_capacity(old.len() + new.len());
+        let mut new = new.into_iter().zip(places).peekable();
+        for (j, l) in old.into_iter().enumerate() {
+            while let Some(((_, bytes, issue), _)) = new.next_if(|(_, at)| *at == j) {
+                lines.push(Line {
+                    bytes: Bytes::Owned(bytes),
+                    ending,
+                    kind: LineKind::Issue(issue),
+                });
+            }
+            lines.push(l);
+        }
+        let appended = lines.len();
+        for ((_, bytes, issue), _) in new {
+            lines.push(Line {
+                bytes: Bytes::Owned(bytes),
+                ending,
+                kind: LineKind::Issue(issue),
+            });
+        }
+        if appended > 0 && appended < lines.len() && lines[appended - 1].ending == LineEnding::None
+        {
+            // Appending after a last line without a newline: it gets one, and the new
+            // last line keeps the file's missing final newline.
+            lines[appended - 1].ending = ending;
+            if let Some(last) = lines.last_mut() {
+                last.ending = LineEnding::None;
+            }
+        }
+        self.lines = lines;
+        self.rebuild_index();
+        Ok(())
+    }
+
+    /// The issue of a new line `bytes` for `id`, or why it cannot be inserted.
+    fn new_issue_line(&self, id: &str, bytes: &[u8]) -> Result<Box<Issue>, EditError> {
+        if let Some(i) = self.index_of(id) {
+            return Err(EditError::AlreadyExists {
+                id: id.to_string(),
+                line: i + 1,
+            });
+        }
+        let invalid = |message: String| EditError::Invalid {
+            id: id.to_string(),
+            line: 0,
+            message,
+        };
+        match parse_bytes(bytes, None) {
+            Parsed::Issue(issue) => Ok(issue),
+            Parsed::Invalid(_, message) => Err(invalid(message)),
+            Parsed::Blank | Parsed::Record(_) => Err(invalid("it is not an issue record".into())),
+        }
     }
 
     fn insert_line(&mut self, id: &str, bytes: Vec<u8>) -> Result<usize, EditError> {
         let new_id = id;
-        if let Some(i) = self.index_of(new_id) {
-            return Err(EditError::AlreadyExists {
-                id: new_id.to_string(),
-                line: i + 1,
-            });
-        }
-        let issue = match parse_bytes(&bytes, None) {
-            Parsed::Issue(issue) => issue,
-            Parsed::Invalid(_, message) => {
-                return Err(EditError::Invalid {
-                    id: new_id.to_string(),
-                    line: 0,
-                    message,
-                })
-            }
-            Parsed::Blank | Parsed::Record(_) => {
-                return Err(EditError::Invalid {
-                    id: new_id.to_string(),
-                    line: 0,
-                    message: "it is not an issue record".into(),
-                })
-            }
-        };
+        let issue = self.new_issue_line(new_id, &bytes)?;
         let ending = self.default_ending();
         let mut last_issue = None;
         let mut before = None;

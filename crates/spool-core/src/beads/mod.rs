@@ -35,7 +35,7 @@ pub mod write;
 pub use edit::LineEditor;
 pub use file::{
     duplicate_warnings, BeadsFile, Diagnostic, DiagnosticKind, EditError, Edited, Line, LineEnding,
-    LineKind, LineShape, RecordKind, Severity, Source,
+    LineKind, LineShape, NewLine, RecordKind, Severity, Source,
 };
 pub use issue::{
     canonical_dep_type, Comment, CommentId, DepKind, Dependency, Issue, StatusKind, Timestamp,
