@@ -1,7 +1,8 @@
 //! A whole `.beads/issues.jsonl`, kept byte for byte.
 //!
 //! Every line stays as its original bytes, with its own terminator; issue lines also carry
-//! their typed [`Issue`]. Parsing never fails as a whole: a bad line is kept verbatim and
+//! a typed record: the [`Issue`], or only its [`Skimmed`] graph facts for a writer over a
+//! large backlog (see [`Record`]). Parsing never fails as a whole: a bad line is kept verbatim and
 //! reported as a [`Diagnostic`]. Edits rewrite only the edited line, new issues are
 //! inserted as one new line, and [`BeadsFile::to_bytes`] of an untouched file is the
 //! input.
