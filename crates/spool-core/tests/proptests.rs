@@ -552,17 +552,19 @@ proptest! {
         fresh in ids(8).prop_flat_map(|ids| Just(ids).prop_shuffle()),
         trailing_record in any::<bool>(),
         final_newline in any::<bool>(),
+        crlf in any::<bool>(),
     ) {
         // Existing lines in any order (not only id order), maybe a record after them.
+        let eol = if crlf { "\r\n" } else { "\n" };
         let mut text = String::new();
         for id in &existing {
-            text += &format!("{{\"id\":\"{id}\",\"title\":\"t\"}}\n");
+            text += &format!("{{\"id\":\"{id}\",\"title\":\"t\"}}{eol}");
         }
         if trailing_record {
-            text += "{\"_type\":\"memory\",\"key\":\"k\",\"value\":\"v\"}\n";
+            text += &format!("{{\"_type\":\"memory\",\"key\":\"k\",\"value\":\"v\"}}{eol}");
         }
         if !final_newline {
-            text.pop();
+            text.truncate(text.len() - eol.len());
         }
         let fresh: Vec<&String> = fresh.iter().filter(|f| !existing.contains(f)).collect();
         let maps: Vec<Map<String, Value>> = fresh
