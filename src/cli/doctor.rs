@@ -18,6 +18,7 @@ use spool_core::beads::{Diagnostic, DiagnosticKind, Issue, Severity, StatusKind}
 use super::args::DoctorArgs;
 use super::common::now_stamp;
 use super::output::{print_json, Style};
+use super::repair::dangling;
 use super::Ctx;
 use crate::backlog::{modify, parse_threads, read_source};
 
@@ -86,31 +87,17 @@ impl<'s> Lines<'s> {
 fn graph_problems(lines: &Lines<'_>) -> Vec<Problem> {
     let graph = Graph::new(lines.issues.iter().copied());
     let line = |id: &str| lines.line(id);
-    let live = |i: &Skimmed| !i.id().is_empty() && i.status_kind() != StatusKind::Tombstone;
-    let missing = |t: &str| t.is_empty() || !lines.line.contains_key(t);
     let mut out = Vec::new();
-    for (k, issue) in lines.issues.iter().enumerate() {
-        if !live(issue) || !(0..issue.dep_count()).any(|d| missing(issue.dep(d).target)) {
-            continue;
-        }
-        let Some(full) = lines.issue(k) else {
-            continue;
-        };
-        for d in full
-            .dependencies
-            .iter()
-            .filter(|d| missing(&d.depends_on_id))
-        {
-            out.push(Problem {
-                line: line(&full.id),
-                severity: "warning",
-                kind: "dangling-dependency".into(),
-                message: format!(
-                    "{} depends on {} ({}), which is not in the backlog; the edge does not block",
-                    full.id, d.depends_on_id, d.dep_type
-                ),
-            });
-        }
+    for d in dangling(&graph, |k| lines.issue(k).map(|i| *i)) {
+        out.push(Problem {
+            line: line(&d.issue_id),
+            severity: "warning",
+            kind: "dangling-dependency".into(),
+            message: format!(
+                "{} depends on {} ({}), which is not in the backlog; the edge does not block",
+                d.issue_id, d.depends_on_id, d.dep_type
+            ),
+        });
     }
     for cycle in graph.cycles() {
         let first = cycle.first().copied().unwrap_or("");

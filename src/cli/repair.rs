@@ -11,10 +11,10 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 use serde_json::json;
-use spool_core::beads::node::Record;
+use spool_core::beads::graph::Graph;
+use spool_core::beads::node::{Node, Record};
 use spool_core::beads::ops::{self, Stamp};
-use spool_core::beads::BeadsFile;
-use spool_core::beads::StatusKind;
+use spool_core::beads::{BeadsFile, Issue};
 
 use super::common::now_stamp;
 use super::output::{print_json, Style};
@@ -37,31 +37,41 @@ pub struct Orphan {
     pub dep_type: String,
 }
 
-/// Every orphaned dependency of the live issues in effect, in file order. Only the lines
-/// that have one are read in full (a skimmed file keeps no dependency types).
-pub fn orphans<N: Record>(file: &BeadsFile<N>) -> Vec<Orphan> {
-    let missing = |t: &str| (t.is_empty() || file.get(t).is_none()) && !t.starts_with("external:");
+/// Every dependency of a live issue of `graph` whose target id is on no line, in file
+/// order, its type read from the full record of the issue that holds it (`full(ix)`: a
+/// skim keeps no types; only those issues are read).
+pub fn dangling<N: Node>(
+    graph: &Graph<'_, N>,
+    full: impl Fn(usize) -> Option<Issue>,
+) -> Vec<Orphan> {
     let mut found = Vec::new();
-    for issue in file.issues() {
-        let live = !issue.id().is_empty() && issue.status_kind() != StatusKind::Tombstone;
-        if !live || !(0..issue.dep_count()).any(|d| missing(issue.dep(d).target)) {
-            continue;
+    let mut held: Option<(usize, Option<Issue>)> = None;
+    for (ix, d) in graph.dangling_edges() {
+        if held.as_ref().map(|(i, _)| *i) != Some(ix) {
+            held = Some((ix, full(ix)));
         }
-        let Some(full) = file.get_full(issue.id()) else {
+        let Some((_, Some(issue))) = &held else {
             continue;
         };
-        found.extend(
-            full.dependencies
-                .iter()
-                .filter(|d| missing(&d.depends_on_id))
-                .map(|d| Orphan {
-                    issue_id: full.id.clone(),
-                    depends_on_id: d.depends_on_id.clone(),
-                    dep_type: d.dep_type.clone(),
-                }),
-        );
+        if let Some(dep) = issue.dependencies.get(d) {
+            found.push(Orphan {
+                issue_id: issue.id.clone(),
+                depends_on_id: dep.depends_on_id.clone(),
+                dep_type: dep.dep_type.clone(),
+            });
+        }
     }
     found
+}
+
+/// Every orphaned dependency of the live issues in effect, in file order: the dangling
+/// ones but references to other projects (`external:`).
+pub fn orphans<N: Record>(file: &BeadsFile<N>) -> Vec<Orphan> {
+    let graph = Graph::new(file.issues());
+    dangling(&graph, |ix| file.get_full(graph.issue(ix).id()))
+        .into_iter()
+        .filter(|o| !o.depends_on_id.starts_with("external:"))
+        .collect()
 }
 
 pub fn repair_deps_cmd(ctx: &Ctx, args: &RepairDepsArgs) -> Result<i32> {

@@ -426,6 +426,20 @@ impl<'a, N: Node> Graph<'a, N> {
             .collect()
     }
 
+    /// The edges whose target id is not in the backlog at all (a tombstoned target is not
+    /// dangling: the id exists), as (issue, index of the dependency), in file order.
+    pub fn dangling_edges(&self) -> Vec<(Ix, usize)> {
+        self.edges
+            .iter()
+            .filter(|e| e.to.is_none())
+            .filter(|e| {
+                let target = self.issues[e.from as usize].dep(e.dep as usize).target;
+                !self.index.contains_key(target)
+            })
+            .map(|e| (e.from as usize, e.dep as usize))
+            .collect()
+    }
+
     /// [`Graph::direct_blocker_ixs`] with the edge of each, in the order of the issue's
     /// dependencies.
     pub fn direct_blocker_deps(&self, i: Ix) -> Vec<(Ix, DirectBlock, NodeDep<'a>)> {
@@ -967,17 +981,16 @@ impl<'a> Graph<'a, Issue> {
     /// Dependencies whose target id is not in the backlog at all (tombstoned targets
     /// are not dangling: the id exists). For `doctor`.
     pub fn dangling(&self) -> Vec<DanglingDep<'a>> {
-        self.edges
-            .iter()
-            .filter(|e| e.to.is_none())
-            .filter_map(|e| {
-                let issue = self.issues[e.from as usize];
-                let dep = &issue.dependencies[e.dep as usize];
-                (!self.index.contains_key(dep.depends_on_id.as_str())).then_some(DanglingDep {
+        self.dangling_edges()
+            .into_iter()
+            .map(|(i, d)| {
+                let issue = self.issues[i];
+                let dep = &issue.dependencies[d];
+                DanglingDep {
                     issue_id: issue.id.as_str(),
                     depends_on_id: dep.depends_on_id.as_str(),
                     dep_type: dep.dep_type.as_str(),
-                })
+                }
             })
             .collect()
     }
