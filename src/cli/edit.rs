@@ -844,11 +844,8 @@ pub fn dep_add(ctx: &Ctx, issue_q: &str, target_q: &str, dep_type: &str) -> Resu
         let near = peek
             .reach(&[id, target], follow, DEP_REACH_MAX)
             .ok_or_else(|| anyhow!("the edges need the whole file"))?;
-        let issue = tx
-            .file
-            .get_full(id)
-            .ok_or_else(|| anyhow!("no issue {id}"))?;
-        let added = check_new_dep(&Graph::new(near.issues()), &issue, target, &dep_type)?;
+        let issue = near.get(id).ok_or_else(|| anyhow!("no issue {id}"))?;
+        let added = check_new_dep(&Graph::new(near.issues()), issue, target, &dep_type)?;
         if added {
             write_dep(tx, id, target, &dep_type, stamp)?;
         }
