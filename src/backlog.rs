@@ -118,10 +118,14 @@ impl Backlog {
 /// refused like [`Backlog::load`] if a line is unreadable, its warnings printed: for a
 /// read that needs every issue's graph facts and a few lines in full.
 pub fn load_skimmed(ws: &Workspace) -> Result<BeadsFile<Skimmed>> {
-    let path = ws.issues_path();
-    let (file, diagnostics) = BeadsFile::parse_skim_source(read_source(&path)?, parse_threads());
-    check(&path, &diagnostics)?;
-    warn(&path, &diagnostics);
+    skimmed_at(&ws.issues_path())
+}
+
+/// [`load_skimmed`] of the file at `path`.
+fn skimmed_at(path: &Path) -> Result<BeadsFile<Skimmed>> {
+    let (file, diagnostics) = BeadsFile::parse_skim_source(read_source(path)?, parse_threads());
+    check(path, &diagnostics)?;
+    warn(path, &diagnostics);
     Ok(file)
 }
 
@@ -253,21 +257,19 @@ pub fn modify_file<R>(
     // mapping keeps the bytes read under the lock while the new file is written.
     // Skimmed: the change reads every issue's graph facts but the full record only of
     // the lines it edits (see `BeadsFile::get_full`).
-    let (file, diagnostics) = BeadsFile::parse_skim_source(read_source(&path)?, parse_threads());
-    check(&path, &diagnostics)
+    let file = skimmed_at(&path)
         .context("refusing to write: the backlog file is left exactly as it is")?;
-    warn(&path, &diagnostics);
     let mut tx = Tx {
         file,
         changed: false,
     };
     let result = change(&mut tx)?;
     if tx.changed {
-        let clean = diagnostics.iter().all(|d| d.severity == Severity::Warning);
         crate::write_index::forget(ws);
         write_atomic_with(&path, |w| tx.file.write_to(w))?;
-        // The next write can then skip the whole-file parse (see `modify_windowed`).
-        if clean && crate::cache::enabled() {
+        // The next write can then skip the whole-file parse (see `modify_windowed`); the
+        // file has no unreadable line, or `skimmed_at` would have refused it.
+        if crate::cache::enabled() {
             if let Some(index) =
                 FileKey::stat(&path).and_then(|key| WriteIndex::build(key, &tx.file, &[]))
             {

@@ -583,6 +583,27 @@ proptest! {
         let (mut many, _) = BeadsFile::parse(text.as_bytes());
         many.insert_lines(lines(&maps)).expect("insert all");
         prop_assert_eq!(many.to_bytes(), one.to_bytes());
+        // The rule itself: each new line right before the first existing issue line whose
+        // id sorts after it (byte-wise), else after the last one; new lines at one place
+        // in id order.
+        let first_greater = |x: &str| existing.iter().position(|e| e.as_bytes() > x.as_bytes());
+        let at = |k: Option<usize>| {
+            let mut here: Vec<String> = fresh
+                .iter()
+                .filter(|x| first_greater(x) == k)
+                .map(|x| x.to_string())
+                .collect();
+            here.sort();
+            here
+        };
+        let mut order: Vec<String> = Vec::new();
+        for (k, e) in existing.iter().enumerate() {
+            order.extend(at(Some(k)));
+            order.push(e.clone());
+        }
+        order.extend(at(None));
+        let got: Vec<String> = many.issues().map(|i| i.id.clone()).collect();
+        prop_assert_eq!(got, order);
         for id in existing.iter().chain(fresh.iter().copied()) {
             prop_assert_eq!(many.line_of(id), one.line_of(id));
         }

@@ -1238,31 +1238,8 @@ impl<N: Record> BeadsFile<N> {
                 message: "it is given twice".into(),
             });
         }
-        // The first issue line whose id sorts after x is the first whose running maximum
-        // id does: a binary search over the (non-decreasing) running maxima.
-        let mut running: Vec<(usize, &str)> = Vec::new();
-        for (j, l) in self.lines.iter().enumerate() {
-            if let Some(i) = l.issue() {
-                if running
-                    .last()
-                    .is_none_or(|(_, m)| i.id().as_bytes() > m.as_bytes())
-                {
-                    running.push((j, i.id()));
-                }
-            }
-        }
-        let last_issue = self.lines.iter().rposition(|l| l.issue().is_some());
-        let places: Vec<usize> = new
-            .iter()
-            .map(|(id, _, _)| {
-                let k = running.partition_point(|(_, m)| m.as_bytes() <= id.as_bytes());
-                match (running.get(k), last_issue) {
-                    (Some(&(j, _)), _) => j,
-                    (None, Some(j)) => j + 1,
-                    (None, None) => self.lines.len(),
-                }
-            })
-            .collect();
+        let ids: Vec<&str> = new.iter().map(|(id, _, _)| id.as_str()).collect();
+        let places = self.places(&ids);
         let ending = self.default_ending();
         let old = std::mem::take(&mut self.lines);
         let mut lines = Vec::with_capacity(old.len() + new.len());
@@ -1319,26 +1296,40 @@ impl<N: Record> BeadsFile<N> {
         }
     }
 
+    /// Where new lines for `ids` go: each before the first issue line whose id sorts after
+    /// it (byte-wise, as classic bd sorts), else after the last issue line, else at the
+    /// end. The first line whose id sorts after x is the first whose running maximum id
+    /// does: one pass, then a binary search over the (non-decreasing) running maxima.
+    fn places(&self, ids: &[&str]) -> Vec<usize> {
+        let mut running: Vec<(usize, &str)> = Vec::new();
+        for (j, l) in self.lines.iter().enumerate() {
+            if let Some(i) = l.issue() {
+                if running
+                    .last()
+                    .is_none_or(|(_, m)| i.id().as_bytes() > m.as_bytes())
+                {
+                    running.push((j, i.id()));
+                }
+            }
+        }
+        let last_issue = self.lines.iter().rposition(|l| l.issue().is_some());
+        ids.iter()
+            .map(|id| {
+                let k = running.partition_point(|(_, m)| m.as_bytes() <= id.as_bytes());
+                match (running.get(k), last_issue) {
+                    (Some(&(j, _)), _) => j,
+                    (None, Some(j)) => j + 1,
+                    (None, None) => self.lines.len(),
+                }
+            })
+            .collect()
+    }
+
     fn insert_line(&mut self, id: &str, bytes: Vec<u8>) -> Result<usize, EditError> {
         let new_id = id;
         let issue = self.new_issue_line(new_id, &bytes)?;
         let ending = self.default_ending();
-        let mut last_issue = None;
-        let mut before = None;
-        for (i, l) in self.lines.iter().enumerate() {
-            if let LineKind::Issue(other) = &l.kind {
-                if other.id().as_bytes() > new_id.as_bytes() {
-                    before = Some(i);
-                    break;
-                }
-                last_issue = Some(i);
-            }
-        }
-        let at = match (before, last_issue) {
-            (Some(i), _) => i,
-            (None, Some(i)) => i + 1,
-            (None, None) => self.lines.len(),
-        };
+        let at = self.places(&[new_id])[0];
         let mut new_line = Line {
             bytes: Bytes::Owned(bytes),
             ending,
