@@ -401,6 +401,12 @@ fn export_and_import_round_trip_between_shapes() {
     assert_eq!(from_stdin["created"], 2);
     assert_eq!(third.backlog(), env.backlog());
     other.fails(&["import", "in.jsonl", "-i", "in.jsonl"]);
+    // A file that is not there, or a directory, is an error, not an empty import.
+    let missing = other.fails(&["import", "no-such.jsonl"]);
+    assert!(missing.contains("no-such.jsonl"), "{missing}");
+    let dir = other.fails(&["import", "."]);
+    assert!(dir.contains("is a directory"), "{dir}");
+    assert_eq!(other.backlog(), env.backlog());
 }
 
 #[test]

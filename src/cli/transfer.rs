@@ -136,6 +136,12 @@ pub fn import(ctx: &Ctx, args: &ImportArgs) -> Result<i32> {
         ("<stdin>".to_string(), Arc::new(b))
     } else {
         let p = ctx.cwd.join(file.expect("a file unless stdin"));
+        // `read_source` takes a missing backlog for an empty one; a file to import must be
+        // there.
+        let meta = std::fs::metadata(&p).with_context(|| format!("reading {}", p.display()))?;
+        if meta.is_dir() {
+            bail!("{}: is a directory, expected a JSONL file", p.display());
+        }
         (p.display().to_string(), read_source(&p)?)
     };
     // Skimmed: the check is a full parse's, and each record is read from its line when
