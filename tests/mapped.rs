@@ -82,11 +82,7 @@ fn a_mapped_backlog_renders_every_issue_from_its_own_line() {
         String::from_utf8_lossy(&upd.stderr)
     );
     let after = env.backlog();
-    let changed: Vec<(&str, &str)> = text
-        .lines()
-        .zip(after.lines())
-        .filter(|(a, b)| a != b)
-        .collect();
+    let changed = changed_lines(&text, &after);
     assert_eq!(changed.len(), 1, "exactly the updated line changed");
     assert!(changed[0].1.contains(&format!("\"id\":\"{id}\"")));
     assert!(changed[0].1.contains("\"priority\":4"));
@@ -104,12 +100,17 @@ fn a_mapped_backlog_renders_every_issue_from_its_own_line() {
     );
     let last = env.backlog();
     assert_eq!(last.lines().count(), after.lines().count());
-    let changed: Vec<(&str, &str)> = after
-        .lines()
-        .zip(last.lines())
-        .filter(|(a, b)| a != b)
-        .collect();
+    let changed = changed_lines(&after, &last);
     assert_eq!(changed.len(), 1, "exactly the labelled line changed");
     assert!(changed[0].1.contains(&format!("\"id\":\"{id}\"")));
     assert!(changed[0].1.contains("\"from-the-map\""));
+}
+
+/// The pairs of lines that differ between two versions of a file, in order.
+fn changed_lines<'a>(before: &'a str, after: &'a str) -> Vec<(&'a str, &'a str)> {
+    before
+        .lines()
+        .zip(after.lines())
+        .filter(|(a, b)| a != b)
+        .collect()
 }

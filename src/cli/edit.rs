@@ -540,6 +540,7 @@ fn report(ctx: &Ctx, file: BeadsFile<Skimmed>, ids: &[String], verb: &str) -> Re
 /// each other back). `graph` must hold `ids`, their dependency targets and every issue
 /// with an edge to them or to a `waits-for` target of theirs.
 fn close_guards<N: Node>(graph: &Graph<'_, N>, ids: &[String]) -> Result<()> {
+    let not_closing = |x: &&str| !ids.iter().any(|c| c == x);
     for id in ids {
         let i = graph.lookup(id).ok_or_else(|| anyhow!("no issue {id}"))?;
         let issue = graph.issue(i);
@@ -550,7 +551,7 @@ fn close_guards<N: Node>(graph: &Graph<'_, N>, ids: &[String]) -> Result<()> {
             .direct_blocker_ixs(i)
             .into_iter()
             .map(|(b, _)| graph.issue(b).id())
-            .filter(|b| !ids.iter().any(|x| x == b))
+            .filter(not_closing)
             .collect();
         if !blockers.is_empty() {
             bail!(
@@ -563,7 +564,7 @@ fn close_guards<N: Node>(graph: &Graph<'_, N>, ids: &[String]) -> Result<()> {
                 .children(i)
                 .filter(|&c| graph.status_kind(c) != StatusKind::Closed && graph.is_live(c))
                 .map(|c| graph.issue(c).id())
-                .filter(|c| !ids.iter().any(|x| x == c))
+                .filter(not_closing)
                 .collect();
             if !open.is_empty() {
                 bail!(

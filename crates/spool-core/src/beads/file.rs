@@ -862,15 +862,6 @@ impl BeadsFile {
     pub fn is_lean(&self) -> bool {
         self.lean
     }
-
-    /// [`BeadsFile::parse_lean`] of any [`Source`]: the lines point into it, and it
-    /// hears which ranges the parse is done with.
-    pub fn parse_lean_source(
-        source: Arc<dyn Source>,
-        threads: NonZeroUsize,
-    ) -> (BeadsFile, Vec<Diagnostic>) {
-        BeadsFile::parse_with(source, threads, Detail::Lean)
-    }
 }
 
 impl BeadsFile<Skimmed> {
